@@ -103,20 +103,27 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     out = args.out or Path("runs") / f"train-{args.mode}-{cfg.config_hash}"
     ckpt = out / "checkpoint.pt"
     progress = _progress_factory(not args.no_progress)
+
+    def report(row: dict[str, Any]) -> None:
+        print(f"epoch {row['epoch']:3d}  test accuracy {100 * row['test_accuracy']:6.2f}%")
+
+    common = {
+        "checkpoint": ckpt,
+        "resume": args.resume,
+        "progress": progress,
+        "schedule": args.lr_schedule,
+        "on_epoch": report,
+    }
     if args.mode == "int":
-        result = train_int(cfg, ds, args.epochs, ckpt, args.resume, progress, args.lr_schedule)
+        result = train_int(cfg, ds, args.epochs, **common)
     else:
         opts = FloatOptions(lr=args.lr, batch_size=args.float_batch, loss=args.loss)
-        result = train_float(
-            cfg, ds, args.epochs, opts, ckpt, args.resume, progress, args.lr_schedule
-        )
+        result = train_float(cfg, ds, args.epochs, opts, **common)
     summary = result.to_dict()
     summary["dataset"] = ds.name
     summary["config_hash"] = cfg.config_hash
     (out / "result.json").write_text(json.dumps(summary, indent=2) + "\n")
     if not args.json:
-        for row in result.history:
-            print(f"epoch {row['epoch']:3d}  test accuracy {100 * row['test_accuracy']:6.2f}%")
         print(
             f"{args.mode} mode: test accuracy {100 * result.test_accuracy:.2f}% "
             f"(train {100 * result.train_accuracy:.2f}%) after {result.epochs} epochs, "

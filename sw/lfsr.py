@@ -108,20 +108,43 @@ def _matpow_gf2(a: np.ndarray, n: int) -> np.ndarray:
     return result
 
 
+def _columns(m: np.ndarray) -> np.ndarray:
+    """Column ``j`` of a GF(2) matrix packed as an integer: the image of state ``1 << j``."""
+    return (m << np.arange(32, dtype=np.int64).reshape(32, 1)).sum(0)
+
+
+def _byte_tables(cols: np.ndarray) -> np.ndarray:
+    """``table[..., p, v]`` = XOR of the columns ``8p + q`` for the set bits ``q`` of byte ``v``."""
+    table = np.zeros((*cols.shape[:-1], 4, 256), dtype=np.int64)
+    for p in range(4):
+        for v in range(1, 256):
+            low = (v & -v).bit_length() - 1
+            table[..., p, v] = table[..., p, v & (v - 1)] ^ cols[..., 8 * p + low]
+    return table
+
+
 @lru_cache(maxsize=64)
-def _draw_matrices(bits: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rows ``0..bits-1`` of ``A**(bits*(k+1))`` for each draw ``k``, and ``A**(bits*count)``."""
-    a = step_matrix()
-    jump = _matpow_gf2(a, bits)
-    mats = np.empty((count, bits, 32), dtype=np.int64)
+def _jump_tables(bits: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Byte tables of ``A**(bits*(k+1))`` for each draw ``k``, and of ``A**(bits*count)``.
+
+    A linear map of the state is the XOR of its columns at the set bits, so a jump is four
+    table look-ups (one per state byte) and three XORs.
+    """
+    jump = _matpow_gf2(step_matrix(), bits)
+    cols = np.empty((count, 32), dtype=np.int64)
     cur = np.eye(32, dtype=np.int64)
     for k in range(count):
         cur = (jump @ cur) & 1
-        mats[k] = cur[:bits]
-    return torch.from_numpy(mats), torch.from_numpy(cur.copy())
+        cols[k] = _columns(cur)
+    return torch.from_numpy(_byte_tables(cols)), torch.from_numpy(_byte_tables(_columns(cur)))
 
 
-_BIT_WEIGHTS = torch.tensor([1 << i for i in range(32)], dtype=torch.int64)
+def _apply(table: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+    out = None
+    for p in range(4):
+        part = table[..., p, (states >> (8 * p)) & 0xFF]
+        out = part if out is None else out ^ part
+    return out
 
 
 def draws(states: torch.Tensor, count: int, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -134,9 +157,6 @@ def draws(states: torch.Tensor, count: int, bits: int) -> tuple[torch.Tensor, to
         raise ValueError(f"bits must be an int in [1, 32], not {bits!r}")
     if not isinstance(count, int) or count < 0:
         raise ValueError(f"count must be a non-negative int, not {count!r}")
-    mats, final = _draw_matrices(bits, count)
-    sbits = (states.unsqueeze(-1) >> torch.arange(32)) & 1
-    low = torch.einsum("...j,kij->...ki", sbits, mats) & 1
-    values = (low * _BIT_WEIGHTS[:bits]).sum(-1)
-    nbits = torch.einsum("...j,ij->...i", sbits, final) & 1
-    return values, (nbits * _BIT_WEIGHTS).sum(-1)
+    tables, final = _jump_tables(bits, count)
+    values = _apply(tables, states).movedim(0, -1) & ((1 << bits) - 1)
+    return values, _apply(final, states)

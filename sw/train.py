@@ -137,8 +137,11 @@ def train_int(
     resume: bool = False,
     progress: Progress = _null_progress,
     schedule: str = "step",
+    on_epoch: Callable[[dict[str, Any]], Any] | None = None,
 ) -> TrainResult:
-    """On-chip training emulation with the integer golden model."""
+    """On-chip training emulation with the integer golden model.
+
+    ``on_epoch(row)`` is called after every epoch with ``{"epoch", "test_accuracy"}``."""
     lr_steps(schedule, 0, epochs)
     _check_dataset(cfg, ds)
     ckpt = Path(checkpoint) if checkpoint is not None else None
@@ -165,6 +168,8 @@ def train_int(
         seconds += time.perf_counter() - t0
         bar.close()
         history.append({"epoch": epoch + 1, "test_accuracy": int_accuracy(model, x_te, ds.y_test)})
+        if on_epoch is not None:
+            on_epoch(history[-1])
         if ckpt is not None:
             meta = {"epoch": epoch, "history": history, "train_seconds": seconds}
             save_checkpoint(ckpt, cfg, "int", model.state_dict(), meta)
@@ -202,6 +207,7 @@ def train_float(
     resume: bool = False,
     progress: Progress = _null_progress,
     schedule: str = "step",
+    on_epoch: Callable[[dict[str, Any]], Any] | None = None,
 ) -> TrainResult:
     """Surrogate-gradient training of :class:`FloatSNN` with Adam, from the integer init."""
     lr_steps(schedule, 0, epochs)
@@ -239,6 +245,8 @@ def train_float(
         seconds += time.perf_counter() - t0
         bar.close()
         history.append({"epoch": epoch + 1, "test_accuracy": float_accuracy(net, x_te, ds.y_test)})
+        if on_epoch is not None:
+            on_epoch(history[-1])
         if ckpt is not None:
             state = {"model": net.state_dict(), "optimizer": opt.state_dict()}
             meta = {"epoch": epoch, "history": history, "train_seconds": seconds, **asdict(opts)}
