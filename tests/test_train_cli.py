@@ -31,22 +31,37 @@ def tiny_digits():
     )
 
 
-def test_int_resume_is_bit_exact(tmp_path, tiny_digits):
+class Killed(Exception):
+    pass
+
+
+def _kill_after(epoch: int):
+    def on_epoch(row):
+        if row["epoch"] == epoch:
+            raise Killed
+
+    return on_epoch
+
+
+def test_int_resume_after_a_kill_is_bit_exact(tmp_path, tiny_digits):
     cfg = SnnConfig(**SMALL)
-    straight = train_int(cfg, tiny_digits, 3, tmp_path / "a.pt")
-    train_int(cfg, tiny_digits, 2, tmp_path / "b.pt")  # "killed" after epoch 2
-    resumed = train_int(cfg, tiny_digits, 3, tmp_path / "b.pt", resume=True)
+    straight = train_int(cfg, tiny_digits, 4, tmp_path / "a.pt")
+    with pytest.raises(Killed):
+        train_int(cfg, tiny_digits, 4, tmp_path / "b.pt", on_epoch=_kill_after(2))
+    resumed = train_int(cfg, tiny_digits, 4, tmp_path / "b.pt", resume=True)
     _, a = load_checkpoint(tmp_path / "a.pt", cfg, "int")
     _, b = load_checkpoint(tmp_path / "b.pt", cfg, "int")
     for key in ("weights", "lfsr_states", "grad_acc"):
         assert all(torch.equal(x, y) for x, y in zip(a["state"][key], b["state"][key], strict=True))
+    assert a["state"]["lr_shift"] == b["state"]["lr_shift"] == cfg.lr_shift + 2
     assert straight.history == resumed.history
     assert resumed.test_accuracy == straight.test_accuracy
 
 
 def test_float_resume_continues(tmp_path, tiny_digits):
     cfg = SnnConfig(**SMALL)
-    train_float(cfg, tiny_digits, 1, checkpoint=tmp_path / "f.pt")
+    with pytest.raises(Killed):
+        train_float(cfg, tiny_digits, 2, checkpoint=tmp_path / "f.pt", on_epoch=_kill_after(1))
     res = train_float(cfg, tiny_digits, 2, checkpoint=tmp_path / "f.pt", resume=True)
     assert [h["epoch"] for h in res.history] == [1, 2]
 
