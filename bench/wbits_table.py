@@ -4,11 +4,11 @@ rounding wins: LFSR stochastic rounding or fractional master-weight bits.
     .venv/bin/python bench/wbits_table.py [--out runs/wbits] [--epochs 20] [--workers 2]
 
 Rows: ``w_bits`` in 4, 6, 8, 12, 16, each trained with
-``stochastic`` (F = 0), ``nearest`` (F = 0, the baseline whose small updates vanish) and
-``frac`` (nearest rounding on master weights with F = min(8, lr_shift) fractional bits),
-plus the float reference. Every other setting is the default config (its bit widths, except
-``w_bits``, derived as docs/arithmetic.md says). Each finished run is stored in
-``OUT/results.json`` at once; a re-run skips what is there (resume after a kill).
+``stochastic`` (LFSR rounding, F = 0), ``nearest`` (F = 0, the baseline whose small updates
+vanish), ``frac`` (nearest rounding on master weights with F = min(4, lr_shift) fractional bits)
+and ``stochastic+frac`` (both), plus the float reference. Every other setting is the default
+config (bit widths other than ``w_bits`` derived as docs/arithmetic.md says). Each finished run
+is stored in ``OUT/results.json`` at once; a re-run skips what is there (resume after a kill).
 Writes ``OUT/table.md`` and ``OUT/accuracy_vs_wbits.png``.
 """
 
@@ -21,18 +21,23 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 W_BITS = (4, 6, 8, 12, 16)
-VARIANTS = ("stochastic", "nearest", "frac")
+VARIANTS = ("stochastic", "nearest", "frac", "stochastic+frac")
+FRAC = 4
 
 
 def _config(w_bits: int, variant: str):
     from spikeforge.sw.config import SnnConfig
 
-    cfg = SnnConfig(w_bits=w_bits)
-    if variant == "stochastic":
-        return cfg
-    if variant == "nearest":
-        return cfg.replace(rounding="nearest")
-    return cfg.replace(rounding="nearest", frac_bits=min(8, cfg.lr_shift), lr_shift=cfg.lr_shift)
+    base = SnnConfig(w_bits=w_bits, frac_bits=0)
+    frac = min(FRAC, base.lr_shift)
+    return {
+        "stochastic": base.replace(rounding="stochastic"),
+        "nearest": base.replace(rounding="nearest"),
+        "frac": base.replace(rounding="nearest", frac_bits=frac, lr_shift=base.lr_shift),
+        "stochastic+frac": base.replace(
+            rounding="stochastic", frac_bits=frac, lr_shift=base.lr_shift
+        ),
+    }[variant]
 
 
 def _run(key: str, epochs: int) -> tuple[str, dict]:

@@ -142,7 +142,7 @@ class SnnConfig:
     layers: tuple[int, ...] = (64, 64, 10)
     timesteps: int = 16
     w_bits: int = 8
-    frac_bits: int = 0
+    frac_bits: int = 4
     v_bits: int | None = None
     g_bits: int = 8
     acc_bits: int | None = None

@@ -107,7 +107,9 @@ def test_training_steps_match_naive_model(data):
 
 
 def test_batch_accumulates_then_updates_once():
-    cfg = SnnConfig(layers=(6, 5, 3), timesteps=3, batch_size=3, lr_shift=2, acc_bits=9)
+    cfg = SnnConfig(
+        layers=(6, 5, 3), timesteps=3, batch_size=3, frac_bits=0, lr_shift=2, acc_bits=9
+    )
     weights = init_weights(cfg)
     golden = GoldenModel(cfg, weights)
     naive = NaiveNet(cfg, [w.tolist() for w in weights])
@@ -148,7 +150,9 @@ def test_integer_path_has_no_float():
 
 
 def test_membrane_saturates_instead_of_wrapping():
-    cfg = SnnConfig(layers=(16, 1), timesteps=3, w_bits=8, v_bits=9, theta=255, leak_shift=16)
+    cfg = SnnConfig(
+        layers=(16, 1), timesteps=3, w_bits=8, frac_bits=0, v_bits=9, theta=255, leak_shift=16
+    )
     w = torch.full((1, 16), 127, dtype=torch.int64)
     golden = GoldenModel(cfg, [w])
     x = torch.ones(1, 3, 16, dtype=torch.int64)
@@ -181,7 +185,7 @@ def test_external_output_error():
 
 
 def _one_neuron(weight: int = 12, **kw) -> GoldenModel:
-    base = {"layers": (1, 1), "w_bits": 8, "theta": 10, "surrogate_shift": 12, "v_bits": 16}
+    base = {"layers": (1, 1), "w_bits": 8, "frac_bits": 0, "theta": 10, "surrogate_shift": 12}
     cfg = SnnConfig(**{**base, **kw})
     return GoldenModel(cfg, [torch.tensor([[weight]])])
 

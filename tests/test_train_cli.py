@@ -170,6 +170,6 @@ def test_cli_resume_refuses_a_changed_config(tmp_path, capsys):
     ]
     assert main(base) == 0
     with pytest.raises(SystemExit) as exc:
-        main([*base, "--resume", "--lr-shift", "3"])
+        main([*base, "--resume", "--lr-shift", "7"])
     assert exc.value.code == 2
-    assert "lr_shift: checkpoint 10, requested 3" in capsys.readouterr().err
+    assert "lr_shift: checkpoint 10, requested 7" in capsys.readouterr().err
