@@ -41,6 +41,7 @@ def _config(w_bits: int, variant: str):
 
 
 def _run(key: str, epochs: int) -> tuple[str, dict]:
+    """Train one row in a worker process (one torch thread: the workers share the cores)."""
     import torch
 
     torch.set_num_threads(1)
@@ -62,22 +63,22 @@ def _run(key: str, epochs: int) -> tuple[str, dict]:
     }
 
 
-def _table(results: dict) -> str:
+def _table(results: dict, w_bits: list[int], variants: list[str]) -> str:
     flt = results["float"]["test_accuracy"]
     lines = [
         f"Float reference: {100 * flt:.2f}% test accuracy.",
         "",
-        "| w_bits | theta | " + " | ".join(VARIANTS) + " |",
-        "| ---: | ---: |" + " ---: |" * len(VARIANTS),
+        "| w_bits | theta | " + " | ".join(variants) + " |",
+        "| ---: | ---: |" + " ---: |" * len(variants),
     ]
-    for w in W_BITS:
-        row = [f"{100 * results[f'{w}/{v}']['test_accuracy']:.2f}%" for v in VARIANTS]
-        theta = results[f"{w}/stochastic"]["config"]["theta"]
+    for w in w_bits:
+        row = [f"{100 * results[f'{w}/{v}']['test_accuracy']:.2f}%" for v in variants]
+        theta = results[f"{w}/{variants[0]}"]["config"]["theta"]
         lines.append(f"| {w} | {theta} | " + " | ".join(row) + " |")
     within = [
         (w, v)
-        for w in W_BITS
-        for v in VARIANTS
+        for w in w_bits
+        for v in variants
         if results[f"{w}/{v}"]["test_accuracy"] >= flt - 0.01
     ]
     lines.append("")
@@ -90,20 +91,20 @@ def _table(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _plot(results: dict, path: Path) -> None:
+def _plot(results: dict, w_bits: list[int], variants: list[str], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for v in VARIANTS:
-        ax.plot(W_BITS, [100 * results[f"{w}/{v}"]["test_accuracy"] for w in W_BITS], "o-", label=v)
+    for v in variants:
+        ax.plot(w_bits, [100 * results[f"{w}/{v}"]["test_accuracy"] for w in w_bits], "o-", label=v)
     ax.axhline(100 * results["float"]["test_accuracy"], color="k", ls="--", label="float")
     ax.set_xlabel("w_bits")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("digits, integer on-chip training (batch 1)")
-    ax.set_xticks(W_BITS)
+    ax.set_xticks(w_bits)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -115,11 +116,13 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("runs/wbits"))
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    ap.add_argument("--w-bits", type=int, nargs="+", default=list(W_BITS), choices=W_BITS)
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     store = args.out / "results.json"
     results = json.loads(store.read_text()) if store.exists() else {}
-    keys = ["float"] + [f"{w}/{v}" for w in W_BITS for v in VARIANTS]
+    keys = ["float"] + [f"{w}/{v}" for w in args.w_bits for v in args.variants]
     todo = [k for k in keys if k not in results]
     print(f"{len(keys) - len(todo)} of {len(keys)} runs already done; running {len(todo)}")
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
@@ -129,9 +132,9 @@ def main() -> None:
             results[key] = row
             store.write_text(json.dumps(results, indent=1, sort_keys=True))
             print(f"{key:16s} {100 * row['test_accuracy']:6.2f}%  ({row['train_seconds']:.0f} s)")
-    table = _table(results)
+    table = _table(results, args.w_bits, args.variants)
     (args.out / "table.md").write_text(table)
-    _plot(results, args.out / "accuracy_vs_wbits.png")
+    _plot(results, args.w_bits, args.variants, args.out / "accuracy_vs_wbits.png")
     print(table)
     print(f"wrote {args.out / 'table.md'} and {args.out / 'accuracy_vs_wbits.png'}")
 

@@ -1,0 +1,55 @@
+"""The bench scripts run end to end on tiny settings and print what they promise."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def _run(*args: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, check=False, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_train_throughput_prints_rates_and_ratios():
+    out = _run(str(BENCH / "train_throughput.py"), "--samples", "8", "--repeats", "1", "--json")
+    result = json.loads(out.strip().splitlines()[-1])
+    rates = result["samples_per_second"]
+    assert set(rates) >= {
+        "int golden model, batch 1",
+        "float reference, batch 1",
+        "snnTorch, batch 1",
+    }
+    assert all(r > 0 for r in rates.values())
+    assert result["int_over"]["int golden model, batch 1"] == 1.0
+    assert "int / this" in out
+
+
+def test_wbits_table_writes_table_and_plot_and_resumes(tmp_path):
+    args = [
+        str(BENCH / "wbits_table.py"),
+        "--out",
+        str(tmp_path),
+        "--epochs",
+        "1",
+        "--w-bits",
+        "8",
+        "--variants",
+        "frac",
+        "--workers",
+        "1",
+    ]
+    out = _run(*args)
+    assert "| 8 | 64 |" in (tmp_path / "table.md").read_text()
+    assert (tmp_path / "accuracy_vs_wbits.png").stat().st_size > 1000
+    assert "running 2" in out
+    again = _run(*args)
+    assert "2 of 2 runs already done; running 0" in again
+    assert set(json.loads((tmp_path / "results.json").read_text())) == {"float", "8/frac"}
