@@ -107,11 +107,12 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     def report(row: dict[str, Any]) -> None:
         print(f"epoch {row['epoch']:3d}  test accuracy {100 * row['test_accuracy']:6.2f}%")
 
+    schedule = args.lr_schedule or ("step" if args.mode == "int" else "constant")
     common = {
         "checkpoint": ckpt,
         "resume": args.resume,
         "progress": progress,
-        "schedule": args.lr_schedule,
+        "schedule": schedule,
         "on_epoch": report,
     }
     if args.mode == "int":
@@ -159,9 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--lr-schedule",
         choices=("step", "constant"),
-        default="step",
         help="step: halve the learning rate at 1/2 and 3/4 of the epochs (int mode: lr_shift+1) "
-        "[default: step]",
+        "[default: step in int mode, constant in float mode]",
     )
     train.add_argument("--lr", type=float, default=2e-3, help="float mode: Adam learning rate")
     train.add_argument("--float-batch", type=int, default=16, help="float mode: batch size")

@@ -5,9 +5,11 @@ rate- or direct-encoded with the documented LFSR keys, one :meth:`GoldenModel.tr
 sample, the update after ``batch_size`` samples. Both modes checkpoint after every epoch and
 resume from the last checkpoint bit-exactly.
 
-Learning-rate schedule (both modes): ``"step"`` halves the learning rate at half and again at
-three quarters of the epochs -- in integer mode the host raises the runtime ``lr_shift`` register
-by one each time (:func:`lr_steps`); ``"constant"`` keeps it.
+Learning-rate schedule: ``"step"`` halves the learning rate at half and again at three quarters
+of the epochs -- in integer mode the host raises the runtime ``lr_shift`` register by one each
+time (:func:`lr_steps`); ``"constant"`` keeps it. Defaults, chosen by measurement over seeds
+(docs/results.md): ``step`` for integer mode (batch-1 updates are noisy until the rate drops),
+``constant`` for the float reference (Adam).
 
 Sample keys (the encoder's LFSR seeds): training sample ``i`` of epoch ``e`` uses
 ``(e + 1) * 2**20 + i``; test sample ``i`` uses ``i``. The order of epoch ``e`` is
@@ -206,7 +208,7 @@ def train_float(
     checkpoint: str | Path | None = None,
     resume: bool = False,
     progress: Progress = _null_progress,
-    schedule: str = "step",
+    schedule: str = "constant",
     on_epoch: Callable[[dict[str, Any]], Any] | None = None,
 ) -> TrainResult:
     """Surrogate-gradient training of :class:`FloatSNN` with Adam, from the integer init."""
