@@ -78,10 +78,15 @@ def main() -> None:
     fspikes = spikes.to(torch.float32)
     weights = init_weights(cfg)
 
-    def run_int(n: int) -> None:
-        model = GoldenModel(cfg, weights)
-        for k in range(n):
-            model.train_step(spikes[k : k + 1], y[k : k + 1])
+    def int_runner(batch: int):
+        bcfg = cfg.replace(batch_size=batch)
+
+        def run(n: int) -> None:
+            model = GoldenModel(bcfg, weights)
+            for k in range(0, n, batch):
+                model.train_step(spikes[k : k + batch], y[k : k + batch])
+
+        return run
 
     def torch_runner(make, batch: int):
         def run(n: int) -> None:
@@ -105,9 +110,10 @@ def main() -> None:
 
     fb = args.float_batch
     rows = [
-        ("int golden model, batch 1", run_int),
+        ("int golden model, batch 1", int_runner(1)),
         ("float reference, batch 1", torch_runner(make_ref, 1)),
         ("snnTorch, batch 1", torch_runner(make_snntorch, 1)),
+        (f"int golden model, batch {fb}", int_runner(fb)),
         (f"float reference, batch {fb}", torch_runner(make_ref, fb)),
         (f"snnTorch, batch {fb}", torch_runner(make_snntorch, fb)),
     ]
