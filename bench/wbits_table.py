@@ -1,14 +1,15 @@
 """Accuracy of on-chip (integer, batch 1) training against the weight width, and which update
 rounding wins: LFSR stochastic rounding or fractional master-weight bits.
 
-    .venv/bin/python bench/wbits_table.py [--out runs/wbits] [--epochs 20] [--workers 2]
+    .venv/bin/python bench/wbits_table.py [--out runs/wbits] [--epochs 20] [--seeds 3]
 
 Rows: ``w_bits`` in 4, 6, 8, 12, 16, each trained with
 ``stochastic`` (LFSR rounding, F = 0), ``nearest`` (F = 0, the baseline whose small updates
 vanish), ``frac`` (nearest rounding on master weights with F = min(4, lr_shift) fractional bits)
-and ``stochastic+frac`` (both), plus the float reference. Every other setting is the default
-config (bit widths other than ``w_bits`` derived as docs/arithmetic.md says). Each finished run
-is stored in ``OUT/results.json`` at once; a re-run skips what is there (resume after a kill).
+and ``stochastic+frac`` (both), plus the float reference; each with ``init_seed`` 1..``--seeds``
+(initial weights and sample order). Every other setting is the default config (bit widths other
+than ``w_bits`` derived as docs/arithmetic.md says). Each finished run is stored in
+``OUT/results.json`` at once; a re-run skips what is there (resume after a kill).
 Writes ``OUT/table.md`` and ``OUT/accuracy_vs_wbits.png``.
 """
 
@@ -41,7 +42,8 @@ def _config(w_bits: int, variant: str):
 
 
 def _run(key: str, epochs: int) -> tuple[str, dict]:
-    """Train one row in a worker process (one torch thread: the workers share the cores)."""
+    """Train one run ``w/variant/seed`` or ``float/seed`` in a worker process (one torch thread:
+    the workers share the cores)."""
     import torch
 
     torch.set_num_threads(1)
@@ -50,11 +52,12 @@ def _run(key: str, epochs: int) -> tuple[str, dict]:
     from spikeforge.sw.train import train_float, train_int
 
     ds = load_dataset("digits")
-    if key == "float":
-        res = train_float(SnnConfig(), ds, epochs)
+    *what, seed = key.split("/")
+    if what == ["float"]:
+        res = train_float(SnnConfig(init_seed=int(seed)), ds, epochs)
     else:
-        w, variant = key.split("/")
-        res = train_int(_config(int(w), variant), ds, epochs)
+        cfg = _config(int(what[0]), what[1]).replace(init_seed=int(seed))
+        res = train_int(cfg, ds, epochs)
     return key, {
         "test_accuracy": res.test_accuracy,
         "train_accuracy": res.train_accuracy,
@@ -63,35 +66,51 @@ def _run(key: str, epochs: int) -> tuple[str, dict]:
     }
 
 
-def _table(results: dict, w_bits: list[int], variants: list[str]) -> str:
-    flt = results["float"]["test_accuracy"]
+def _accs(results: dict, prefix: str, seeds: int) -> list[float]:
+    return [100 * results[f"{prefix}/{s}"]["test_accuracy"] for s in range(1, seeds + 1)]
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def _cell(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.2f}%"
+    return f"{_mean(values):.2f}% ({min(values):.1f}-{max(values):.1f})"
+
+
+def _table(results: dict, w_bits: list[int], variants: list[str], seeds: int) -> str:
+    flt = _accs(results, "float", seeds)
     lines = [
-        f"Float reference: {100 * flt:.2f}% test accuracy.",
+        f"Test accuracy on digits, mean over init_seed 1..{seeds} (min-max in brackets).",
+        "",
+        f"Float reference: {_cell(flt)}.",
         "",
         "| w_bits | theta | " + " | ".join(variants) + " |",
         "| ---: | ---: |" + " ---: |" * len(variants),
     ]
     for w in w_bits:
-        row = [f"{100 * results[f'{w}/{v}']['test_accuracy']:.2f}%" for v in variants]
-        theta = results[f"{w}/{variants[0]}"]["config"]["theta"]
+        row = [_cell(_accs(results, f"{w}/{v}", seeds)) for v in variants]
+        theta = results[f"{w}/{variants[0]}/1"]["config"]["theta"]
         lines.append(f"| {w} | {theta} | " + " | ".join(row) + " |")
     within = [
         (w, v)
         for w in w_bits
         for v in variants
-        if results[f"{w}/{v}"]["test_accuracy"] >= flt - 0.01
+        if _mean(_accs(results, f"{w}/{v}", seeds)) >= _mean(flt) - 1.0
     ]
     lines.append("")
     if within:
         w_min = min(w for w, _ in within)
         modes = ", ".join(v for w, v in within if w == w_min)
-        lines.append(f"Smallest w_bits within one point of float: {w_min} ({modes}).")
+        lines.append(f"Smallest w_bits whose mean is within one point of float: {w_min} ({modes}).")
     else:
-        lines.append("No integer run is within one point of float.")
+        lines.append("No integer variant's mean is within one point of float.")
     return "\n".join(lines) + "\n"
 
 
-def _plot(results: dict, w_bits: list[int], variants: list[str], path: Path) -> None:
+def _plot(results: dict, w_bits: list[int], variants: list[str], seeds: int, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -99,11 +118,16 @@ def _plot(results: dict, w_bits: list[int], variants: list[str], path: Path) -> 
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for v in variants:
-        ax.plot(w_bits, [100 * results[f"{w}/{v}"]["test_accuracy"] for w in w_bits], "o-", label=v)
-    ax.axhline(100 * results["float"]["test_accuracy"], color="k", ls="--", label="float")
+        runs = [_accs(results, f"{w}/{v}", seeds) for w in w_bits]
+        means = [_mean(r) for r in runs]
+        lows = [m - min(r) for m, r in zip(means, runs, strict=True)]
+        highs = [max(r) - m for m, r in zip(means, runs, strict=True)]
+        err = [lows, highs]
+        ax.errorbar(w_bits, means, yerr=err, fmt="o-", capsize=3, label=v)
+    ax.axhline(_mean(_accs(results, "float", seeds)), color="k", ls="--", label="float (mean)")
     ax.set_xlabel("w_bits")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title("digits, integer on-chip training (batch 1)")
+    ax.set_title(f"digits, integer on-chip training (batch 1), {seeds} seeds")
     ax.set_xticks(w_bits)
     ax.grid(alpha=0.3)
     ax.legend()
@@ -118,11 +142,14 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--w-bits", type=int, nargs="+", default=list(W_BITS), choices=W_BITS)
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    ap.add_argument("--seeds", type=int, default=3, help="init_seed 1..N per row [default: 3]")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     store = args.out / "results.json"
     results = json.loads(store.read_text()) if store.exists() else {}
-    keys = ["float"] + [f"{w}/{v}" for w in args.w_bits for v in args.variants]
+    seeds = range(1, args.seeds + 1)
+    keys = [f"float/{s}" for s in seeds]
+    keys += [f"{w}/{v}/{s}" for s in seeds for w in args.w_bits for v in args.variants]
     todo = [k for k in keys if k not in results]
     print(f"{len(keys) - len(todo)} of {len(keys)} runs already done; running {len(todo)}")
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
@@ -132,9 +159,9 @@ def main() -> None:
             results[key] = row
             store.write_text(json.dumps(results, indent=1, sort_keys=True))
             print(f"{key:16s} {100 * row['test_accuracy']:6.2f}%  ({row['train_seconds']:.0f} s)")
-    table = _table(results, args.w_bits, args.variants)
+    table = _table(results, args.w_bits, args.variants, args.seeds)
     (args.out / "table.md").write_text(table)
-    _plot(results, args.w_bits, args.variants, args.out / "accuracy_vs_wbits.png")
+    _plot(results, args.w_bits, args.variants, args.seeds, args.out / "accuracy_vs_wbits.png")
     print(table)
     print(f"wrote {args.out / 'table.md'} and {args.out / 'accuracy_vs_wbits.png'}")
 

@@ -45,6 +45,8 @@ def test_wbits_table_writes_table_and_plot_and_resumes(tmp_path):
         "frac",
         "--workers",
         "1",
+        "--seeds",
+        "1",
     ]
     out = _run(*args)
     assert "| 8 | 64 |" in (tmp_path / "table.md").read_text()
@@ -52,4 +54,4 @@ def test_wbits_table_writes_table_and_plot_and_resumes(tmp_path):
     assert "running 2" in out
     again = _run(*args)
     assert "2 of 2 runs already done; running 0" in again
-    assert set(json.loads((tmp_path / "results.json").read_text())) == {"float", "8/frac"}
+    assert set(json.loads((tmp_path / "results.json").read_text())) == {"float/1", "8/frac/1"}
