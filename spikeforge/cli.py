@@ -81,9 +81,9 @@ def config_from_args(args: argparse.Namespace):
 
 def _progress_factory(enabled: bool):
     if not enabled:
-        from spikeforge.sw.train import _null_progress
+        from spikeforge.sw.train import no_progress
 
-        return _null_progress
+        return no_progress
     from tqdm import tqdm
 
     def make(total: int, desc: str):

@@ -33,7 +33,15 @@ from .encoders import encode, quantize
 from .float_ref import FloatSNN, count_loss
 from .golden import GoldenModel, init_weights
 
-__all__ = ["FloatOptions", "TrainResult", "epoch_order", "lr_steps", "train_float", "train_int"]
+__all__ = [
+    "FloatOptions",
+    "TrainResult",
+    "epoch_order",
+    "lr_steps",
+    "no_progress",
+    "train_float",
+    "train_int",
+]
 
 SCHEDULES = ("step", "constant")
 
@@ -106,7 +114,9 @@ def _check_dataset(cfg: SnnConfig, ds: Dataset) -> None:
         )
 
 
-def _null_progress(total: int, desc: str):
+def no_progress(total: int, desc: str):
+    """A :data:`Progress` factory that shows nothing."""
+
     class _Null:
         def update(self, n: int) -> None:
             pass
@@ -137,7 +147,7 @@ def train_int(
     epochs: int,
     checkpoint: str | Path | None = None,
     resume: bool = False,
-    progress: Progress = _null_progress,
+    progress: Progress = no_progress,
     schedule: str = "step",
     on_epoch: Callable[[dict[str, Any]], Any] | None = None,
 ) -> TrainResult:
@@ -207,7 +217,7 @@ def train_float(
     options: FloatOptions | None = None,
     checkpoint: str | Path | None = None,
     resume: bool = False,
-    progress: Progress = _null_progress,
+    progress: Progress = no_progress,
     schedule: str = "constant",
     on_epoch: Callable[[dict[str, Any]], Any] | None = None,
 ) -> TrainResult:
