@@ -153,7 +153,8 @@ def train_int(
 ) -> TrainResult:
     """On-chip training emulation with the integer golden model.
 
-    ``on_epoch(row)`` is called after every epoch with ``{"epoch", "test_accuracy"}``."""
+    ``on_epoch(row)`` is called after every epoch's checkpoint is written, with
+    ``{"epoch", "test_accuracy"}``."""
     lr_steps(schedule, 0, epochs)
     _check_dataset(cfg, ds)
     ckpt = Path(checkpoint) if checkpoint is not None else None
@@ -180,11 +181,11 @@ def train_int(
         seconds += time.perf_counter() - t0
         bar.close()
         history.append({"epoch": epoch + 1, "test_accuracy": int_accuracy(model, x_te, ds.y_test)})
-        if on_epoch is not None:
-            on_epoch(history[-1])
         if ckpt is not None:
             meta = {"epoch": epoch, "history": history, "train_seconds": seconds}
             save_checkpoint(ckpt, cfg, "int", model.state_dict(), meta)
+        if on_epoch is not None:
+            on_epoch(history[-1])
     return TrainResult(
         mode="int",
         config=cfg.to_dict(),
@@ -257,12 +258,12 @@ def train_float(
         seconds += time.perf_counter() - t0
         bar.close()
         history.append({"epoch": epoch + 1, "test_accuracy": float_accuracy(net, x_te, ds.y_test)})
-        if on_epoch is not None:
-            on_epoch(history[-1])
         if ckpt is not None:
             state = {"model": net.state_dict(), "optimizer": opt.state_dict()}
             meta = {"epoch": epoch, "history": history, "train_seconds": seconds, **asdict(opts)}
             save_checkpoint(ckpt, cfg, "float", state, meta)
+        if on_epoch is not None:
+            on_epoch(history[-1])
     return TrainResult(
         mode="float",
         config=cfg.to_dict(),

@@ -48,6 +48,8 @@ def test_int_resume_after_a_kill_is_bit_exact(tmp_path, tiny_digits):
     straight = train_int(cfg, tiny_digits, 4, tmp_path / "a.pt")
     with pytest.raises(Killed):
         train_int(cfg, tiny_digits, 4, tmp_path / "b.pt", on_epoch=_kill_after(2))
+    _, killed = load_checkpoint(tmp_path / "b.pt", cfg, "int")
+    assert len(killed["meta"]["history"]) == 2  # the epoch finished before the kill is kept
     resumed = train_int(cfg, tiny_digits, 4, tmp_path / "b.pt", resume=True)
     _, a = load_checkpoint(tmp_path / "a.pt", cfg, "int")
     _, b = load_checkpoint(tmp_path / "b.pt", cfg, "int")
