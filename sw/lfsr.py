@@ -23,21 +23,9 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from .lfsr_spec import MASK32, TAPS, lowbias32
+
 __all__ = ["MASK32", "TAPS", "Lfsr32", "draws", "lowbias32", "seed_state", "step_matrix"]
-
-TAPS = 0x80200003
-MASK32 = 0xFFFFFFFF
-
-
-def lowbias32(x: int) -> int:
-    """The ``lowbias32`` 32-bit integer hash (C. Wellons), used only to derive seeds."""
-    x &= MASK32
-    x ^= x >> 16
-    x = (x * 0x7FEB352D) & MASK32
-    x ^= x >> 15
-    x = (x * 0x846CA68B) & MASK32
-    x ^= x >> 16
-    return x
 
 
 def _lowbias32_np(x: np.ndarray) -> np.ndarray:

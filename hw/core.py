@@ -1,0 +1,215 @@
+"""The spiking training core: memories, FP/BP/WG/update engines and the AXI4-Stream host port.
+
+Top-level ports use the standard AXI4-Stream names so cocotbext-axi and vendor IP tools
+recognise them: commands arrive on ``s_axis_*``, responses leave on ``m_axis_*`` (32-bit words,
+protocol in :mod:`spikeforge.hw.protocol`). Every memory is a single-clock
+:class:`amaranth.lib.memory.Memory` with registered (non-transparent) read ports, which Yosys
+maps to block RAM when large enough. Each memory port is shared by the engines that use it
+through a small address multiplexer; engines that run at the same time (BP and WG) use
+different ports. Debug reads go through the command stream, never through a wide debug mux.
+
+Schedule of one training step (FORWARD, then BACKWARD with update)::
+
+    FP  |t=0|t=1|...|t=T-1|
+    BP                     |d(T-1) e(T-1)|d(T-2) e(T-2)|...|d(0) e(0)|
+    WG                          |wg(T-1)      |wg(T-2)      |...     |wg(0)|
+    UPD                                                                      |update|
+
+BP's delta phase for ``t`` unlocks WG for ``t`` (``ready``), so WG accumulates ``t`` while BP
+computes ``e_prev[t]`` and ``delta[t-1]``. The update starts when both are done.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from spikeforge.hw.backward import BackwardEngine
+from spikeforge.hw.forward import ForwardEngine
+from spikeforge.hw.gradient import GradientEngine
+from spikeforge.hw.host import READABLE, HostController
+from spikeforge.hw.params import BUS_BITS, CoreParams
+from spikeforge.hw.update import UpdateEngine
+
+__all__ = ["SpikingCore"]
+
+
+class SpikingCore(wiring.Component):
+    """One spiking training core computing layer ``params.layer`` with ``params.lanes`` lanes.
+
+    Parameters
+    ----------
+    params : CoreParams
+        Validated core parameters (sizes, widths, rules, seeds).
+    """
+
+    def __init__(self, params: CoreParams):
+        if not isinstance(params, CoreParams):
+            raise TypeError(f"params must be a CoreParams, not {params!r}")
+        self._params = params
+        super().__init__(
+            {
+                "s_axis_tdata": In(BUS_BITS),
+                "s_axis_tvalid": In(1),
+                "s_axis_tready": Out(1),
+                "s_axis_tlast": In(1),
+                "m_axis_tdata": Out(BUS_BITS),
+                "m_axis_tvalid": Out(1),
+                "m_axis_tready": In(1),
+                "m_axis_tlast": Out(1),
+            }
+        )
+
+    @property
+    def params(self) -> CoreParams:
+        return self._params
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self._params
+        P, G = p.lanes, p.groups
+        specs = {s.name: s for s in p.memories}
+
+        # -- memories ----------------------------------------------------------------------------
+        mems, rd, wr = {}, {}, {}
+        for name, spec in specs.items():
+            init = []
+            if name == "lfsr":
+                seeds = p.lfsr_seeds()
+                init = [sum(seeds[g * P + q] << (32 * q) for q in range(P)) for g in range(G)]
+            mem = Memory(shape=unsigned(spec.word_bits), depth=spec.depth, init=init)
+            m.submodules[f"mem_{name}"] = mems[name] = mem
+            rd[name] = mem.read_port()
+            wr[name] = mem.write_port(granularity=spec.width)
+        rd_b = mems["deltas"].read_port()  # the WG engine's own port (runs beside BP)
+
+        m.submodules.fp = fp = ForwardEngine(p)
+        m.submodules.bp = bp = BackwardEngine(p)
+        m.submodules.wg = wg = GradientEngine(p)
+        m.submodules.upd = upd = UpdateEngine(p)
+
+        m.submodules.host = host = HostController(p)
+        m.d.comb += [
+            host.s_axis_tdata.eq(self.s_axis_tdata),
+            host.s_axis_tvalid.eq(self.s_axis_tvalid),
+            self.s_axis_tready.eq(host.s_axis_tready),
+            self.m_axis_tdata.eq(host.m_axis_tdata),
+            self.m_axis_tvalid.eq(host.m_axis_tvalid),
+            self.m_axis_tlast.eq(host.m_axis_tlast),
+            host.m_axis_tready.eq(self.m_axis_tready),
+            fp.start.eq(host.fp_start),
+            bp.start.eq(host.bp_start),
+            wg.start.eq(host.wg_start),
+            upd.start.eq(host.upd_start),
+            host.fp_busy.eq(fp.busy),
+            host.bp_busy.eq(bp.busy),
+            host.wg_busy.eq(wg.busy),
+            host.upd_busy.eq(upd.busy),
+            host.lane_work.eq(fp.lane_work),
+            bp.label.eq(host.label),
+            bp.ext_error.eq(host.ext_error),
+            upd.u_sel.eq(host.u_sel),
+            wg.ready.eq(bp.ready),
+        ]
+        for name in {n for n in READABLE.values() if n in specs}:
+            m.d.comb += getattr(host, f"rd_{name}").eq(rd[name].data)
+        host_addr, host_lane, host_wdata = host.addr, host.lane, host.wdata
+
+        def word_en(spec, wen, lane_sel=None):
+            """Byte-lane style enables: every lane, or only ``lane_sel``."""
+            full = Const((1 << spec.lanes) - 1, spec.lanes)
+            if lane_sel is None:
+                return Mux(wen, full, 0)
+            return Mux(wen, (Const(1, spec.lanes) << lane_sel)[: spec.lanes], 0)
+
+        def replicate(spec, value):
+            return Cat(*[value[: spec.width] for _ in range(spec.lanes)])
+
+        # -- port multiplexing -------------------------------------------------------------------
+        def rsel(port, *owners):
+            """Drive a read port's address from the first busy owner, else the host."""
+            expr = host_addr
+            for busy, addr in reversed(owners):
+                expr = Mux(busy, addr, expr)
+            m.d.comb += port.addr.eq(expr)
+
+        rsel(rd["weights"], (fp.busy, fp.w_addr), (bp.busy, bp.w_raddr), (upd.busy, upd.w_raddr))
+        rsel(rd["membranes"], (fp.busy, fp.u_raddr), (bp.busy, bp.u_raddr))
+        rsel(rd["counts"], (fp.busy, fp.cnt_raddr), (bp.busy, bp.cnt_raddr))
+        rsel(rd["deltas"], (bp.busy, bp.d_raddr))
+        rsel(rd["errors"], (bp.busy, bp.err_raddr))
+        rsel(rd["grads"], (wg.busy, wg.gr_raddr), (upd.busy, upd.gr_raddr))
+        rsel(rd["lfsr"], (upd.busy, upd.lf_raddr))
+        rsel(rd["events"], (fp.busy, fp.ev_addr), (wg.busy, wg.ev_addr))
+        rsel(rd["event_heads"], (fp.busy, fp.hdr_addr), (wg.busy, wg.hdr_addr))
+        if p.emits_error:
+            rsel(rd["eprev"])
+        m.d.comb += rd_b.addr.eq(wg.d_raddr)
+
+        m.d.comb += [
+            fp.w_data.eq(rd["weights"].data),
+            bp.w_rdata.eq(rd["weights"].data),
+            upd.w_rdata.eq(rd["weights"].data),
+            fp.u_rdata.eq(rd["membranes"].data),
+            bp.u_rdata.eq(rd["membranes"].data),
+            fp.cnt_rdata.eq(rd["counts"].data),
+            bp.cnt_rdata.eq(rd["counts"].data),
+            bp.d_rdata.eq(rd["deltas"].data),
+            wg.d_rdata.eq(rd_b.data),
+            bp.err_rdata.eq(rd["errors"].data),
+            wg.gr_rdata.eq(rd["grads"].data),
+            upd.gr_rdata.eq(rd["grads"].data),
+            upd.lf_rdata.eq(rd["lfsr"].data),
+            fp.ev_data.eq(rd["events"].data),
+            wg.ev_data.eq(rd["events"].data),
+            fp.hdr_data.eq(rd["event_heads"].data),
+            wg.hdr_data.eq(rd["event_heads"].data),
+        ]
+
+        def wport(name, addr, data, en):
+            m.d.comb += [wr[name].addr.eq(addr), wr[name].data.eq(data), wr[name].en.eq(en)]
+
+        # Engine-owned writes.
+        wport("membranes", fp.u_waddr, fp.u_wdata, word_en(specs["membranes"], fp.u_wen))
+        wport("counts", fp.cnt_waddr, fp.cnt_wdata, word_en(specs["counts"], fp.cnt_wen))
+        wport("deltas", bp.d_waddr, bp.d_wdata, word_en(specs["deltas"], bp.d_wen))
+        if p.emits_error:
+            wport("eprev", bp.ep_waddr, bp.ep_wdata, word_en(specs["eprev"], bp.ep_wen))
+        wport("events", host.ev_waddr, host.ev_wdata, host.ev_wen)
+        wport("event_heads", host.hdr_waddr, host.hdr_wdata, host.hdr_wen)
+        # Shared writes: an engine while busy, else the host.
+        spec = specs["weights"]
+        wport(
+            "weights",
+            Mux(upd.busy, upd.w_waddr, host_addr),
+            Mux(upd.busy, upd.w_wdata, replicate(spec, host_wdata)),
+            Mux(upd.busy, word_en(spec, upd.w_wen), word_en(spec, host.wen_weights, host_lane)),
+        )
+        spec = specs["grads"]
+        wport(
+            "grads",
+            Mux(wg.busy, wg.gr_waddr, Mux(upd.busy, upd.gr_waddr, host_addr)),
+            Mux(wg.busy, wg.gr_wdata, Mux(upd.busy, 0, replicate(spec, host_wdata))),
+            Mux(
+                wg.busy,
+                word_en(spec, wg.gr_wen),
+                Mux(upd.busy, word_en(spec, upd.gr_wen), word_en(spec, host.wen_grads, host_lane)),
+            ),
+        )
+        spec = specs["lfsr"]
+        wport(
+            "lfsr",
+            Mux(upd.busy, upd.lf_waddr, host_addr),
+            Mux(upd.busy, upd.lf_wdata, replicate(spec, host_wdata)),
+            Mux(upd.busy, word_en(spec, upd.lf_wen), word_en(spec, host.wen_lfsr, host_lane)),
+        )
+        spec = specs["errors"]
+        wport(
+            "errors",
+            host_addr,
+            replicate(spec, host_wdata),
+            word_en(spec, host.wen_errors, host_lane),
+        )
+        return m

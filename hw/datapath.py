@@ -1,0 +1,55 @@
+"""Small datapath helpers shared by the engines: packed lanes, saturation, rounding shifts.
+
+Each mirrors one primitive of docs/arithmetic.md section 1 (``sat``, ``rnd``, ``leak``).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Mux, Value
+
+__all__ = ["addr_bits", "delay_line", "lane", "leak", "rnd", "sat"]
+
+
+def addr_bits(depth: int) -> int:
+    """Address width of a memory of ``depth`` words (at least 1)."""
+    return max(1, (depth - 1).bit_length())
+
+
+def lane(word: Value, index: int, width: int, *, is_signed: bool = True) -> Value:
+    """Field ``index`` of a packed multi-lane word."""
+    field = word[index * width : (index + 1) * width]
+    return field.as_signed() if is_signed else field
+
+
+def sat(value: Value, bits: int) -> Value:
+    """``sat_bits(value)``: clamp to the signed ``bits``-wide range, never wrap."""
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return Mux(value > hi, hi, Mux(value < lo, lo, value))
+
+
+def rnd(value: Value, shift: int) -> Value:
+    """``rnd(x, s) = (x + 2**(s-1)) >> s`` (nearest, ties toward +inf); ``x`` when ``s == 0``."""
+    if shift == 0:
+        return value
+    return (value + (1 << (shift - 1))) >> shift
+
+
+def leak(value: Value, k: int) -> Value:
+    """``leak_k(x) = x - (x >> k)``."""
+    return value - (value >> k)
+
+
+def delay_line(m, value: Value, cycles: int, name: str) -> list[Value]:
+    """``[value, value delayed 1 cycle, ..., delayed cycles]`` (registers in ``sync``)."""
+    from amaranth.hdl import Signal
+
+    out = [value]
+    for n in range(1, cycles + 1):
+        reg = (
+            Signal.like(value, name=f"{name}_d{n}")
+            if isinstance(value, Signal)
+            else Signal(value.shape(), name=f"{name}_d{n}")
+        )
+        m.d.sync += reg.eq(out[-1])
+        out.append(reg)
+    return out

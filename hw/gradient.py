@@ -1,0 +1,148 @@
+"""WG engine: event-driven weight-gradient accumulation (docs/arithmetic.md section 5.1).
+
+For ``t = T-1 .. 0``, as soon as the BP engine has written ``delta[t]`` (its ``ready`` has
+reached ``t``), the engine walks the active input spikes ``i`` of timestep ``t`` and, per neuron
+group ``g``, adds ``delta[t][gP .. gP+P-1]`` to the accumulators ``G[gP .. gP+P-1][i]``
+(adds only, saturating to ``acc_bits`` at every add, in exactly the golden model's order).
+It runs while the BP engine computes ``e_prev[t]`` and ``delta[t-1]``.
+
+Cycles for ``a_t`` active inputs (when never waiting for the BP engine)::
+
+    wg cycles = sum_t ( WG_TIMESTEP_OVERHEAD + a_t * G + [a_t > 0] * WG_DRAIN ) + 1
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from spikeforge.hw.datapath import addr_bits, delay_line, lane, sat
+from spikeforge.hw.params import CoreParams
+
+__all__ = ["WG_DRAIN", "WG_TIMESTEP_OVERHEAD", "GradientEngine"]
+
+WG_DEPTH = 4
+"""Cycles from a token to its accumulator write."""
+WG_DRAIN = WG_DEPTH + 1
+WG_TIMESTEP_OVERHEAD = 3
+"""Wait-for-delta check, event header fetch and latch."""
+
+
+class GradientEngine(wiring.Component):
+    """The WG engine; ``ready`` comes from the BP engine (lowest timestep with deltas)."""
+
+    def __init__(self, params: CoreParams):
+        if not isinstance(params, CoreParams):
+            raise TypeError(f"params must be a CoreParams, not {params!r}")
+        self._p = p = params
+        mem = {m.name: m for m in p.memories}
+
+        def ab(name: str) -> int:
+            return addr_bits(mem[name].depth)
+
+        super().__init__(
+            {
+                "start": In(1),
+                "busy": Out(1),
+                "ready": In(range(p.timesteps + 1)),
+                "hdr_addr": Out(ab("event_heads")),
+                "hdr_data": In(mem["event_heads"].word_bits),
+                "ev_addr": Out(ab("events")),
+                "ev_data": In(mem["events"].word_bits),
+                "d_raddr": Out(ab("deltas")),
+                "d_rdata": In(mem["deltas"].word_bits),
+                "gr_raddr": Out(ab("grads")),
+                "gr_rdata": In(mem["grads"].word_bits),
+                "gr_waddr": Out(ab("grads")),
+                "gr_wdata": Out(mem["grads"].word_bits),
+                "gr_wen": Out(1),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self._p
+        net = p.net
+        P, G, T, n_in = p.lanes, p.groups, p.timesteps, p.n_in
+        gb, ab_ = net.g_bits, net.acc_bits
+        pb = p.event_ptr_bits
+        cnt_w = max(1, n_in.bit_length())
+
+        t = Signal(range(T))
+        tbase = Signal(range(T * G + 1))
+        g = Signal(range(G + 1))
+        gbase = Signal(range(G * n_in + 1))
+        k = Signal(range(n_in + 1))
+        ev_ptr = Signal(pb + 1)
+        count = Signal(cnt_w + 1)
+        drain = Signal(range(WG_DRAIN + 1))
+        issue = Signal()
+
+        m.d.comb += [
+            self.hdr_addr.eq(t),
+            self.ev_addr.eq(ev_ptr),
+            self.d_raddr.eq(tbase + g),
+        ]
+
+        def next_timestep():
+            with m.If(t == 0):
+                m.d.sync += self.busy.eq(0)
+                m.next = "IDLE"
+            with m.Else():
+                m.d.sync += [t.eq(t - 1), tbase.eq(tbase - G)]
+                m.next = "WAIT"
+
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [self.busy.eq(1), t.eq(T - 1), tbase.eq((T - 1) * G)]
+                    m.next = "WAIT"
+            with m.State("WAIT"):
+                with m.If(self.ready <= t):
+                    m.next = "HEAD"
+            with m.State("HEAD"):
+                m.next = "HEAD2"
+            with m.State("HEAD2"):
+                m.d.sync += [
+                    ev_ptr.eq(self.hdr_data[:pb]),
+                    count.eq(self.hdr_data[pb:]),
+                    k.eq(0),
+                    g.eq(0),
+                    gbase.eq(0),
+                ]
+                with m.If(self.hdr_data[pb:] == 0):
+                    next_timestep()
+                with m.Else():
+                    m.next = "ISSUE"
+            with m.State("ISSUE"):
+                m.d.comb += issue.eq(1)
+                with m.If(g == G - 1):
+                    m.d.sync += [g.eq(0), gbase.eq(0), k.eq(k + 1), ev_ptr.eq(ev_ptr + 1)]
+                    with m.If(k == count - 1):
+                        m.d.sync += drain.eq(WG_DRAIN - 1)
+                        m.next = "DRAIN"
+                with m.Else():
+                    m.d.sync += [g.eq(g + 1), gbase.eq(gbase + n_in)]
+            with m.State("DRAIN"):
+                m.d.sync += drain.eq(drain - 1)
+                with m.If(drain == 0):
+                    next_timestep()
+
+        valid = delay_line(m, issue, WG_DEPTH, "wv")
+        gbs = delay_line(m, gbase, 2, "wgb")
+        # c1: event index and deltas arrive; c2: accumulator address; c3: accumulators arrive.
+        i2 = Signal(range(n_in), name="wi2")
+        m.d.sync += i2.eq(self.ev_data)
+        addr2 = Signal.like(self.gr_raddr, name="waddr2")
+        m.d.comb += [addr2.eq(gbs[2] + i2), self.gr_raddr.eq(addr2)]
+        addrs = delay_line(m, addr2, 2, "waddr")
+        for q in range(P):
+            d2 = Signal(signed(gb), name=f"wd2_{q}")
+            d3 = Signal(signed(gb), name=f"wd3_{q}")
+            m.d.sync += [d2.eq(lane(self.d_rdata, q, gb)), d3.eq(d2)]
+            n4 = Signal(signed(ab_), name=f"wn4_{q}")
+            m.d.sync += n4.eq(sat(lane(self.gr_rdata, q, ab_) + d3, ab_))
+            m.d.comb += self.gr_wdata[q * ab_ : (q + 1) * ab_].eq(n4)
+        m.d.comb += [self.gr_wen.eq(valid[WG_DEPTH]), self.gr_waddr.eq(addrs[2])]
+        return m

@@ -1,0 +1,280 @@
+"""The validated parameters of one spiking training core, derived from an :class:`SnnConfig`.
+
+A core computes one weight layer (``n_in`` inputs, ``n_out`` neurons) of a network with ``P``
+lanes. Everything the RTL generator, the cycle model, the manifest and the testbenches need is a
+read-only property here, computed from the one network config; nothing in this module imports
+torch or amaranth.
+
+Invalid combinations fail before elaboration with :class:`~spikeforge.sw.config.ConfigError`
+messages that name the parameter, the value and the allowed range.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spikeforge.hw.devices import ECP5_DEVICES, ecp5_device
+from spikeforge.sw.config import ConfigError, SnnConfig, clog2
+
+__all__ = ["BUS_BITS", "CoreParams", "MemorySpec"]
+
+BUS_BITS = 32
+"""Width of the AXI4-Stream command and response words."""
+
+BRAM_BITS = 18432
+"""Bits of one ECP5 DP16KD block RAM (512 x 36 ... 16384 x 1)."""
+
+
+@dataclass(frozen=True)
+class MemorySpec:
+    """One on-core memory: ``depth`` words of ``lanes`` fields of ``width`` bits."""
+
+    name: str
+    depth: int
+    width: int
+    lanes: int
+    purpose: str
+
+    @property
+    def word_bits(self) -> int:
+        return self.width * self.lanes
+
+    @property
+    def bits(self) -> int:
+        return self.depth * self.word_bits
+
+    @property
+    def bram_estimate(self) -> int:
+        """DP16KD blocks if mapped to block RAM: 36-bit wide ports, 512 deep at that width."""
+        if self.depth <= 1:
+            return 0
+        cols = math.ceil(self.word_bits / 36)
+        return cols * math.ceil(self.depth / 512)
+
+
+def _positive(name: str, value: Any, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be an int in [{lo}, {hi}], not {value!r}")
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name} = {value} is out of range: allowed [{lo}, {hi}]")
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class CoreParams:
+    """One core: layer ``layer`` of ``net`` computed by ``lanes`` parallel neuron lanes.
+
+    Parameters
+    ----------
+    net : SnnConfig
+        The network; the core takes its widths, rules and seeds from it.
+    layer : int
+        Which weight layer this core computes (``0 .. net.n_layers - 1``); it selects the sizes
+        and the LFSR seeds ``seed_state(lfsr_seed, layer, j)``.
+    lanes : int
+        ``P``, neurons updated per cycle; must divide the layer's neuron count.
+    lr_range : int
+        The runtime learning-rate shift ``L`` may be set to ``net.lr_shift .. net.lr_shift +
+        lr_range - 1`` (the step schedule needs 3 values).
+    emit_error : bool or None
+        Compute ``e_prev = W^T . delta`` for a previous layer. Default: ``layer > 0``.
+    device : str
+        ECP5 device whose block RAM budget the memories must fit.
+    """
+
+    net: SnnConfig
+    layer: int = 0
+    lanes: int = 8
+    lr_range: int = 4
+    emit_error: bool | None = None
+    device: str = "85k"
+    _resolved_emit: bool = field(default=False, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.net, SnnConfig):
+            raise TypeError(f"net must be an SnnConfig, not {self.net!r}")
+        net = self.net
+        _positive("layer", self.layer, 0, net.n_layers - 1)
+        if net.encoder == "direct" and self.layer == 0:
+            raise ConfigError(
+                "encoder = 'direct' is not supported by the core: its first layer needs "
+                "multiplying inputs; allowed: 'rate'"
+            )
+        n_out = self.n_out
+        _positive("lanes", self.lanes, 1, n_out)
+        if n_out % self.lanes:
+            divisors = [d for d in range(1, n_out + 1) if n_out % d == 0]
+            raise ConfigError(
+                f"lanes = {self.lanes} does not divide the layer's {n_out} neurons: "
+                f"allowed {divisors}"
+            )
+        _positive("lr_range", self.lr_range, 1, 16)
+        if self.emit_error is not None and not isinstance(self.emit_error, bool):
+            raise TypeError(f"emit_error must be a bool or None, not {self.emit_error!r}")
+        object.__setattr__(
+            self, "_resolved_emit", self.layer > 0 if self.emit_error is None else self.emit_error
+        )
+        if self.device not in ECP5_DEVICES:
+            ecp5_device(self.device)  # raises with the allowed names
+        # Widths that must fit the 32-bit host words and the datapath.
+        _positive("w_bits + frac_bits (master weight width)", net.master_bits, 2, BUS_BITS)
+        _positive("v_bits", net.v_bits, net.w_bits + 1, BUS_BITS)
+        _positive("acc_bits", net.acc_bits, net.g_bits, BUS_BITS)
+        _positive("g_bits", net.g_bits, 2, 16)
+        if net.theta.bit_length() > net.v_bits - 1:
+            raise ConfigError(
+                f"theta = {net.theta} does not fit v_bits = {net.v_bits}: "
+                f"allowed [1, {(1 << (net.v_bits - 1)) - 1}]"
+            )
+        _positive("lr_shift + lr_range - 1", net.lr_shift + self.lr_range - 1, net.lr_shift, 40)
+        if self.u_max > 31:
+            raise ConfigError(
+                f"lr_shift - frac_bits = {self.u_max} (with lr_range) is out of range for the "
+                "update's LFSR draw: allowed [0, 31]"
+            )
+        _positive("timesteps * n_in (event capacity)", net.timesteps * self.n_in, 1, 1 << 20)
+        device = ecp5_device(self.device)
+        if self.bram_estimate > device.brams:
+            detail = ", ".join(f"{m.name} {m.bram_estimate}" for m in self.memories)
+            raise ConfigError(
+                f"memories need about {self.bram_estimate} block RAMs ({detail}) but ECP5 "
+                f"{self.device} has {device.brams}: allowed at most {device.brams}"
+            )
+
+    # -- sizes -------------------------------------------------------------------------------
+    @property
+    def n_in(self) -> int:
+        return self.net.weight_shapes()[self.layer][1]
+
+    @property
+    def n_out(self) -> int:
+        return self.net.weight_shapes()[self.layer][0]
+
+    @property
+    def groups(self) -> int:
+        """``G = n_out / P``: neuron groups, one memory word each."""
+        return self.n_out // self.lanes
+
+    @property
+    def timesteps(self) -> int:
+        return self.net.timesteps
+
+    @property
+    def emits_error(self) -> bool:
+        """Whether the backward pass computes ``e_prev`` for a previous layer."""
+        return self._resolved_emit
+
+    # -- widths ------------------------------------------------------------------------------
+    @property
+    def current_bits(self) -> int:
+        """Exact synaptic current ``sum W`` over up to ``n_in`` spikes."""
+        return self.net.w_bits + clog2(self.n_in + 1)
+
+    @property
+    def count_bits(self) -> int:
+        """Spike counts ``0 .. T`` (unsigned)."""
+        return clog2(self.timesteps + 1)
+
+    @property
+    def u_min(self) -> int:
+        """Smallest update shift ``U = L - frac_bits`` the runtime register allows."""
+        return self.net.lr_shift - self.net.frac_bits
+
+    @property
+    def u_max(self) -> int:
+        return self.u_min + self.lr_range - 1
+
+    @property
+    def lr_min(self) -> int:
+        return self.net.lr_shift
+
+    @property
+    def lr_max(self) -> int:
+        return self.net.lr_shift + self.lr_range - 1
+
+    # -- memories ----------------------------------------------------------------------------
+    @property
+    def memories(self) -> list[MemorySpec]:
+        n, t, g, p = self.n_in, self.timesteps, self.groups, self.lanes
+        net = self.net
+        mems = [
+            MemorySpec("weights", g * n, net.master_bits, p, "master weights, word (g, i)"),
+            MemorySpec("grads", g * n, net.acc_bits, p, "gradient accumulators, word (g, i)"),
+            MemorySpec("membranes", t * g, net.v_bits, p, "u[t] history, word (t, g)"),
+            MemorySpec("deltas", t * g, net.g_bits, p, "delta[t] history, word (t, g)"),
+            MemorySpec("errors", t * g, net.g_bits, p, "external error e[t], word (t, g)"),
+            MemorySpec("counts", g, self.count_bits, p, "spike counts, word g"),
+            MemorySpec("lfsr", g, 32, p, "update LFSR states, word g"),
+            MemorySpec("events", t * n, max(1, clog2(n)), 1, "input spike indices (AER)"),
+            MemorySpec("event_heads", t, self.event_ptr_bits + clog2(n + 1), 1, "start, count"),
+        ]
+        if self.emits_error:
+            mems.append(MemorySpec("eprev", t * n, net.g_bits, 1, "e_prev[t][i]"))
+        return mems
+
+    @property
+    def event_ptr_bits(self) -> int:
+        return max(1, clog2(self.timesteps * self.n_in))
+
+    @property
+    def bram_estimate(self) -> int:
+        """Block RAMs if every memory of at least one block's worth of bits maps to BRAM."""
+        return sum(m.bram_estimate for m in self.memories if m.bits >= BRAM_BITS // 4)
+
+    def lfsr_seeds(self) -> list[int]:
+        """Initial update-LFSR state of every row ``j``: ``seed_state(lfsr_seed, layer, j)``."""
+        from spikeforge.sw.lfsr_spec import seed_word
+
+        return [seed_word(self.net.lfsr_seed, self.layer, j) for j in range(self.n_out)]
+
+    # -- identity ----------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        """Module name of the generated Verilog top."""
+        return "spikeforge_core"
+
+    @property
+    def core_hash(self) -> str:
+        """16 hex digits of SHA-256 over :meth:`to_dict` (the INFO command returns 64 bits)."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "net": self.net.to_dict(),
+            "net_hash": self.net.config_hash,
+            "layer": self.layer,
+            "lanes": self.lanes,
+            "lr_range": self.lr_range,
+            "emit_error": self.emits_error,
+            "device": self.device,
+        }
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> CoreParams:
+        """A config TOML: network keys at the top (or in ``[network]``) and an optional
+        ``[core]`` table with ``layer``, ``lanes``, ``lr_range``, ``emit_error``, ``device``."""
+        raw = SnnConfig.read_toml(path)  # validates the file; network keys only
+        full = tomllib.loads(Path(path).read_text())
+        core = full.get("core", {})
+        if not isinstance(core, dict):
+            raise ConfigError(f"core in {str(path)!r} must be a [core] table, not {core!r}")
+        raw = {k: v for k, v in raw.items() if k != "core"}
+        allowed = {"layer", "lanes", "lr_range", "emit_error", "device"}
+        unknown = sorted(set(core) - allowed)
+        if unknown:
+            raise ConfigError(
+                f"unknown [core] key(s) {', '.join(unknown)}; allowed keys: "
+                f"{', '.join(sorted(allowed))}"
+            )
+        return cls(net=SnnConfig.from_dict(raw), **core)
+
+
+DEFAULT_CORE_NET = SnnConfig(layers=(64, 64), timesteps=8)
+"""The default core of the resource table: 64 inputs, 64 neurons, 8-bit weights, T = 8."""

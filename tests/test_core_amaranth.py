@@ -1,0 +1,261 @@
+"""The Amaranth core in Amaranth's simulator, bit-exact against the golden model.
+
+Every case drives the core only through its AXI4-Stream host port and compares, after each of
+two training steps, every value each engine produced with the golden model:
+
+* FP: membranes ``u[t][j]``, spikes ``s[t][j]``, spike counts;
+* BP: deltas ``delta[t][j]`` and (cores with ``emit_error``) ``e_prev[t][i]``;
+* WG: gradient accumulators before the update;
+* update: master weights after the update and the row LFSR states.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from core_sim import run_core
+
+from spikeforge.hw.backward import backward_cycles
+from spikeforge.hw.forward import forward_cycles
+from spikeforge.hw.params import CoreParams
+from spikeforge.hw.protocol import Opcode, Quantity, Status, command
+from spikeforge.hw.update import update_cycles
+from spikeforge.sim.session import CoreSession
+from spikeforge.sw.config import SnnConfig
+from spikeforge.sw.golden import GoldenModel, init_weights
+
+CASES = {
+    "base": (dict(layers=(8, 4), timesteps=4), dict(lanes=2, emit_error=True)),
+    "p1-zero-triangle": (
+        dict(layers=(6, 3), timesteps=5, reset="zero", surrogate="triangle"),
+        dict(lanes=1, emit_error=True),
+    ),
+    "pN-sltt-nearest": (
+        dict(layers=(7, 4), timesteps=3, bptt="sltt", rounding="nearest"),
+        dict(lanes=4, emit_error=True),
+    ),
+    "w4-frac0": (dict(layers=(8, 4), timesteps=4, w_bits=4, frac_bits=0), dict(lanes=2)),
+    "w16-u0": (dict(layers=(5, 4), timesteps=3, w_bits=16), dict(lanes=2, emit_error=True)),
+    "t1": (dict(layers=(8, 6), timesteps=1), dict(lanes=3, emit_error=True)),
+    "nonsquare-lanes3": (
+        dict(layers=(12, 6), timesteps=4, surrogate="triangle", reset="zero"),
+        dict(lanes=3, emit_error=True),
+    ),
+    "saturating-narrow": (
+        dict(layers=(8, 4), timesteps=6, g_bits=4, acc_bits=5, v_bits=10, err_shift=5),
+        dict(lanes=2, emit_error=True),
+    ),
+    "hidden-layer-external-error": (
+        dict(layers=(6, 8, 4), timesteps=4, reset="zero"),
+        dict(layer=0, lanes=4),
+    ),
+    "output-layer-of-two": (
+        dict(layers=(6, 8, 4), timesteps=4, surrogate="triangle"),
+        dict(layer=1, lanes=2),
+    ),
+}
+
+
+def _random_weights(net: SnnConfig, seed: int) -> list[torch.Tensor]:
+    """Seed 0: the trainer's initialisation; other seeds: uniform over the whole master range
+    (saturating membranes, deltas and updates)."""
+    if seed == 0:
+        return init_weights(net)
+    gen = torch.Generator().manual_seed(seed)
+    lo, hi = -(1 << (net.master_bits - 1)), 1 << (net.master_bits - 1)
+    return [torch.randint(lo, hi, shape, generator=gen) for shape in net.weight_shapes()]
+
+
+def _samples(net: SnnConfig, seed: int, steps: int, density: float):
+    gen = torch.Generator().manual_seed(1000 + seed)
+    xs = (torch.rand(steps, 1, net.timesteps, net.n_inputs, generator=gen) < density).long()
+    labels = torch.randint(0, net.n_outputs, (steps, 1), generator=gen)
+    return xs, labels
+
+
+def _expected(params: CoreParams, weights, xs, labels, lr_shifts):
+    """Per step: the golden values of this core's layer."""
+    net, layer = params.net, params.layer
+    model = GoldenModel(net, weights)
+    steps = []
+    for x, label, lr in zip(xs, labels, lr_shifts, strict=True):
+        model.lr_shift = lr
+        res = model.train_step(x, labels=label)
+        tr = res.traces[layer]
+        steps.append(
+            dict(
+                x=tr.x[0],
+                e=tr.e[0],
+                label=int(label[0]),
+                membranes=tr.u[0],
+                spikes=tr.s[0],
+                counts=tr.s[0].sum(0),
+                deltas=tr.delta[0],
+                eprev=tr.e_prev[0],
+                grads=tr.grad[0],
+                weights=res.weights[layer],
+                lfsr=model.lfsr_states[layer].clone(),
+            )
+        )
+    return steps
+
+
+def _run(params: CoreParams, weights, steps, lr_shifts, *, stalls=0):
+    is_output = params.layer == params.net.n_layers - 1
+
+    async def script(host):
+        s = CoreSession(params, host.call)
+        await s.write(Quantity.WEIGHTS, weights[params.layer])
+        got = []
+        for step, lr in zip(steps, lr_shifts, strict=True):
+            out = {}
+            await s.set_lr(lr)
+            await s.load_spikes(step["x"])
+            await s.forward()
+            out["fwd_counters"] = await s.counters()
+            for name, q in (
+                ("membranes", Quantity.MEMBRANES),
+                ("spikes", Quantity.SPIKES),
+                ("counts", Quantity.COUNTS),
+            ):
+                out[name] = await s.read(q)
+            if is_output:
+                await s.set_label(step["label"])
+                await s.backward(update=False)
+            else:
+                await s.write(Quantity.ERRORS, step["e"])
+                await s.backward(update=False, external_error=True)
+            out["deltas"] = await s.read(Quantity.DELTAS)
+            if params.emits_error:
+                out["eprev"] = await s.read(Quantity.EPREV)
+            out["grads"] = await s.read(Quantity.GRADS)
+            await s.update()
+            out["bwd_counters"] = await s.counters()
+            out["weights"] = await s.read(Quantity.WEIGHTS)
+            out["lfsr"] = await s.read(Quantity.LFSR)
+            got.append(out)
+        return got
+
+    return run_core(params, script, stalls=stalls, seed=7)
+
+
+def _compare(params, expected, got):
+    for n, (exp, out) in enumerate(zip(expected, got, strict=True)):
+        names = ["membranes", "spikes", "counts", "deltas", "grads", "weights", "lfsr"]
+        if params.emits_error:
+            names.append("eprev")
+        for name in names:
+            e, g = exp[name], out[name]
+            assert g.shape == e.shape, (n, name, g.shape, e.shape)
+            bad = (g != e).nonzero()
+            assert bad.numel() == 0, (
+                f"step {n}: {name}{tuple(bad[0].tolist())} = {int(g[tuple(bad[0])])}, "
+                f"golden {int(e[tuple(bad[0])])} ({bad.shape[0]} mismatches)"
+            )
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("seed", [0, 1])
+def test_training_steps_are_bit_exact(case, seed):
+    net_kw, core_kw = CASES[case]
+    net = SnnConfig(**net_kw)
+    params = CoreParams(net=net, **core_kw)
+    weights = _random_weights(net, seed)
+    xs, labels = _samples(net, seed, steps=2, density=0.5)
+    lr_shifts = [net.lr_shift, net.lr_shift + 1 + seed]
+    expected = _expected(params, weights, xs, labels, lr_shifts)
+    got = _run(params, weights, expected, lr_shifts)
+    _compare(params, expected, got)
+    # The deltas must not all be zero, or the backward comparison proves little.
+    assert any(bool(e["deltas"].any()) for e in expected)
+
+
+def test_bit_exact_under_idle_and_backpressure():
+    net = SnnConfig(layers=(8, 4), timesteps=4, surrogate="triangle")
+    params = CoreParams(net=net, lanes=2, emit_error=True)
+    weights = _random_weights(net, 0)
+    xs, labels = _samples(net, 3, steps=2, density=0.5)
+    lr = [net.lr_shift] * 2
+    expected = _expected(params, weights, xs, labels, lr)
+    _compare(params, expected, _run(params, weights, expected, lr, stalls=3))
+
+
+@pytest.mark.parametrize("case", ["base", "p1-zero-triangle", "nonsquare-lanes3", "w16-u0"])
+def test_cycle_counters_follow_the_documented_formulas(case):
+    net_kw, core_kw = CASES[case]
+    net = SnnConfig(**net_kw)
+    params = CoreParams(net=net, **core_kw)
+    weights = _random_weights(net, 0)
+    xs, labels = _samples(net, 5, steps=1, density=0.4)
+    lr = [net.lr_shift]
+    expected = _expected(params, weights, xs, labels, lr)
+    out = _run(params, weights, expected, lr)[0]
+    active = [int(v) for v in xs[0, 0].sum(1)]
+    fwd = out["fwd_counters"]
+    assert fwd["forward"] == forward_cycles(params, active)
+    assert fwd["lanes_busy"] == params.groups * sum(a + 1 for a in active)
+    assert out["bwd_counters"]["bp"] == backward_cycles(params)
+    assert out["bwd_counters"]["update"] == update_cycles(params)
+
+
+def _forward_only(params: CoreParams, spikes: torch.Tensor) -> dict:
+    async def script(host):
+        s = CoreSession(params, host.call)
+        await s.load_spikes(spikes)
+        await s.forward()
+        return await s.counters()
+
+    return run_core(params, script)
+
+
+def test_default_core_dense_and_sparse_forward_cycles():
+    """Default core (64 x 64, 8 lanes, 8-bit, T = 8): lanes >= 90% busy on dense input, and
+    10% input density costs <= 15% of the dense forward cycles."""
+    net = SnnConfig(layers=(64, 64), timesteps=8)
+    params = CoreParams(net=net, lanes=8)
+    dense = torch.ones(8, 64, dtype=torch.int64)
+    gen = torch.Generator().manual_seed(0)
+    sparse = torch.zeros(8, 64, dtype=torch.int64)
+    for t in range(8):  # exactly 10% of 64 inputs (6 or 7) per timestep, 51 of 512 in all
+        sparse[t, torch.randperm(64, generator=gen)[: 7 if t < 3 else 6]] = 1
+    d = _forward_only(params, dense)
+    s = _forward_only(params, sparse)
+    assert d["forward"] == forward_cycles(params, [64] * 8)
+    assert s["forward"] == forward_cycles(params, [int(v) for v in sparse.sum(1)])
+    assert d["lanes_busy"] / d["forward"] >= 0.90
+    assert s["forward"] / d["forward"] <= 0.15
+
+
+def test_bad_commands_answer_with_a_status_and_the_core_keeps_working():
+    net = SnnConfig(layers=(8, 4), timesteps=2)
+    params = CoreParams(net=net, lanes=2)
+    big = 1 << (net.master_bits - 1)
+
+    async def script(host):
+        out = {}
+        out["opcode"] = (await host.call(0x3F))[1]
+        out["quantity"] = (await host.call(Opcode.READ, 12))[1]
+        out["write_ro"] = (await host.call(Opcode.WRITE, int(Quantity.MEMBRANES)))[1]
+        out["label"] = (await host.call(Opcode.SET_LABEL, 4))[1]
+        out["lr"] = (await host.call(Opcode.SET_LR, net.lr_shift + params.lr_range))[1]
+        weights = [big + 5] + [-big - 9] + [3] * 30
+        out["range"] = (await host.call(Opcode.WRITE, 0, [w & 0xFFFFFFFF for w in weights]))[1]
+        out["weights"] = (await host.call(Opcode.READ, 0))[0][:3]
+        # index 8 does not exist, and 2 after 5 breaks the ascending order
+        out["spikes"] = (await host.call(Opcode.LOAD_SPIKES, 0, [3, 1, 8, 5, 2, 5, 2]))[1]
+        out["info"] = await host.call(Opcode.INFO)
+        return out
+
+    out = run_core(params, script)
+    assert out["opcode"] == Status.BAD_OPCODE
+    assert out["quantity"] == Status.BAD_ARG
+    assert out["write_ro"] == Status.BAD_ARG
+    assert out["label"] == Status.BAD_ARG
+    assert out["lr"] == Status.BAD_ARG
+    assert out["range"] == Status.OUT_OF_RANGE
+    assert out["weights"] == [big - 1, (-big) & 0xFFFFFFFF, 3]
+    assert out["spikes"] == Status.OUT_OF_RANGE
+    words, status = out["info"]
+    assert status == Status.OK
+    assert words[1] | (words[2] << 32) == int(params.core_hash, 16)
+    assert command(Opcode.INFO) == 0
