@@ -131,9 +131,9 @@ def spike_words(spikes: Sequence[Sequence[int]]) -> list[int]:
     return words
 
 
-def parse_status(word: int) -> tuple[Opcode, Status]:
-    """``(opcode, status)`` of a status word."""
-    return Opcode((word >> 24) & 0xFF), Status((word >> 16) & 0xFF)
+def parse_status(word: int) -> tuple[int, Status]:
+    """``(opcode, status)`` of a status word (the opcode echoed as an int: it may be unknown)."""
+    return (word >> 24) & 0xFF, Status((word >> 16) & 0xFF)
 
 
 def to_signed(word: int, bits: int = 32) -> int:

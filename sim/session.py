@@ -69,10 +69,7 @@ class CoreSession:
         outer, inner = self.shape(q)
         if len(words) != outer * inner:
             raise CoreError(f"READ {q.name} returned {len(words)} words, not {outer * inner}")
-        if QUANTITIES[q].signed:
-            values = [to_signed(w) for w in words]
-        else:
-            values = words
+        values = [to_signed(w) for w in words] if QUANTITIES[q].signed else words
         out = torch.tensor(values, dtype=torch.int64).reshape(outer, inner)
         return out.reshape(outer) if inner == 1 else out
 

@@ -35,8 +35,8 @@ async def stream_get(ctx, dut, stall: int = 0) -> tuple[int, int]:
     for _ in range(stall):
         await ctx.tick()
     ctx.set(dut.m_axis_tready, 1)
-    data, last = await ctx.tick().sample(dut.m_axis_tdata, dut.m_axis_tlast).until(
-        dut.m_axis_tvalid
+    data, last = (
+        await ctx.tick().sample(dut.m_axis_tdata, dut.m_axis_tlast).until(dut.m_axis_tvalid)
     )
     ctx.set(dut.m_axis_tready, 0)
     return data, last
@@ -54,7 +54,9 @@ class SimHost:
     def _gap(self) -> int:
         return self.rng.randint(0, self.stalls) if self.stalls else 0
 
-    async def call(self, op: Opcode, arg: int = 0, payload: list[int] = ()) -> tuple[list, Status]:
+    async def call(
+        self, op: Opcode | int, arg: int = 0, payload: list[int] = ()
+    ) -> tuple[list, Status]:
         for word in [command(op, arg), *payload]:
             await stream_put(self.ctx, self.dut, word & 0xFFFFFFFF, self._gap())
         data = []
@@ -62,7 +64,7 @@ class SimHost:
             word, last = await stream_get(self.ctx, self.dut, self._gap())
             if last:
                 echo, status = parse_status(word)
-                assert echo == op, f"status of {echo.name} arrived for {op.name}"
+                assert echo == int(op), f"status of opcode {echo:#x} arrived for {int(op):#x}"
                 return data, status
             data.append(word)
 

@@ -25,33 +25,40 @@ from spikeforge.sw.config import SnnConfig
 from spikeforge.sw.golden import GoldenModel, init_weights
 
 CASES = {
-    "base": (dict(layers=(8, 4), timesteps=4), dict(lanes=2, emit_error=True)),
+    "base": ({"layers": (8, 4), "timesteps": 4}, {"lanes": 2, "emit_error": True}),
     "p1-zero-triangle": (
-        dict(layers=(6, 3), timesteps=5, reset="zero", surrogate="triangle"),
-        dict(lanes=1, emit_error=True),
+        {"layers": (6, 3), "timesteps": 5, "reset": "zero", "surrogate": "triangle"},
+        {"lanes": 1, "emit_error": True},
     ),
     "pN-sltt-nearest": (
-        dict(layers=(7, 4), timesteps=3, bptt="sltt", rounding="nearest"),
-        dict(lanes=4, emit_error=True),
+        {"layers": (7, 4), "timesteps": 3, "bptt": "sltt", "rounding": "nearest"},
+        {"lanes": 4, "emit_error": True},
     ),
-    "w4-frac0": (dict(layers=(8, 4), timesteps=4, w_bits=4, frac_bits=0), dict(lanes=2)),
-    "w16-u0": (dict(layers=(5, 4), timesteps=3, w_bits=16), dict(lanes=2, emit_error=True)),
-    "t1": (dict(layers=(8, 6), timesteps=1), dict(lanes=3, emit_error=True)),
+    "w4-frac0": ({"layers": (8, 4), "timesteps": 4, "w_bits": 4, "frac_bits": 0}, {"lanes": 2}),
+    "w16-u0": ({"layers": (5, 4), "timesteps": 3, "w_bits": 16}, {"lanes": 2, "emit_error": True}),
+    "t1": ({"layers": (8, 6), "timesteps": 1}, {"lanes": 3, "emit_error": True}),
     "nonsquare-lanes3": (
-        dict(layers=(12, 6), timesteps=4, surrogate="triangle", reset="zero"),
-        dict(lanes=3, emit_error=True),
+        {"layers": (12, 6), "timesteps": 4, "surrogate": "triangle", "reset": "zero"},
+        {"lanes": 3, "emit_error": True},
     ),
     "saturating-narrow": (
-        dict(layers=(8, 4), timesteps=6, g_bits=4, acc_bits=5, v_bits=10, err_shift=5),
-        dict(lanes=2, emit_error=True),
+        {
+            "layers": (8, 4),
+            "timesteps": 6,
+            "g_bits": 4,
+            "acc_bits": 5,
+            "v_bits": 10,
+            "err_shift": 5,
+        },
+        {"lanes": 2, "emit_error": True},
     ),
     "hidden-layer-external-error": (
-        dict(layers=(6, 8, 4), timesteps=4, reset="zero"),
-        dict(layer=0, lanes=4),
+        {"layers": (6, 8, 4), "timesteps": 4, "reset": "zero"},
+        {"layer": 0, "lanes": 4},
     ),
     "output-layer-of-two": (
-        dict(layers=(6, 8, 4), timesteps=4, surrogate="triangle"),
-        dict(layer=1, lanes=2),
+        {"layers": (6, 8, 4), "timesteps": 4, "surrogate": "triangle"},
+        {"layer": 1, "lanes": 2},
     ),
 }
 
@@ -83,19 +90,19 @@ def _expected(params: CoreParams, weights, xs, labels, lr_shifts):
         res = model.train_step(x, labels=label)
         tr = res.traces[layer]
         steps.append(
-            dict(
-                x=tr.x[0],
-                e=tr.e[0],
-                label=int(label[0]),
-                membranes=tr.u[0],
-                spikes=tr.s[0],
-                counts=tr.s[0].sum(0),
-                deltas=tr.delta[0],
-                eprev=tr.e_prev[0],
-                grads=tr.grad[0],
-                weights=res.weights[layer],
-                lfsr=model.lfsr_states[layer].clone(),
-            )
+            {
+                "x": tr.x[0],
+                "e": tr.e[0],
+                "label": int(label[0]),
+                "membranes": tr.u[0],
+                "spikes": tr.s[0],
+                "counts": tr.s[0].sum(0),
+                "deltas": tr.delta[0],
+                "eprev": tr.e_prev[0],
+                "grads": tr.grad[0],
+                "weights": res.weights[layer],
+                "lfsr": model.lfsr_states[layer].clone(),
+            }
         )
     return steps
 
