@@ -23,12 +23,12 @@ from amaranth.hdl import Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.hw.datapath import addr_bits, delay_line, lane, leak, rnd, sat
+from spikeforge.hw.datapath import READ_LATENCY, addr_bits, delay_line, lane, leak, rnd, sat
 from spikeforge.hw.params import CoreParams
 
 __all__ = ["BP_DELTA_DRAIN", "BackwardEngine", "backward_cycles", "bp_error_drain"]
 
-BP_DELTA_DEPTH = 8
+BP_DELTA_DEPTH = 7 + READ_LATENCY
 """Cycles from a delta-phase token to its delta write."""
 BP_DELTA_DRAIN = BP_DELTA_DEPTH + 1
 
@@ -40,7 +40,7 @@ def _tree_levels(lanes: int) -> int:
 def bp_error_drain(lanes: int) -> int:
     """Drain cycles after the last error-phase token: read, multiply, tree, accumulate, round,
     saturate and write."""
-    return 6 + _tree_levels(lanes)
+    return 5 + READ_LATENCY + _tree_levels(lanes)
 
 
 def backward_cycles(p: CoreParams) -> int:
@@ -185,7 +185,7 @@ class BackwardEngine(wiring.Component):
         P, T = p.lanes, p.timesteps
         valid = delay_line(m, issue, BP_DELTA_DEPTH, "dv")
         gs = delay_line(m, g, BP_DELTA_DEPTH, "dg")
-        js = delay_line(m, jbase, 2, "dj")
+        js = delay_line(m, jbase, READ_LATENCY + 1, "dj")
         # delta[t+1] joins in BPTT mode below the last timestep (t is fixed during the phase).
         use_next = (t != T - 1) if net.bptt == "bptt" else Const(0, 1)
         for q in range(P):
@@ -205,7 +205,7 @@ class BackwardEngine(wiring.Component):
             diff2 = Signal(signed(vb + 1), name=f"bdiff2_{q}")
             s2 = Signal(name=f"bs2_{q}")
             lk2 = Signal(signed(gb + 1), name=f"blk2_{q}")
-            is_label = js[2] + q == self.label
+            is_label = js[READ_LATENCY + 1] + q == self.label
             target = Mux(is_label, net.target_hi, net.target_lo)
             from_label = sat((c1 - target) << net.err_shift, gb)
             m.d.sync += [
@@ -254,7 +254,7 @@ class BackwardEngine(wiring.Component):
         net = p.net
         P, G = p.lanes, p.groups
         levels = _tree_levels(P)
-        depth = 3 + levels  # operands, products, tree levels: the tree sum is valid here
+        depth = READ_LATENCY + 2 + levels  # operands, products, tree: the sum is valid here
         valid = delay_line(m, issue, depth + 3, "ev")
         first = delay_line(m, g == 0, depth, "ef")
         last = delay_line(m, g == G - 1, depth, "el")

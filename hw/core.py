@@ -21,7 +21,7 @@ computes ``e_prev[t]`` and ``delta[t-1]``. The update starts when both are done.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -84,6 +84,11 @@ class SpikingCore(wiring.Component):
             rd[name] = mem.read_port()
             wr[name] = mem.write_port(granularity=spec.width)
         rd_b = mems["deltas"].read_port()  # the WG engine's own port (runs beside BP)
+        # Every read is registered once more right at the block RAM output (READ_LATENCY = 2).
+        rdata = {}
+        for name, port in [*rd.items(), ("deltas_b", rd_b)]:
+            rdata[name] = Signal.like(port.data, name=f"{name}_rdata")
+            m.d.sync += rdata[name].eq(port.data)
 
         m.submodules.fp = fp = ForwardEngine(p)
         m.submodules.bp = bp = BackwardEngine(p)
@@ -114,7 +119,7 @@ class SpikingCore(wiring.Component):
             wg.ready.eq(bp.ready),
         ]
         for name in {n for n in READABLE.values() if n in specs}:
-            m.d.comb += getattr(host, f"rd_{name}").eq(rd[name].data)
+            m.d.comb += getattr(host, f"rd_{name}").eq(rdata[name])
         host_addr, host_lane, host_wdata = host.addr, host.lane, host.wdata
 
         def word_en(spec, wen, lane_sel=None):
@@ -149,23 +154,23 @@ class SpikingCore(wiring.Component):
         m.d.comb += rd_b.addr.eq(wg.d_raddr)
 
         m.d.comb += [
-            fp.w_data.eq(rd["weights"].data),
-            bp.w_rdata.eq(rd["weights"].data),
-            upd.w_rdata.eq(rd["weights"].data),
-            fp.u_rdata.eq(rd["membranes"].data),
-            bp.u_rdata.eq(rd["membranes"].data),
-            fp.cnt_rdata.eq(rd["counts"].data),
-            bp.cnt_rdata.eq(rd["counts"].data),
-            bp.d_rdata.eq(rd["deltas"].data),
-            wg.d_rdata.eq(rd_b.data),
-            bp.err_rdata.eq(rd["errors"].data),
-            wg.gr_rdata.eq(rd["grads"].data),
-            upd.gr_rdata.eq(rd["grads"].data),
-            upd.lf_rdata.eq(rd["lfsr"].data),
-            fp.ev_data.eq(rd["events"].data),
-            wg.ev_data.eq(rd["events"].data),
-            fp.hdr_data.eq(rd["event_heads"].data),
-            wg.hdr_data.eq(rd["event_heads"].data),
+            fp.w_data.eq(rdata["weights"]),
+            bp.w_rdata.eq(rdata["weights"]),
+            upd.w_rdata.eq(rdata["weights"]),
+            fp.u_rdata.eq(rdata["membranes"]),
+            bp.u_rdata.eq(rdata["membranes"]),
+            fp.cnt_rdata.eq(rdata["counts"]),
+            bp.cnt_rdata.eq(rdata["counts"]),
+            bp.d_rdata.eq(rdata["deltas"]),
+            wg.d_rdata.eq(rdata["deltas_b"]),
+            bp.err_rdata.eq(rdata["errors"]),
+            wg.gr_rdata.eq(rdata["grads"]),
+            upd.gr_rdata.eq(rdata["grads"]),
+            upd.lf_rdata.eq(rdata["lfsr"]),
+            fp.ev_data.eq(rdata["events"]),
+            wg.ev_data.eq(rdata["events"]),
+            fp.hdr_data.eq(rdata["event_heads"]),
+            wg.hdr_data.eq(rdata["event_heads"]),
         ]
 
         def wport(name, addr, data, en):

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 from amaranth.hdl import Mux, Value
 
-__all__ = ["addr_bits", "delay_line", "lane", "leak", "rnd", "sat"]
+READ_LATENCY = 2
+"""Cycles from a memory address to its data at an engine: the block RAM's registered read and
+one more register right at its output (ECP5 block RAM clock-to-out is ~5.8 ns; logic straight
+after it does not close 100 MHz)."""
+
+__all__ = ["READ_LATENCY", "addr_bits", "delay_line", "lane", "leak", "rnd", "sat"]
 
 
 def addr_bits(depth: int) -> int:

@@ -10,7 +10,7 @@ Latency and cycles (``a_t`` active inputs at ``t``, ``G = n_out / P`` groups)::
 
     forward cycles = sum_t ( G * (a_t + 1) + FP_TIMESTEP_OVERHEAD )
 
-``FP_TIMESTEP_OVERHEAD`` = 2 cycles to fetch the timestep's event header plus the
+``FP_TIMESTEP_OVERHEAD`` = 3 cycles to fetch the timestep's event header plus the
 :data:`FP_DEPTH`-cycle pipeline drain before ``t + 1`` may read ``u[t]``. The lanes work on
 ``G * (a_t + 1)`` of those cycles.
 """
@@ -21,15 +21,15 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.hw.datapath import addr_bits, lane, leak, sat
+from spikeforge.hw.datapath import READ_LATENCY, addr_bits, delay_line, lane, leak, sat
 from spikeforge.hw.params import CoreParams
 
 __all__ = ["FP_DEPTH", "FP_TIMESTEP_OVERHEAD", "ForwardEngine", "forward_cycles"]
 
-FP_DEPTH = 7
+FP_DEPTH = 2 * READ_LATENCY + 5
 """Cycles from issuing a token to its membrane write, plus one."""
 
-FP_TIMESTEP_OVERHEAD = 2 + FP_DEPTH
+FP_TIMESTEP_OVERHEAD = 1 + READ_LATENCY + FP_DEPTH
 
 
 def forward_cycles(p: CoreParams, active: list[int]) -> int:
@@ -113,7 +113,9 @@ class ForwardEngine(wiring.Component):
                 with m.If(self.start):
                     m.d.sync += [t.eq(0), tbase.eq(0), pbase.eq(0), self.busy.eq(1)]
                     m.next = "HEAD"
-            with m.State("HEAD"):  # hdr_addr = t presented this cycle
+            with m.State("HEAD"):  # hdr_addr = t presented; data after READ_LATENCY cycles
+                m.next = "HEAD1"
+            with m.State("HEAD1"):
                 m.next = "HEAD2"
             with m.State("HEAD2"):
                 m.d.sync += [
@@ -146,81 +148,56 @@ class ForwardEngine(wiring.Component):
                     with m.Else():
                         m.next = "HEAD"
 
-        # -- pipeline --------------------------------------------------------------------------
-        # c1: event index, previous membrane and count arrive from the memories.
-        v1, lif1, g1, gb1, first1 = (
-            Signal(),
-            Signal(),
-            Signal(range(G + 1)),
-            Signal(range(G * n_in + 1)),
-            Signal(),
-        )
-        m.d.sync += [
-            v1.eq(issue_acc | issue_lif),
-            lif1.eq(issue_lif),
-            g1.eq(g),
-            gb1.eq(gbase),
-            first1.eq(t == 0),
-        ]
-        # c2: weight address; leak and previous spike of each lane.
-        v2, lif2, g2 = Signal(), Signal(), Signal(range(G + 1))
-        idx2 = Signal(range(G * n_in + 1))
-        cnt2 = Signal(P * cb)
-        u2 = [Signal(signed(vb), name=f"u2_{q}") for q in range(P)]
-        m.d.sync += [v2.eq(v1), lif2.eq(lif1), g2.eq(g1), idx2.eq(gb1 + self.ev_data)]
-        m.d.sync += cnt2.eq(Mux(first1, 0, self.cnt_rdata))
+        # -- pipeline (stage n = n cycles after issue; memory data arrive RL after the address) --
+        RL = READ_LATENCY
+        A = RL  # event index, previous membrane and counts arrive
+        C = A + 1 + RL  # weights arrive
+        D = C + 1  # lanes accumulate or integrate
+        F = D + 2  # saturated membrane written
+        valid = delay_line(m, issue_acc | issue_lif, F, "fv")
+        lif = delay_line(m, issue_lif, F, "fl")
+        gs = delay_line(m, g, F, "fg")
+        gbs = delay_line(m, gbase, A, "fgb")
+        first = delay_line(m, t == 0, A, "ff")
+        # A: weight address; previous membrane (zero at t = 0) and counts.
+        idx = Signal(range(G * n_in + 1))
+        cnt_b = Signal(P * cb)
+        m.d.sync += [idx.eq(gbs[A] + self.ev_data), cnt_b.eq(Mux(first[A], 0, self.cnt_rdata))]
+        m.d.comb += self.w_addr.eq(idx)
+        cnts = delay_line(m, cnt_b, F - A - 1, "fcnt")
+        accs = [Signal(signed(p.current_bits), name=f"acc_{q}") for q in range(P)]
+        pre_bits = max(vb + 1, p.current_bits) + 1
         for q in range(P):
-            m.d.sync += u2[q].eq(Mux(first1, 0, lane(self.u_rdata, q, vb)))
-        m.d.comb += self.w_addr.eq(idx2)
-        # c3: weights arrive; leaked membrane with the reset of s[t-1].
-        v3, lif3, g3 = Signal(), Signal(), Signal(range(G + 1))
-        cnt3 = Signal(P * cb)
-        lu3 = [Signal(signed(vb + 1), name=f"lu3_{q}") for q in range(P)]
-        m.d.sync += [v3.eq(v2), lif3.eq(lif2), g3.eq(g2), cnt3.eq(cnt2)]
-        for q in range(P):
-            leaked = leak(u2[q], k)
-            spiked = u2[q] >= theta
+            u_b = Signal(signed(vb), name=f"fu_{q}")
+            m.d.sync += u_b.eq(Mux(first[A], 0, lane(self.u_rdata, q, vb)))
+            # A+2: leaked membrane with the reset of s[t-1] applied.
+            lu = Signal(signed(vb + 1), name=f"flu_{q}")
+            leaked = leak(u_b, k)
+            spiked = u_b >= theta
             if net.reset == "subtract":
-                m.d.sync += lu3[q].eq(Mux(spiked, leaked - theta, leaked))
+                m.d.sync += lu.eq(Mux(spiked, leaked - theta, leaked))
             else:
-                m.d.sync += lu3[q].eq(Mux(spiked, 0, leaked))
-        # c4: the lanes accumulate (accumulate token) or take the current (integrate token).
-        v4, lif4, g4 = Signal(), Signal(), Signal(range(G + 1))
-        cnt4 = Signal(P * cb)
-        w4 = [Signal(signed(wb), name=f"w4_{q}") for q in range(P)]
-        lu4 = [Signal(signed(vb + 1), name=f"lu4_{q}") for q in range(P)]
-        m.d.sync += [v4.eq(v3), lif4.eq(lif3), g4.eq(g3), cnt4.eq(cnt3)]
-        for q in range(P):
-            m.d.sync += [
-                w4[q].eq(lane(self.w_data, q, mb)[mb - wb :].as_signed()),
-                lu4[q].eq(lu3[q]),
-            ]
-        acc = [Signal(signed(p.current_bits), name=f"acc_{q}") for q in range(P)]
-        v5, g5 = Signal(), Signal(range(G + 1))
-        cnt5 = Signal(P * cb)
-        pre5 = [Signal(signed(max(vb + 1, p.current_bits) + 1), name=f"pre5_{q}") for q in range(P)]
-        m.d.sync += [v5.eq(v4 & lif4), g5.eq(g4), cnt5.eq(cnt4)]
-        for q in range(P):
-            with m.If(v4 & ~lif4):
-                m.d.sync += acc[q].eq(acc[q] + w4[q])
-            with m.If(v4 & lif4):
-                m.d.sync += [acc[q].eq(0), pre5[q].eq(lu4[q] + acc[q])]
-        # c6: saturate to v_bits.
-        v6, g6 = Signal(), Signal(range(G + 1))
-        cnt6 = Signal(P * cb)
-        u6 = [Signal(signed(vb), name=f"u6_{q}") for q in range(P)]
-        m.d.sync += [v6.eq(v5), g6.eq(g5), cnt6.eq(cnt5)]
-        for q in range(P):
-            m.d.sync += u6[q].eq(sat(pre5[q], vb))
-        # c7: write u[t] and the spike counts.
+                m.d.sync += lu.eq(Mux(spiked, 0, leaked))
+            lus = delay_line(m, lu, D - (A + 2), f"flu{q}")
+            # C+1 = D: the weight of lane q, top w_bits of the master weight.
+            w = Signal(signed(wb), name=f"fw_{q}")
+            m.d.sync += w.eq(lane(self.w_data, q, mb)[mb - wb :].as_signed())
+            # D: accumulate, or take the current and start the next group at zero.
+            pre = Signal(signed(pre_bits), name=f"fpre_{q}")
+            with m.If(valid[D] & ~lif[D]):
+                m.d.sync += accs[q].eq(accs[q] + w)
+            with m.If(valid[D] & lif[D]):
+                m.d.sync += [accs[q].eq(0), pre.eq(lus[-1] + accs[q])]
+            # D+1: saturate; F: write u[t] and add s[t] to the count.
+            u_new = Signal(signed(vb), name=f"fun_{q}")
+            m.d.sync += u_new.eq(sat(pre, vb))
+            m.d.comb += self.u_wdata[q * vb : (q + 1) * vb].eq(u_new)
+            old = cnts[-1][q * cb : (q + 1) * cb]
+            m.d.comb += self.cnt_wdata[q * cb : (q + 1) * cb].eq(old + (u_new >= theta))
         m.d.comb += [
-            self.u_wen.eq(v6),
-            self.u_waddr.eq(tbase + g6),
-            self.cnt_wen.eq(v6),
-            self.cnt_waddr.eq(g6),
+            self.u_wen.eq(valid[F] & lif[F]),
+            self.u_waddr.eq(tbase + gs[F]),
+            self.cnt_wen.eq(valid[F] & lif[F]),
+            self.cnt_waddr.eq(gs[F]),
         ]
-        for q in range(P):
-            m.d.comb += self.u_wdata[q * vb : (q + 1) * vb].eq(u6[q])
-            old = cnt6[q * cb : (q + 1) * cb]
-            m.d.comb += self.cnt_wdata[q * cb : (q + 1) * cb].eq(old + (u6[q] >= theta))
         return m

@@ -17,16 +17,16 @@ from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.hw.datapath import addr_bits, delay_line, lane, sat
+from spikeforge.hw.datapath import READ_LATENCY, addr_bits, delay_line, lane, sat
 from spikeforge.hw.params import CoreParams
 
 __all__ = ["WG_DRAIN", "WG_TIMESTEP_OVERHEAD", "GradientEngine"]
 
-WG_DEPTH = 4
+WG_DEPTH = 2 * READ_LATENCY + 2
 """Cycles from a token to its accumulator write."""
 WG_DRAIN = WG_DEPTH + 1
-WG_TIMESTEP_OVERHEAD = 3
-"""Wait-for-delta check, event header fetch and latch."""
+WG_TIMESTEP_OVERHEAD = 2 + READ_LATENCY
+"""Wait-for-delta check, event header fetch (READ_LATENCY) and latch."""
 
 
 class GradientEngine(wiring.Component):
@@ -102,6 +102,8 @@ class GradientEngine(wiring.Component):
                 with m.If(self.ready <= t):
                     m.next = "HEAD"
             with m.State("HEAD"):
+                m.next = "HEAD1"
+            with m.State("HEAD1"):
                 m.next = "HEAD2"
             with m.State("HEAD2"):
                 m.d.sync += [
@@ -130,19 +132,21 @@ class GradientEngine(wiring.Component):
                     next_timestep()
 
         valid = delay_line(m, issue, WG_DEPTH, "wv")
-        gbs = delay_line(m, gbase, 2, "wgb")
-        # c1: event index and deltas arrive; c2: accumulator address; c3: accumulators arrive.
-        i2 = Signal(range(n_in), name="wi2")
-        m.d.sync += i2.eq(self.ev_data)
-        addr2 = Signal.like(self.gr_raddr, name="waddr2")
-        m.d.comb += [addr2.eq(gbs[2] + i2), self.gr_raddr.eq(addr2)]
-        addrs = delay_line(m, addr2, 2, "waddr")
+        RL = READ_LATENCY
+        gbs = delay_line(m, gbase, RL + 1, "wgb")
+        # RL: event index and deltas arrive; RL+1: accumulator address; 2RL+1: accumulators
+        # arrive; 2RL+2: the saturated sums are written back.
+        i_ev = Signal(range(n_in), name="wi")
+        m.d.sync += i_ev.eq(self.ev_data)
+        addr = Signal.like(self.gr_raddr, name="waddr")
+        m.d.comb += [addr.eq(gbs[RL + 1] + i_ev), self.gr_raddr.eq(addr)]
+        addrs = delay_line(m, addr, RL + 1, "waddr")
         for q in range(P):
-            d2 = Signal(signed(gb), name=f"wd2_{q}")
-            d3 = Signal(signed(gb), name=f"wd3_{q}")
-            m.d.sync += [d2.eq(lane(self.d_rdata, q, gb)), d3.eq(d2)]
-            n4 = Signal(signed(ab_), name=f"wn4_{q}")
-            m.d.sync += n4.eq(sat(lane(self.gr_rdata, q, ab_) + d3, ab_))
-            m.d.comb += self.gr_wdata[q * ab_ : (q + 1) * ab_].eq(n4)
-        m.d.comb += [self.gr_wen.eq(valid[WG_DEPTH]), self.gr_waddr.eq(addrs[2])]
+            d_a = Signal(signed(gb), name=f"wd_{q}")
+            m.d.sync += d_a.eq(lane(self.d_rdata, q, gb))
+            d_b = delay_line(m, d_a, RL, f"wd{q}")[-1]
+            acc = Signal(signed(ab_), name=f"wacc_{q}")
+            m.d.sync += acc.eq(sat(lane(self.gr_rdata, q, ab_) + d_b, ab_))
+            m.d.comb += self.gr_wdata[q * ab_ : (q + 1) * ab_].eq(acc)
+        m.d.comb += [self.gr_wen.eq(valid[WG_DEPTH]), self.gr_waddr.eq(addrs[-1])]
         return m

@@ -17,7 +17,7 @@ from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.hw.datapath import addr_bits
+from spikeforge.hw.datapath import READ_LATENCY, addr_bits, delay_line
 from spikeforge.hw.params import BUS_BITS, CoreParams
 from spikeforge.hw.protocol import COUNTERS, MAGIC, Opcode, Quantity, Status
 
@@ -170,33 +170,33 @@ class HostController(wiring.Component):
                 with m.Else():
                     m.d.sync += ip_.eq(ip_ + 1)
 
-        # -- read pipeline: address (c0) -> memory word (c1) -> value register (c2) -> FIFO ------
+        # -- read pipeline: address (0) -> memory word (RL) -> value register (RL+1) -> FIFO -----
+        RL = READ_LATENCY
         issue = Signal()
-        v1, v2 = Signal(), Signal()
-        lane1 = Signal(range(P))
-        val2 = Signal(BUS_BITS)
-        m.d.sync += [v1.eq(issue), lane1.eq(self.lane), v2.eq(v1)]
+        valid = delay_line(m, issue, RL + 1, "hv")
+        lane_rl = delay_line(m, self.lane, RL, "hlane")[-1]
+        val = Signal(BUS_BITS)
         with m.Switch(q):
             for qq, name in self._readable.items():
                 spec = specs[name]
                 data = getattr(self, f"rd_{name}")
-                field = data.word_select(lane1, spec.width)
+                field = data.word_select(lane_rl, spec.width)
                 with m.Case(int(qq)):
                     if qq == Quantity.SPIKES:
-                        m.d.sync += val2.eq(field.as_signed() >= net.theta)
+                        m.d.sync += val.eq(field.as_signed() >= net.theta)
                     elif qq in UNSIGNED:
-                        m.d.sync += val2.eq(field)
+                        m.d.sync += val.eq(field)
                     else:
-                        m.d.sync += val2.eq(field.as_signed())
-        inflight = Signal(range(3))
-        m.d.sync += inflight.eq(inflight + issue - v2)
+                        m.d.sync += val.eq(field.as_signed())
+        inflight = Signal(range(RL + 2))
+        m.d.sync += inflight.eq(inflight + issue - valid[RL + 1])
 
         push_data = Signal(BUS_BITS)
         push_last = Signal()
         push = Signal()
         m.d.comb += [resp.w_data.eq(Cat(push_data, push_last)), resp.w_en.eq(push)]
-        with m.If(v2):
-            m.d.comb += [push.eq(1), push_data.eq(val2)]
+        with m.If(valid[RL + 1]):
+            m.d.comb += [push.eq(1), push_data.eq(val)]
 
         # -- counters ----------------------------------------------------------------------------
         counters = {name: Signal(32, name=f"cyc_{name}") for name in COUNTERS}
@@ -347,13 +347,13 @@ class HostController(wiring.Component):
                     with m.If(walk_last):
                         m.next = "STATUS"
             with m.State("READ"):
-                with m.If(resp.level + inflight < RESPONSE_DEPTH - 2):
+                with m.If(resp.level + inflight < RESPONSE_DEPTH - 1):
                     m.d.comb += issue.eq(1)
                     walk_step()
                     with m.If(walk_last):
                         m.next = "READ_DRAIN"
             with m.State("READ_DRAIN"):
-                with m.If((inflight == 0) & ~v1 & ~v2):
+                with m.If(inflight == 0):
                     m.next = "STATUS"
             with m.State("SPIKE_COUNT"):
                 m.d.comb += self.s_axis_tready.eq(1)

@@ -13,7 +13,7 @@ values). The LFSRs step ``U`` times per weight through one unrolled XOR network 
 
 Cycles::
 
-    update cycles = G * (n_in + 3) + UPDATE_DRAIN
+    update cycles = G * (n_in + 2 + READ_LATENCY) + UPDATE_DRAIN
 """
 
 from __future__ import annotations
@@ -22,18 +22,18 @@ from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.hw.datapath import addr_bits, delay_line, lane, sat
+from spikeforge.hw.datapath import READ_LATENCY, addr_bits, delay_line, lane, sat
 from spikeforge.hw.lfsr_jump import lfsr_jump
 from spikeforge.hw.params import CoreParams
 
 __all__ = ["UPDATE_DRAIN", "UpdateEngine", "update_cycles"]
 
-UPDATE_DEPTH = 5
+UPDATE_DEPTH = READ_LATENCY + 4
 UPDATE_DRAIN = UPDATE_DEPTH + 1
 
 
 def update_cycles(p: CoreParams) -> int:
-    return p.groups * (p.n_in + 3) + UPDATE_DRAIN
+    return p.groups * (p.n_in + 2 + READ_LATENCY) + UPDATE_DRAIN
 
 
 class UpdateEngine(wiring.Component):
@@ -101,6 +101,8 @@ class UpdateEngine(wiring.Component):
                     m.d.sync += [self.busy.eq(1), g.eq(0), gbase.eq(0)]
                     m.next = "LOAD"
             with m.State("LOAD"):
+                m.next = "LOAD1"
+            with m.State("LOAD1"):
                 m.next = "LOAD2"
             with m.State("LOAD2"):
                 for q in range(P):
@@ -142,7 +144,8 @@ class UpdateEngine(wiring.Component):
                     for index, u in enumerate(shifts):
                         with m.Case(index):
                             m.d.sync += r1.eq(nxt[:u] if u else 0)
-            # c1: memories and r valid.  c2: sum.  c3: shift.  c4: subtract.  c5: saturate.
+                r1 = delay_line(m, r1, READ_LATENCY - 1, f"ur{q}")[-1]  # align with the data
+            # RL: data and r valid; RL+1: sum; RL+2: shift; RL+3: subtract; RL+4: saturate.
             w2 = Signal(signed(mb), name=f"uw2_{q}")
             s2 = Signal(signed(sum_bits), name=f"us2_{q}")
             gq = lane(self.gr_rdata, q, ab_)
