@@ -256,25 +256,31 @@ class CoreParams:
             "device": self.device,
         }
 
-    @classmethod
-    def from_toml(cls, path: str | Path) -> CoreParams:
-        """A config TOML: network keys at the top (or in ``[network]``) and an optional
-        ``[core]`` table with ``layer``, ``lanes``, ``lr_range``, ``emit_error``, ``device``."""
-        raw = SnnConfig.read_toml(path)  # validates the file; network keys only
-        full = tomllib.loads(Path(path).read_text())
-        core = full.get("core", {})
+    @staticmethod
+    def read_toml(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``(network keys, [core] keys)`` of a config TOML: network keys at the top (or in
+        ``[network]``), core keys ``layer``, ``lanes``, ``lr_range``, ``emit_error``, ``device``
+        in an optional ``[core]`` table."""
+        raw = SnnConfig.read_toml(path)  # reports missing files and TOML errors
+        core = tomllib.loads(Path(path).read_text()).get("core", {})
         if not isinstance(core, dict):
             raise ConfigError(f"core in {str(path)!r} must be a [core] table, not {core!r}")
-        raw = {k: v for k, v in raw.items() if k != "core"}
-        allowed = {"layer", "lanes", "lr_range", "emit_error", "device"}
-        unknown = sorted(set(core) - allowed)
+        unknown = sorted(set(core) - CORE_KEYS)
         if unknown:
             raise ConfigError(
                 f"unknown [core] key(s) {', '.join(unknown)}; allowed keys: "
-                f"{', '.join(sorted(allowed))}"
+                f"{', '.join(sorted(CORE_KEYS))}"
             )
-        return cls(net=SnnConfig.from_dict(raw), **core)
+        return {k: v for k, v in raw.items() if k != "core"}, core
 
+    @classmethod
+    def from_toml(cls, path: str | Path) -> CoreParams:
+        """Load and validate a config TOML (see :meth:`read_toml`)."""
+        net, core = cls.read_toml(path)
+        return cls(net=SnnConfig.from_dict(net), **core)
+
+
+CORE_KEYS = frozenset({"layer", "lanes", "lr_range", "emit_error", "device"})
 
 DEFAULT_CORE_NET = SnnConfig(layers=(64, 64), timesteps=8)
 """The default core of the resource table: 64 inputs, 64 neurons, 8-bit weights, T = 8."""

@@ -134,6 +134,103 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
+def _add_core_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "core (flags override the config's [core] table; without --config the network is the "
+        "default core: 64 inputs, 64 neurons, T = 8)"
+    )
+    group.add_argument("--layer", type=int, help="weight layer the core computes [default: 0]")
+    group.add_argument("--lanes", type=int, help="P, neurons per cycle; divides them [default: 8]")
+    group.add_argument(
+        "--lr-range", type=int, help="number of runtime lr_shift values allowed [default: 4]"
+    )
+    group.add_argument(
+        "--emit-error",
+        action=argparse.BooleanOptionalAction,
+        help="compute W^T.delta for a previous layer [default: when layer > 0]",
+    )
+    group.add_argument("--device", help="ECP5 device whose block RAMs must suffice [default: 85k]")
+
+
+def core_params_from_args(args: argparse.Namespace):
+    """The validated :class:`CoreParams` from ``--config`` and the flags."""
+    from spikeforge.hw.params import DEFAULT_CORE_NET, CoreParams
+    from spikeforge.sw.config import SnnConfig
+
+    if args.config is not None:
+        net, core = CoreParams.read_toml(args.config)
+    else:
+        net = {"layers": list(DEFAULT_CORE_NET.layers), "timesteps": DEFAULT_CORE_NET.timesteps}
+        core = {}
+    for f in dataclasses.fields(SnnConfig):
+        value = getattr(args, f.name, None) if f.init else None
+        if value is not None:
+            net[f.name] = value
+    for key in ("layer", "lanes", "lr_range", "emit_error", "device"):
+        if getattr(args, key) is not None:
+            core[key] = getattr(args, key)
+    return CoreParams(net=SnnConfig.from_dict(net), **core)
+
+
+def cmd_generate(args: argparse.Namespace) -> dict[str, Any]:
+    from spikeforge.hw.generate import generate, lint
+
+    params = core_params_from_args(args)
+    man = generate(params, args.out)
+    summary = {
+        "out": str(args.out),
+        "verilog": str(args.out / man["verilog"]),
+        "manifest": str(args.out / "manifest.json"),
+        "core_hash": man["core_hash"],
+        "memories": {m["name"]: m["bits"] for m in man["memories"]},
+    }
+    if args.lint:
+        warnings = lint(args.out / man["verilog"])
+        summary["lint_warnings"] = warnings
+        if warnings:
+            raise CliError("verilator --lint-only -Wall: " + "; ".join(warnings[:5]))
+    if not args.json:
+        print(
+            f"wrote {summary['verilog']} and {summary['manifest']} "
+            f"(core {man['core_hash']}: {params.n_in} inputs, {params.n_out} neurons, "
+            f"{params.lanes} lanes, T = {params.timesteps})"
+            + ("; verilator lint clean" if args.lint else "")
+        )
+    return summary
+
+
+def cmd_synth(args: argparse.Namespace) -> dict[str, Any]:
+    from spikeforge.hw.generate import generate
+    from spikeforge.hw.synth import check_fits, synthesize
+
+    params = core_params_from_args(args)
+    out = args.out or Path("runs") / f"synth-{params.core_hash}"
+    man = generate(params, out)
+    if not args.json:
+        print(f"synthesizing {out / man['verilog']} for ECP5 {params.device} ...", file=sys.stderr)
+    report = synthesize(
+        out / man["verilog"],
+        params.name,
+        out,
+        device=params.device,
+        pnr=args.pnr,
+        target_mhz=args.freq,
+        pnr_timeout=args.pnr_timeout,
+    )
+    summary = report.to_dict()
+    summary["core_hash"] = params.core_hash
+    summary["out"] = str(out)
+    summary["overflows"] = check_fits(report)
+    (out / "synth.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if not args.json:
+        fmax = "not run" if report.fmax_mhz is None else f"{report.fmax_mhz:.1f} MHz"
+        print(
+            f"ECP5 {report.device}: {report.luts} LUT4, {report.ffs} FF, {report.brams} BRAM, "
+            f"{report.dsps} DSP; Fmax {fmax} (place and route: {report.pnr_status})"
+        )
+    return summary
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spikeforge",
@@ -170,6 +267,44 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_config_flags(train)
     train.set_defaults(func=cmd_train)
+
+    gen = sub.add_parser(
+        "generate",
+        help="write the core's Verilog and JSON manifest",
+        description=(
+            "Generate the spiking training core (FP, BP, WG and update engines, AXI4-Stream host "
+            "port) as Verilog, with a manifest of its parameters, ports, opcodes, memories and "
+            "config hash. The config TOML holds the network keys and an optional [core] table."
+        ),
+    )
+    gen.add_argument("-o", "--out", type=Path, required=True, help="output folder")
+    gen.add_argument(
+        "--lint", action="store_true", help="also run verilator --lint-only -Wall (with waivers)"
+    )
+    gen.add_argument("--json", action="store_true", help="print a JSON summary as last line")
+    _add_core_flags(gen)
+    _add_config_flags(gen)
+    gen.set_defaults(func=cmd_generate)
+
+    syn = sub.add_parser(
+        "synth",
+        help="synthesize the core for an FPGA (Yosys) and optionally place and route (nextpnr)",
+        description=(
+            "Generate the core, synthesize it with Yosys synth_ecp5 and, with --pnr, place and "
+            "route it with nextpnr-ecp5; report LUTs, FFs, block RAMs, DSPs and Fmax."
+        ),
+    )
+    syn.add_argument("--target", choices=("ecp5",), default="ecp5", help="[default: ecp5]")
+    syn.add_argument("--pnr", action="store_true", help="also place and route for Fmax")
+    syn.add_argument("--freq", type=float, default=100.0, help="P&R target MHz [default: 100]")
+    syn.add_argument(
+        "--pnr-timeout", type=float, default=1800, help="seconds before P&R gives up [1800]"
+    )
+    syn.add_argument("-o", "--out", type=Path, help="work folder [default: runs/synth-HASH]")
+    syn.add_argument("--json", action="store_true", help="print a JSON summary as last line")
+    _add_core_flags(syn)
+    _add_config_flags(syn)
+    syn.set_defaults(func=cmd_synth)
     return parser
 
 

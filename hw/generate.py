@@ -1,0 +1,158 @@
+"""Verilog and manifest generation for one core, and the Verilator lint with its waivers.
+
+``generate(params, out)`` writes ``out/spikeforge_core.v`` (the top module and its
+submodules) and ``out/manifest.json``: parameters, ports, opcodes,
+quantities, memories, cycle formulas and the hashes that identify the build.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from amaranth.back import verilog
+from amaranth.hdl import Shape
+from amaranth.lib.wiring import In
+
+from spikeforge.hw import backward, forward, gradient, update
+from spikeforge.hw.core import SpikingCore
+from spikeforge.hw.datapath import READ_LATENCY
+from spikeforge.hw.params import BUS_BITS, CoreParams
+from spikeforge.hw.protocol import COUNTERS, MAGIC, QUANTITIES, Opcode, Status
+
+__all__ = ["LINT_WAIVERS", "generate", "lint", "manifest"]
+
+LINT_WAIVERS = {
+    "WIDTHEXPAND": "Amaranth emits operands narrower than their context and relies on Verilog's "
+    "implicit zero/sign extension, which is exactly Amaranth's semantics",
+    "WIDTHTRUNC": "Amaranth assigns wider intermediate expressions to narrower signals on "
+    "purpose (slices of an exact sum); truncation is Amaranth's semantics",
+    "CASEINCOMPLETE": "Amaranth emits case statements without default when a default assignment "
+    "precedes them in the same always block",
+    "PROCASSINIT": "Amaranth gives every register an initial value in its declaration and "
+    "also assigns it in always blocks (reset value plus synchronous logic)",
+    "DECLFILENAME": "Amaranth writes the whole hierarchy into one file; submodules are named "
+    "after their path (spikeforge_core.bp), so only the top matches the file name",
+    "UNUSEDSIGNAL": "Amaranth keeps unused bits of sliced intermediate wires (e.g. the low "
+    "fraction bits of master weights and the unused s_axis_tlast); Yosys removes them",
+}
+"""Every Verilator -Wall warning class the generated Verilog is allowed to raise, with why."""
+
+
+def manifest(params: CoreParams, dut: SpikingCore, verilog_name: str) -> dict[str, Any]:
+    ports = [
+        {"name": "clk", "direction": "in", "width": 1},
+        {"name": "rst", "direction": "in", "width": 1},
+    ]
+    for name, member in dut.signature.members.items():
+        ports.append(
+            {
+                "name": name,
+                "direction": "in" if member.flow == In else "out",
+                "width": Shape.cast(member.shape).width,
+            }
+        )
+    return {
+        "top": params.name,
+        "verilog": verilog_name,
+        "core_hash": params.core_hash,
+        "net_hash": params.net.config_hash,
+        "params": params.to_dict(),
+        "derived": {
+            "n_in": params.n_in,
+            "n_out": params.n_out,
+            "groups": params.groups,
+            "timesteps": params.timesteps,
+            "current_bits": params.current_bits,
+            "lr_shift_range": [params.lr_min, params.lr_max],
+            "read_latency": READ_LATENCY,
+            "bram_estimate": params.bram_estimate,
+        },
+        "bus_bits": BUS_BITS,
+        "ports": ports,
+        "magic": MAGIC,
+        "opcodes": {op.name: int(op) for op in Opcode},
+        "status": {st.name: int(st) for st in Status},
+        "quantities": {
+            q.name: {
+                "id": int(q),
+                "outer": info.outer,
+                "inner": info.inner,
+                "signed": info.signed,
+                "writable": info.writable,
+            }
+            for q, info in QUANTITIES.items()
+            if q.name != "EPREV" or params.emits_error
+        },
+        "counters": list(COUNTERS),
+        "memories": [
+            {
+                "name": m.name,
+                "depth": m.depth,
+                "width": m.width,
+                "lanes": m.lanes,
+                "bits": m.bits,
+                "bram_estimate": m.bram_estimate,
+                "purpose": m.purpose,
+            }
+            for m in params.memories
+        ],
+        "cycles": {
+            "forward": "sum_t (G*(a_t + 1) + %d)" % forward.FP_TIMESTEP_OVERHEAD,
+            "bp": "T*(G + %d%s)"
+            % (
+                backward.BP_DELTA_DRAIN,
+                f" + n_in*G + {backward.bp_error_drain(params.lanes)}"
+                if params.emits_error
+                else "",
+            ),
+            "wg": "sum_t (%d + a_t*G + [a_t>0]*%d) when not waiting for BP"
+            % (gradient.WG_TIMESTEP_OVERHEAD, gradient.WG_DRAIN),
+            "update": "G*(n_in + %d) + %d" % (2 + READ_LATENCY, update.UPDATE_DRAIN),
+            "forward_example_dense": forward.forward_cycles(
+                params, [params.n_in] * params.timesteps
+            ),
+            "bp_example": backward.backward_cycles(params),
+            "update_example": update.update_cycles(params),
+        },
+        "verilator_waivers": LINT_WAIVERS,
+        "versions": {"spikeforge": version("spikeforge"), "amaranth": version("amaranth")},
+    }
+
+
+def generate(params: CoreParams, out_dir: Path) -> dict[str, Any]:
+    """Write the core's Verilog and manifest into ``out_dir``; return the manifest."""
+    if not isinstance(params, CoreParams):
+        raise TypeError(f"params must be a CoreParams, not {params!r}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dut = SpikingCore(params)
+    text = verilog.convert(dut, name=params.name, emit_src=False)
+    vname = f"{params.name}.v"
+    (out_dir / vname).write_text(text)
+    man = manifest(params, dut, vname)
+    (out_dir / "manifest.json").write_text(json.dumps(man, indent=2) + "\n")
+    return man
+
+
+def lint(verilog_path: Path, *, waivers: dict[str, str] = LINT_WAIVERS) -> list[str]:
+    """Run ``verilator --lint-only -Wall`` with the waivers; return the remaining warnings."""
+    from spikeforge.toolchain import tool_env
+
+    verilog_path = Path(verilog_path)
+    cmd = ["verilator", "--lint-only", "-Wall", *[f"-Wno-{w}" for w in waivers]]
+    proc = subprocess.run(
+        [*cmd, verilog_path.name],
+        cwd=verilog_path.parent,
+        env=tool_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("%")]
+    if proc.returncode != 0 and not lines:
+        lines = [f"verilator exited {proc.returncode}: {proc.stderr.strip()[-500:]}"]
+    return lines

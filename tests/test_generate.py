@@ -1,0 +1,99 @@
+"""Core parameters fail early and clearly; `spikeforge generate` writes lint-clean Verilog."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from spikeforge.cli import main
+from spikeforge.hw.generate import LINT_WAIVERS, generate, lint
+from spikeforge.hw.params import DEFAULT_CORE_NET, CoreParams
+from spikeforge.hw.protocol import Opcode
+from spikeforge.sw.config import ConfigError, SnnConfig
+
+
+@pytest.mark.parametrize(
+    ("net", "core", "message"),
+    [
+        ({"layers": (64, 64)}, {"lanes": 7}, "lanes = 7 does not divide the layer's 64 neurons"),
+        ({"layers": (64, 64)}, {"lanes": 128}, "lanes = 128 is out of range: allowed [1, 64]"),
+        ({"layers": (64, 64), "encoder": "direct"}, {}, "encoder = 'direct' is not supported"),
+        ({"layers": (8, 4)}, {"layer": 1}, "layer = 1 is out of range: allowed [0, 0]"),
+        ({"layers": (8, 4), "acc_bits": 40}, {"lanes": 2}, "acc_bits = 40 is out of range"),
+        (
+            {"layers": (4096, 512), "timesteps": 16},
+            {"lanes": 8, "device": "25k"},
+            "block RAMs",
+        ),
+        ({"layers": (8, 4)}, {"lanes": 2, "device": "12k"}, "device = '12k' is not known"),
+        ({"layers": (8, 4), "lr_shift": 38}, {"lanes": 2}, "lr_shift + lr_range - 1 = 41"),
+        ({"layers": (8, 4), "lr_shift": 34}, {"lanes": 2}, "lr_shift - frac_bits = 33"),
+    ],
+)
+def test_bad_core_parameters_fail_before_elaboration(net, core, message):
+    with pytest.raises((ConfigError, ValueError)) as info:
+        CoreParams(net=SnnConfig(**net), **core)
+    assert message in str(info.value)
+
+
+def test_memories_are_sized_from_the_config():
+    p = CoreParams(net=DEFAULT_CORE_NET, lanes=8)
+    mems = {m.name: m for m in p.memories}
+    assert (mems["weights"].depth, mems["weights"].word_bits) == (8 * 64, 8 * 12)
+    assert (mems["membranes"].depth, mems["membranes"].word_bits) == (8 * 8, 8 * 16)
+    assert mems["grads"].width == DEFAULT_CORE_NET.acc_bits
+    assert "eprev" not in mems  # layer 0 sends no error backwards by default
+    assert "eprev" in {m.name for m in CoreParams(net=DEFAULT_CORE_NET, emit_error=True).memories}
+
+
+def test_generated_verilog_is_lint_clean_and_the_manifest_describes_it(tmp_path):
+    p = CoreParams(net=SnnConfig(layers=(16, 8), timesteps=4), lanes=4, emit_error=True)
+    man = generate(p, tmp_path)
+    text = (tmp_path / "spikeforge_core.v").read_text()
+    assert "module spikeforge_core(" in text
+    assert lint(tmp_path / "spikeforge_core.v") == []
+    on_disk = json.loads((tmp_path / "manifest.json").read_text())
+    assert on_disk == json.loads(json.dumps(man))
+    ports = {port["name"]: port for port in on_disk["ports"]}
+    for name in ("s_axis_tdata", "m_axis_tdata"):
+        assert ports[name]["width"] == 32
+    assert ports["s_axis_tready"]["direction"] == "out"
+    assert ports["m_axis_tready"]["direction"] == "in"
+    assert on_disk["opcodes"]["BACKWARD"] == int(Opcode.BACKWARD)
+    assert on_disk["core_hash"] == p.core_hash
+    assert on_disk["params"]["net"]["layers"] == [16, 8]
+    assert {m["name"] for m in on_disk["memories"]} >= {"weights", "grads", "eprev", "lfsr"}
+
+
+def test_lint_without_waivers_does_report_warnings(tmp_path):
+    """The lint check can fail: without the documented waivers Verilator complains."""
+    p = CoreParams(net=SnnConfig(layers=(8, 4), timesteps=2), lanes=2)
+    generate(p, tmp_path)
+    fewer = {k: v for k, v in LINT_WAIVERS.items() if k != "WIDTHEXPAND"}
+    assert any("WIDTHEXPAND" in w for w in lint(tmp_path / "spikeforge_core.v", waivers=fewer))
+
+
+def test_cli_generate_from_a_config_file(tmp_path, capsys):
+    cfg = tmp_path / "core.toml"
+    cfg.write_text('layers = [12, 6]\ntimesteps = 3\nreset = "zero"\n\n[core]\nlanes = 3\n')
+    out = tmp_path / "gen"
+    assert main(["generate", "--config", str(cfg), "-o", str(out), "--lint", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    man = json.loads((out / "manifest.json").read_text())
+    assert summary["core_hash"] == man["core_hash"]
+    assert summary["lint_warnings"] == []
+    assert man["params"]["lanes"] == 3 and man["params"]["net"]["reset"] == "zero"
+
+
+def test_cli_generate_rejects_bad_core_keys_and_values(tmp_path, capsys):
+    cfg = tmp_path / "core.toml"
+    cfg.write_text("layers = [8, 4]\n[core]\nlane = 2\n")
+    with pytest.raises(SystemExit) as info:
+        main(["generate", "--config", str(cfg), "-o", str(tmp_path / "x")])
+    assert info.value.code == 2
+    assert "unknown [core] key(s) lane" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["generate", "-o", str(tmp_path / "y"), "--lanes", "5"])
+    assert info.value.code == 2
+    assert "lanes = 5 does not divide the layer's 64 neurons" in capsys.readouterr().err
