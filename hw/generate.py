@@ -42,6 +42,21 @@ LINT_WAIVERS = {
 """Every Verilator -Wall warning class the generated Verilog is allowed to raise, with why."""
 
 
+def _cycle_formulas(params: CoreParams) -> dict[str, Any]:
+    """The engines' documented cycle formulas, and their values for this core."""
+    error = f" + n_in*G + {backward.bp_error_drain(params.lanes)}" if params.emits_error else ""
+    return {
+        "forward": f"sum_t (G*(a_t + 1) + {forward.FP_TIMESTEP_OVERHEAD})",
+        "bp": f"T*(G + {backward.BP_DELTA_DRAIN}{error})",
+        "wg": f"sum_t ({gradient.WG_TIMESTEP_OVERHEAD} + a_t*G + [a_t>0]*{gradient.WG_DRAIN})"
+        " when not waiting for BP",
+        "update": f"G*(n_in + {2 + READ_LATENCY}) + {update.UPDATE_DRAIN}",
+        "forward_dense": forward.forward_cycles(params, [params.n_in] * params.timesteps),
+        "bp_value": backward.backward_cycles(params),
+        "update_value": update.update_cycles(params),
+    }
+
+
 def manifest(params: CoreParams, dut: SpikingCore, verilog_name: str) -> dict[str, Any]:
     ports = [
         {"name": "clk", "direction": "in", "width": 1},
@@ -100,24 +115,7 @@ def manifest(params: CoreParams, dut: SpikingCore, verilog_name: str) -> dict[st
             }
             for m in params.memories
         ],
-        "cycles": {
-            "forward": "sum_t (G*(a_t + 1) + %d)" % forward.FP_TIMESTEP_OVERHEAD,
-            "bp": "T*(G + %d%s)"
-            % (
-                backward.BP_DELTA_DRAIN,
-                f" + n_in*G + {backward.bp_error_drain(params.lanes)}"
-                if params.emits_error
-                else "",
-            ),
-            "wg": "sum_t (%d + a_t*G + [a_t>0]*%d) when not waiting for BP"
-            % (gradient.WG_TIMESTEP_OVERHEAD, gradient.WG_DRAIN),
-            "update": "G*(n_in + %d) + %d" % (2 + READ_LATENCY, update.UPDATE_DRAIN),
-            "forward_example_dense": forward.forward_cycles(
-                params, [params.n_in] * params.timesteps
-            ),
-            "bp_example": backward.backward_cycles(params),
-            "update_example": update.update_cycles(params),
-        },
+        "cycles": _cycle_formulas(params),
         "verilator_waivers": LINT_WAIVERS,
         "versions": {"spikeforge": version("spikeforge"), "amaranth": version("amaranth")},
     }
