@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from core_sim import run_core
 
 from spikeforge.hw.backward import backward_cycles
 from spikeforge.hw.forward import forward_cycles
 from spikeforge.hw.params import CoreParams
 from spikeforge.hw.protocol import Opcode, Quantity, Status, command
 from spikeforge.hw.update import update_cycles
+from spikeforge.sim.amaranth_host import run_core
 from spikeforge.sim.session import CoreSession
 from spikeforge.sw.config import SnnConfig
 from spikeforge.sw.golden import GoldenModel, init_weights

