@@ -8,7 +8,8 @@ Amaranth nor torch.
 Flow
 ----
 1. Yosys reads the Verilog (``read_verilog -sv``), runs ``synth_ecp5 -top TOP -json TOP.json``
-   and writes the cell statistics of the final netlist (``tee -o stat.json stat -json``).
+   and writes the cell statistics of the final netlist
+   (``tee -q -o stat.json stat -json -top TOP``).
    ``synth_ecp5`` in this Yosys (0.70) is a wrapper of ``synth_lattice``, which always maps
    logic with ``abc9``; its ``-abc9`` flag changes nothing, so it is not passed.
 2. With ``pnr=True``, ``nextpnr-ecp5 --DEV --package CABGA381 --json TOP.json --freq MHZ
@@ -38,9 +39,11 @@ DSP    ``MULT18X18D`` (the device DSP count is in 18x18 multipliers; ``ALU54B`` 
        inferred by Yosys).
 =====  ======================================================================================
 
-The LUT rule matches nextpnr's packed ``TRELLIS_COMB`` count up to a few cells: nextpnr adds one
-constant-driver cell each for GND and VCC and may pad carry chains with an extra ``CCU2C`` at
-their ends. That packed count is reported separately as :attr:`SynthReport.pnr_luts`.
+The LUT rule gives exactly the "Total LUT4s" nextpnr prints before packing (logic + carry + RAM +
+RAMW LUTs). The ``TRELLIS_COMB`` cells nextpnr uses after packing, reported separately as
+:attr:`SynthReport.pnr_luts`, are a few percent more: one constant driver each for GND and VCC,
+and a padding ``CCU2C`` at the ends of carry chains (about 9 % more on the spiking core, whose
+many counters and comparators make short chains).
 
 Fmax is read from the ``fmax`` section of nextpnr's ``report.json`` (``achieved`` MHz of each
 clock net); with several clocks the minimum is reported, and a design without clocked paths has
@@ -116,8 +119,8 @@ class SynthReport:
     pnr_seconds : float or None
         Wall time of nextpnr (both runs if it was retried out of context); ``None`` if not run.
     pnr_luts : int or None
-        ``TRELLIS_COMB`` cells nextpnr used after packing (the exact LUT4 slots); ``None``
-        without a successful place and route.
+        ``TRELLIS_COMB`` cells nextpnr used after packing (LUT4 slots, including carry-chain
+        padding); ``None`` without a successful place and route.
     out_of_context : bool
         Whether nextpnr ran with ``--out-of-context`` because the ports did not fit the pins.
     cells : tuple of (str, int)
