@@ -249,6 +249,12 @@ class HostController(wiring.Component):
                 m.d.sync += status.eq(code)
             m.next = "STATUS"
 
+        m.d.sync += [
+            self.fp_start.eq(0),
+            self.bp_start.eq(0),
+            self.wg_start.eq(0),
+            self.upd_start.eq(0),
+        ]
         with m.FSM():
             with m.State("COMMAND"):
                 m.d.comb += self.s_axis_tready.eq(1)
@@ -279,9 +285,9 @@ class HostController(wiring.Component):
                         m.d.sync += [ptr.eq(0), t_ld.eq(0)]
                         m.next = "SPIKE_COUNT"
                     with m.Case(Opcode.FORWARD):
-                        m.d.comb += self.fp_start.eq(1)
+                        m.d.sync += self.fp_start.eq(1)
                         m.d.sync += [counters["forward"].eq(0), counters["lanes_busy"].eq(0)]
-                        m.next = "WAIT_FORWARD"
+                        m.next = "LAUNCH_FORWARD"
                     with m.Case(Opcode.SET_LABEL):
                         with m.If(arg < p.n_out):
                             m.d.sync += self.label.eq(arg)
@@ -289,7 +295,7 @@ class HostController(wiring.Component):
                         with m.Else():
                             finish(Status.BAD_ARG)
                     with m.Case(Opcode.BACKWARD):
-                        m.d.comb += [self.bp_start.eq(1), self.wg_start.eq(1)]
+                        m.d.sync += [self.bp_start.eq(1), self.wg_start.eq(1)]
                         m.d.sync += [
                             self.ext_error.eq(arg[1]),
                             in_backward.eq(1),
@@ -298,11 +304,10 @@ class HostController(wiring.Component):
                             counters["update"].eq(0),
                             counters["backward"].eq(0),
                         ]
-                        m.next = "WAIT_BACKWARD"
+                        m.next = "LAUNCH_BACKWARD"
                     with m.Case(Opcode.UPDATE):
-                        m.d.comb += self.upd_start.eq(1)
-                        m.d.sync += counters["update"].eq(0)
-                        m.next = "WAIT_UPDATE"
+                        m.d.sync += [self.upd_start.eq(1), counters["update"].eq(0)]
+                        m.next = "LAUNCH_UPDATE"
                     with m.Case(Opcode.SET_LR):
                         with m.If((arg >= p.lr_min) & (arg <= p.lr_max)):
                             m.d.sync += self.u_sel.eq(arg - p.lr_min)
@@ -389,14 +394,19 @@ class HostController(wiring.Component):
                     m.next = "STATUS"
                 with m.Else():
                     m.next = "SPIKE_COUNT"
+            # Engine starts are registered (off the decode path); the engine sees start in the
+            # LAUNCH cycle and is busy from the next one, when WAIT begins.
+            for phase in ("FORWARD", "BACKWARD", "UPDATE"):
+                with m.State(f"LAUNCH_{phase}"):
+                    m.next = f"WAIT_{phase}"
             with m.State("WAIT_FORWARD"):
                 with m.If(~self.fp_busy):
                     m.next = "STATUS"
             with m.State("WAIT_BACKWARD"):
                 with m.If(~self.bp_busy & ~self.wg_busy):
                     with m.If(arg[0]):
-                        m.d.comb += self.upd_start.eq(1)
-                        m.next = "WAIT_UPDATE"
+                        m.d.sync += self.upd_start.eq(1)
+                        m.next = "LAUNCH_UPDATE"
                     with m.Else():
                         m.d.sync += in_backward.eq(0)
                         m.next = "STATUS"
