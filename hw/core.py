@@ -138,7 +138,7 @@ class SpikingCore(wiring.Component):
             expr = host_addr
             for busy, addr in reversed(owners):
                 expr = Mux(busy, addr, expr)
-            m.d.comb += port.addr.eq(expr)
+            m.d.sync += port.addr.eq(expr)  # registered: the block RAM sees it a cycle later
 
         rsel(rd["weights"], (fp.busy, fp.w_addr), (bp.busy, bp.w_raddr), (upd.busy, upd.w_raddr))
         rsel(rd["membranes"], (fp.busy, fp.u_raddr), (bp.busy, bp.u_raddr))
@@ -151,7 +151,7 @@ class SpikingCore(wiring.Component):
         rsel(rd["event_heads"], (fp.busy, fp.hdr_addr), (wg.busy, wg.hdr_addr))
         if p.emits_error:
             rsel(rd["eprev"])
-        m.d.comb += rd_b.addr.eq(wg.d_raddr)
+        m.d.sync += rd_b.addr.eq(wg.d_raddr)
 
         m.d.comb += [
             fp.w_data.eq(rdata["weights"]),
@@ -174,7 +174,8 @@ class SpikingCore(wiring.Component):
         ]
 
         def wport(name, addr, data, en):
-            m.d.comb += [wr[name].addr.eq(addr), wr[name].data.eq(data), wr[name].en.eq(en)]
+            # Registered like the read addresses, so reads and writes keep their order.
+            m.d.sync += [wr[name].addr.eq(addr), wr[name].data.eq(data), wr[name].en.eq(en)]
 
         # Engine-owned writes.
         wport("membranes", fp.u_waddr, fp.u_wdata, word_en(specs["membranes"], fp.u_wen))

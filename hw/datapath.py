@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from amaranth.hdl import Mux, Value
 
-READ_LATENCY = 2
-"""Cycles from a memory address to its data at an engine: the block RAM's registered read and
-one more register right at its output (ECP5 block RAM clock-to-out is ~5.8 ns; logic straight
-after it does not close 100 MHz)."""
+READ_LATENCY = 3
+"""Cycles from an engine's memory address to its data: a register between the engines' address
+multiplexer and the block RAM (writes are registered the same way, so reads and writes keep
+their order), the block RAM's registered read, and one more register right at its output
+(ECP5 block RAM clock-to-out is ~5.8 ns; logic straight after it does not close 100 MHz)."""
 
 __all__ = ["READ_LATENCY", "addr_bits", "delay_line", "lane", "leak", "rnd", "sat"]
 

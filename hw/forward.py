@@ -8,11 +8,11 @@ membrane history and add ``s[t] = [u[t] >= theta]`` to the spike counts).
 
 Latency and cycles (``a_t`` active inputs at ``t``, ``G = n_out / P`` groups)::
 
-    forward cycles = sum_t ( G * (a_t + 1) + FP_TIMESTEP_OVERHEAD )
+    forward cycles = 1 + READ_LATENCY + sum_t ( G * (a_t + 1) + FP_DEPTH )
 
-``FP_TIMESTEP_OVERHEAD`` = 3 cycles to fetch the timestep's event header plus the
-:data:`FP_DEPTH`-cycle pipeline drain before ``t + 1`` may read ``u[t]``. The lanes work on
-``G * (a_t + 1)`` of those cycles.
+``1 + READ_LATENCY`` cycles fetch the first event header; after each timestep the
+:data:`FP_DEPTH`-cycle pipeline drain (``t + 1`` must not read ``u[t]`` before it is written)
+also fetches the next timestep's header. The lanes work on ``G * (a_t + 1)`` of those cycles.
 """
 
 from __future__ import annotations
@@ -24,17 +24,15 @@ from amaranth.lib.wiring import In, Out
 from spikeforge.hw.datapath import READ_LATENCY, addr_bits, delay_line, lane, leak, sat
 from spikeforge.hw.params import CoreParams
 
-__all__ = ["FP_DEPTH", "FP_TIMESTEP_OVERHEAD", "ForwardEngine", "forward_cycles"]
+__all__ = ["FP_DEPTH", "ForwardEngine", "forward_cycles"]
 
 FP_DEPTH = 2 * READ_LATENCY + 5
 """Cycles from issuing a token to its membrane write, plus one."""
 
-FP_TIMESTEP_OVERHEAD = 1 + READ_LATENCY + FP_DEPTH
-
 
 def forward_cycles(p: CoreParams, active: list[int]) -> int:
     """Cycles of one FORWARD for ``active[t]`` input spikes per timestep (engine start to done)."""
-    return sum(p.groups * (a + 1) + FP_TIMESTEP_OVERHEAD for a in active)
+    return 1 + READ_LATENCY + sum(p.groups * (a + 1) + FP_DEPTH for a in active)
 
 
 class ForwardEngine(wiring.Component):
@@ -97,11 +95,12 @@ class ForwardEngine(wiring.Component):
         tbase = Signal(range(T * G + 1))  # t * G
         pbase = Signal(range(T * G + 1))  # (t - 1) * G
         drain = Signal(range(FP_DEPTH + 1))
+        head_t = Signal(range(T + 1))  # the timestep whose event header is being fetched
 
         issue_acc = Signal()
         issue_lif = Signal()
         m.d.comb += [
-            self.hdr_addr.eq(t),
+            self.hdr_addr.eq(head_t),
             self.ev_addr.eq(ev_ptr),
             self.u_raddr.eq(pbase + g),
             self.cnt_raddr.eq(g),
@@ -111,13 +110,14 @@ class ForwardEngine(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [t.eq(0), tbase.eq(0), pbase.eq(0), self.busy.eq(1)]
+                    m.d.sync += [t.eq(0), head_t.eq(0), tbase.eq(0), pbase.eq(0)]
+                    m.d.sync += self.busy.eq(1)
                     m.next = "HEAD"
-            with m.State("HEAD"):  # hdr_addr = t presented; data after READ_LATENCY cycles
-                m.next = "HEAD1"
-            with m.State("HEAD1"):
-                m.next = "HEAD2"
-            with m.State("HEAD2"):
+            for wait in range(READ_LATENCY):  # address out; its data READ_LATENCY later
+                with m.State(f"HEAD{wait}" if wait else "HEAD"):
+                    m.next = f"HEAD{wait + 1}" if wait + 1 < READ_LATENCY else "HEAD_LATCH"
+
+            def latch_header():
                 m.d.sync += [
                     ev_start.eq(self.hdr_data[: p.event_ptr_bits]),
                     ev_ptr.eq(self.hdr_data[: p.event_ptr_bits]),
@@ -127,6 +127,9 @@ class ForwardEngine(wiring.Component):
                     k_ev.eq(0),
                 ]
                 m.next = "ISSUE"
+
+            with m.State("HEAD_LATCH"):
+                latch_header()
             with m.State("ISSUE"):
                 with m.If(k_ev < ev_count):
                     m.d.comb += issue_acc.eq(1)
@@ -136,7 +139,8 @@ class ForwardEngine(wiring.Component):
                     m.d.sync += [k_ev.eq(0), ev_ptr.eq(ev_start), g.eq(g + 1)]
                     m.d.sync += gbase.eq(gbase + n_in)
                     with m.If(g == G - 1):
-                        m.d.sync += drain.eq(FP_DEPTH - 1)
+                        # Drain the pipeline; meanwhile fetch the next timestep's header.
+                        m.d.sync += [drain.eq(FP_DEPTH - 1), head_t.eq(t + 1)]
                         m.next = "DRAIN"
             with m.State("DRAIN"):
                 m.d.sync += drain.eq(drain - 1)
@@ -146,7 +150,7 @@ class ForwardEngine(wiring.Component):
                         m.d.sync += self.busy.eq(0)
                         m.next = "IDLE"
                     with m.Else():
-                        m.next = "HEAD"
+                        latch_header()
 
         # -- pipeline (stage n = n cycles after issue; memory data arrive RL after the address) --
         RL = READ_LATENCY

@@ -46,7 +46,7 @@ def _cycle_formulas(params: CoreParams) -> dict[str, Any]:
     """The engines' documented cycle formulas, and their values for this core."""
     error = f" + n_in*G + {backward.bp_error_drain(params.lanes)}" if params.emits_error else ""
     return {
-        "forward": f"sum_t (G*(a_t + 1) + {forward.FP_TIMESTEP_OVERHEAD})",
+        "forward": f"{1 + READ_LATENCY} + sum_t (G*(a_t + 1) + {forward.FP_DEPTH})",
         "bp": f"T*(G + {backward.BP_DELTA_DRAIN}{error})",
         "wg": f"sum_t ({gradient.WG_TIMESTEP_OVERHEAD} + a_t*G + [a_t>0]*{gradient.WG_DRAIN})"
         " when not waiting for BP",

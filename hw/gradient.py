@@ -101,11 +101,10 @@ class GradientEngine(wiring.Component):
             with m.State("WAIT"):
                 with m.If(self.ready <= t):
                     m.next = "HEAD"
-            with m.State("HEAD"):
-                m.next = "HEAD1"
-            with m.State("HEAD1"):
-                m.next = "HEAD2"
-            with m.State("HEAD2"):
+            for wait in range(READ_LATENCY):  # address out; its data READ_LATENCY later
+                with m.State(f"HEAD{wait}" if wait else "HEAD"):
+                    m.next = f"HEAD{wait + 1}" if wait + 1 < READ_LATENCY else "HEAD_LATCH"
+            with m.State("HEAD_LATCH"):
                 m.d.sync += [
                     ev_ptr.eq(self.hdr_data[:pb]),
                     count.eq(self.hdr_data[pb:]),

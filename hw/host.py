@@ -170,17 +170,22 @@ class HostController(wiring.Component):
                 with m.Else():
                     m.d.sync += ip_.eq(ip_ + 1)
 
-        # -- read pipeline: address (0) -> memory word (RL) -> value register (RL+1) -> FIFO -----
+        # -- read pipeline: address (0) -> memory word (RL) -> its lane, per memory (RL+1) ->
+        #    the quantity's value (RL+2) -> FIFO. Selecting the lane next to each memory keeps
+        #    only narrow values travelling to the one quantity multiplexer.
         RL = READ_LATENCY
         issue = Signal()
-        valid = delay_line(m, issue, RL + 1, "hv")
+        valid = delay_line(m, issue, RL + 2, "hv")
         lane_rl = delay_line(m, self.lane, RL, "hlane")[-1]
+        fields = {}
+        for name in sorted(set(self._readable.values())):
+            width = specs[name].width
+            fields[name] = Signal(width, name=f"hsel_{name}")
+            m.d.sync += fields[name].eq(getattr(self, f"rd_{name}").word_select(lane_rl, width))
         val = Signal(BUS_BITS)
         with m.Switch(q):
             for qq, name in self._readable.items():
-                spec = specs[name]
-                data = getattr(self, f"rd_{name}")
-                field = data.word_select(lane_rl, spec.width)
+                field = fields[name]
                 with m.Case(int(qq)):
                     if qq == Quantity.SPIKES:
                         m.d.sync += val.eq(field.as_signed() >= net.theta)
@@ -188,14 +193,14 @@ class HostController(wiring.Component):
                         m.d.sync += val.eq(field)
                     else:
                         m.d.sync += val.eq(field.as_signed())
-        inflight = Signal(range(RL + 2))
-        m.d.sync += inflight.eq(inflight + issue - valid[RL + 1])
+        inflight = Signal(range(RL + 3))
+        m.d.sync += inflight.eq(inflight + issue - valid[RL + 2])
 
         push_data = Signal(BUS_BITS)
         push_last = Signal()
         push = Signal()
         m.d.comb += [resp.w_data.eq(Cat(push_data, push_last)), resp.w_en.eq(push)]
-        with m.If(valid[RL + 1]):
+        with m.If(valid[RL + 2]):
             m.d.comb += [push.eq(1), push_data.eq(val)]
 
         # -- counters ----------------------------------------------------------------------------

@@ -100,11 +100,10 @@ class UpdateEngine(wiring.Component):
                 with m.If(self.start):
                     m.d.sync += [self.busy.eq(1), g.eq(0), gbase.eq(0)]
                     m.next = "LOAD"
-            with m.State("LOAD"):
-                m.next = "LOAD1"
-            with m.State("LOAD1"):
-                m.next = "LOAD2"
-            with m.State("LOAD2"):
+            for wait in range(READ_LATENCY):  # address out; its data READ_LATENCY later
+                with m.State(f"LOAD{wait}" if wait else "LOAD"):
+                    m.next = f"LOAD{wait + 1}" if wait + 1 < READ_LATENCY else "LOAD_LATCH"
+            with m.State("LOAD_LATCH"):
                 for q in range(P):
                     m.d.sync += states[q].eq(lane(self.lf_rdata, q, 32, is_signed=False))
                 m.d.sync += i.eq(0)

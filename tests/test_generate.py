@@ -97,3 +97,16 @@ def test_cli_generate_rejects_bad_core_keys_and_values(tmp_path, capsys):
         main(["generate", "-o", str(tmp_path / "y"), "--lanes", "5"])
     assert info.value.code == 2
     assert "lanes = 5 does not divide the layer's 64 neurons" in capsys.readouterr().err
+
+
+def test_cli_synth_places_and_routes_a_small_core(tmp_path, capsys):
+    out = tmp_path / "syn"
+    argv = ["synth", "--layers", "4,2", "--timesteps", "2", "--lanes", "1", "--device", "25k"]
+    assert main([*argv, "--pnr", "-o", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["pnr_status"] == "ok"
+    assert summary["luts"] > 100 and summary["ffs"] > 100 and summary["brams"] >= 0
+    assert summary["fmax_mhz"] > 0
+    assert summary["overflows"] == []
+    assert json.loads((out / "synth.json").read_text())["core_hash"] == summary["core_hash"]
+    assert (out / "manifest.json").is_file() and (out / "nextpnr.log").is_file()
