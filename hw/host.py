@@ -195,6 +195,10 @@ class HostController(wiring.Component):
                         m.d.sync += val.eq(field.as_signed())
         inflight = Signal(range(RL + 3))
         m.d.sync += inflight.eq(inflight + issue - valid[RL + 2])
+        # Room for one more read, registered: one cycle stale, so two words of margin (one read
+        # issued and one word pushed meanwhile) keep it conservative.
+        room = Signal()
+        m.d.sync += room.eq(resp.level + inflight < RESPONSE_DEPTH - 3)
 
         push_data = Signal(BUS_BITS)
         push_last = Signal()
@@ -357,7 +361,7 @@ class HostController(wiring.Component):
                     with m.If(walk_last):
                         m.next = "STATUS"
             with m.State("READ"):
-                with m.If(resp.level + inflight < RESPONSE_DEPTH - 1):
+                with m.If(room):
                     m.d.comb += issue.eq(1)
                     walk_step()
                     with m.If(walk_last):

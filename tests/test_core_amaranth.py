@@ -186,7 +186,7 @@ def test_bit_exact_under_idle_and_backpressure():
     xs, labels = _samples(net, 3, steps=2, density=0.5)
     lr = [net.lr_shift] * 2
     expected = _expected(params, weights, xs, labels, lr)
-    _compare(params, expected, _run(params, weights, expected, lr, stalls=3))
+    _compare(params, expected, _run(params, weights, expected, lr, stalls=6))
 
 
 @pytest.mark.parametrize("case", ["base", "p1-zero-triangle", "nonsquare-lanes3", "w16-u0"])
