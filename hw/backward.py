@@ -26,7 +26,13 @@ from amaranth.lib.wiring import In, Out
 from spikeforge.hw.datapath import READ_LATENCY, addr_bits, delay_line, lane, leak, rnd, sat
 from spikeforge.hw.params import CoreParams
 
-__all__ = ["BP_DELTA_DRAIN", "BackwardEngine", "backward_cycles", "bp_error_drain"]
+__all__ = [
+    "BP_DELTA_DRAIN",
+    "BackwardEngine",
+    "backward_cycles",
+    "bp_error_drain",
+    "bp_timestep_cycles",
+]
 
 BP_DELTA_DEPTH = 7 + READ_LATENCY
 """Cycles from a delta-phase token to its delta write."""
@@ -43,12 +49,17 @@ def bp_error_drain(lanes: int) -> int:
     return 5 + READ_LATENCY + _tree_levels(lanes)
 
 
-def backward_cycles(p: CoreParams) -> int:
-    """Cycles of the BP engine for one sample (start to done)."""
+def bp_timestep_cycles(p: CoreParams) -> int:
+    """Cycles of the BP engine per timestep: delta phase and drain, error phase and drain."""
     per_t = p.groups + BP_DELTA_DRAIN
     if p.emits_error:
         per_t += p.n_in * p.groups + bp_error_drain(p.lanes)
-    return p.timesteps * per_t
+    return per_t
+
+
+def backward_cycles(p: CoreParams) -> int:
+    """Cycles of the BP engine for one sample (start to done)."""
+    return p.timesteps * bp_timestep_cycles(p)
 
 
 class BackwardEngine(wiring.Component):

@@ -6,9 +6,12 @@ group ``g``, adds ``delta[t][gP .. gP+P-1]`` to the accumulators ``G[gP .. gP+P-
 (adds only, saturating to ``acc_bits`` at every add, in exactly the golden model's order).
 It runs while the BP engine computes ``e_prev[t]`` and ``delta[t-1]``.
 
-Cycles for ``a_t`` active inputs (when never waiting for the BP engine)::
+Cycles for ``a_t`` active inputs, when it never waits for the BP engine::
 
-    wg cycles = sum_t ( WG_TIMESTEP_OVERHEAD + a_t * G + [a_t > 0] * WG_DRAIN ) + 1
+    wg cycles = sum_t ( WG_TIMESTEP_OVERHEAD + a_t * G + [a_t > 0] * WG_DRAIN )
+
+plus the cycles spent waiting for ``delta[t]``; :func:`gradient_cycles` models both engines'
+schedule exactly.
 """
 
 from __future__ import annotations
@@ -20,13 +23,33 @@ from amaranth.lib.wiring import In, Out
 from spikeforge.hw.datapath import READ_LATENCY, addr_bits, delay_line, lane, sat
 from spikeforge.hw.params import CoreParams
 
-__all__ = ["WG_DRAIN", "WG_TIMESTEP_OVERHEAD", "GradientEngine"]
+__all__ = ["WG_DRAIN", "WG_TIMESTEP_OVERHEAD", "GradientEngine", "gradient_cycles"]
 
 WG_DEPTH = 2 * READ_LATENCY + 2
 """Cycles from a token to its accumulator write."""
 WG_DRAIN = WG_DEPTH + 1
 WG_TIMESTEP_OVERHEAD = 2 + READ_LATENCY
 """Wait-for-delta check, event header fetch (READ_LATENCY) and latch."""
+
+
+def gradient_cycles(p: CoreParams, active: list[int]) -> int:
+    """Busy cycles of the WG engine in a BACKWARD, waiting for the BP engine included.
+
+    Both engines start together. BP's timestep ``k = T-1-t`` begins ``1 + k * bp_per_t`` cycles
+    after the start and makes ``delta[t]`` visible ``G + BP_DELTA_DRAIN`` cycles later; WG
+    spends at least one cycle in WAIT per timestep, then fetches the event header
+    (``READ_LATENCY + 1``), issues ``a_t * G`` tokens and drains.
+    """
+    from spikeforge.hw.backward import BP_DELTA_DRAIN, bp_timestep_cycles
+
+    per_t = bp_timestep_cycles(p)
+    cur = 1
+    for k, t in enumerate(reversed(range(p.timesteps))):
+        visible = 1 + k * per_t + p.groups + BP_DELTA_DRAIN
+        cur = max(cur, visible) + 1 + READ_LATENCY + 1
+        a = active[t]
+        cur += a * p.groups + (WG_DRAIN if a else 0)
+    return cur - 1
 
 
 class GradientEngine(wiring.Component):

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from spikeforge.hw.backward import backward_cycles
 from spikeforge.hw.forward import forward_cycles
+from spikeforge.hw.gradient import gradient_cycles
 from spikeforge.hw.params import CoreParams
 from spikeforge.hw.protocol import Opcode, Quantity, Status, command
 from spikeforge.hw.update import update_cycles
@@ -204,6 +205,7 @@ def test_cycle_counters_follow_the_documented_formulas(case):
     assert fwd["forward"] == forward_cycles(params, active)
     assert fwd["lanes_busy"] == params.groups * sum(a + 1 for a in active)
     assert out["bwd_counters"]["bp"] == backward_cycles(params)
+    assert out["bwd_counters"]["wg"] == gradient_cycles(params, active)
     assert out["bwd_counters"]["update"] == update_cycles(params)
 
 
