@@ -1,13 +1,15 @@
 """Resource and Fmax table of several cores on ECP5 (Yosys synth_ecp5 + nextpnr-ecp5).
 
 Each config is generated, synthesized and placed and routed (target 100 MHz, seed 1); results
-are cached per core hash in ``--out`` so an interrupted run resumes. Prints a Markdown table.
+are cached per core hash and Verilog checksum in ``--out``, so an interrupted run resumes.
+Prints a Markdown table.
 Run: ``.venv/bin/python bench/synth_table.py [--out runs/synth-table] [--jobs 2]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -42,13 +44,21 @@ def run_one(name: str, out: Path) -> dict:
     params = CoreParams(net=SnnConfig(**net_kw), **core_kw)
     folder = out / params.core_hash
     cached = folder / "row.json"
-    if cached.exists():
-        return json.loads(cached.read_text())
     generate(params, folder)
+    verilog_sha = hashlib.sha256((folder / f"{params.name}.v").read_bytes()).hexdigest()[:16]
+    if cached.exists():
+        row = json.loads(cached.read_text())
+        if row.get("verilog_sha") == verilog_sha:  # the same RTL: reuse
+            return row
     report = synthesize(
         folder / f"{params.name}.v", params.name, folder, pnr=True, no_rw_check=True
     )
-    row = {"config": name, "core_hash": params.core_hash, **report.to_dict()}
+    row = {
+        "config": name,
+        "core_hash": params.core_hash,
+        "verilog_sha": verilog_sha,
+        **report.to_dict(),
+    }
     cached.write_text(json.dumps(row, indent=2) + "\n")
     return row
 
