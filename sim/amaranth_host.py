@@ -10,8 +10,9 @@ freshly elaborated core and returns what the script returns.
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
+from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
 from spikeforge.hw.core import SpikingCore
@@ -69,6 +70,39 @@ class SimHost:
             data.append(word)
 
 
+def run_cores(
+    params: Sequence[CoreParams],
+    script: Callable[[list[SimHost]], Awaitable[object]],
+    *,
+    stalls: int = 0,
+    seed: int = 0,
+    vcd: str | None = None,
+) -> object:
+    """Elaborate several cores side by side (one clock), run ``script(hosts)``, return its
+    result. The host chains them: e.g. one core's spikes become the next core's input."""
+    top = Module()
+    duts = []
+    for n, p in enumerate(params):
+        dut = SpikingCore(p)
+        top.submodules[f"core{n}"] = dut
+        duts.append(dut)
+    sim = Simulator(top)
+    sim.add_clock(1e-8)
+    result = {}
+
+    async def bench(ctx):
+        hosts = [SimHost(ctx, d, stalls=stalls, seed=seed + n) for n, d in enumerate(duts)]
+        result["value"] = await script(hosts)
+
+    sim.add_testbench(bench)
+    if vcd:
+        with sim.write_vcd(vcd):
+            sim.run()
+    else:
+        sim.run()
+    return result["value"]
+
+
 def run_core(
     params: CoreParams,
     script: Callable[[SimHost], Awaitable[object]],
@@ -78,18 +112,8 @@ def run_core(
     vcd: str | None = None,
 ) -> object:
     """Elaborate a core, run ``script(host)`` in Amaranth's simulator, return its result."""
-    dut = SpikingCore(params)
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    result = {}
 
-    async def bench(ctx):
-        result["value"] = await script(SimHost(ctx, dut, stalls=stalls, seed=seed))
+    async def one(hosts):
+        return await script(hosts[0])
 
-    sim.add_testbench(bench)
-    if vcd:
-        with sim.write_vcd(vcd):
-            sim.run()
-    else:
-        sim.run()
-    return result["value"]
+    return run_cores([params], one, stalls=stalls, seed=seed, vcd=vcd)

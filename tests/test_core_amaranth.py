@@ -22,7 +22,7 @@ from spikeforge.hw.gradient import gradient_cycles
 from spikeforge.hw.params import CoreParams
 from spikeforge.hw.protocol import Opcode, Quantity, Status, command
 from spikeforge.hw.update import update_cycles
-from spikeforge.sim.amaranth_host import run_core
+from spikeforge.sim.amaranth_host import run_core, run_cores
 from spikeforge.sim.session import CoreSession
 from spikeforge.sw.config import SnnConfig
 from spikeforge.sw.golden import GoldenModel, init_weights
@@ -301,3 +301,37 @@ def test_random_configs_are_bit_exact(params, seed, density):
     lr = [net.lr_shift, net.lr_shift + 1]
     expected = _expected(params, weights, xs, labels, lr)
     _compare(params, expected, _run(params, weights, expected, lr))
+
+
+def test_two_chained_cores_train_a_two_layer_network_bit_exact():
+    """Core 0 computes layer 0, core 1 layer 1; the host moves core 0's spikes to core 1 and core
+    1's ``W^T . delta`` back to core 0 as its external error, like the multi-core system."""
+    net = SnnConfig(layers=(8, 6, 4), timesteps=4, surrogate="triangle")
+    cores = [CoreParams(net=net, layer=0, lanes=2), CoreParams(net=net, layer=1, lanes=2)]
+    weights = init_weights(net)
+    xs, labels = _samples(net, 4, steps=2, density=0.6)
+    model = GoldenModel(net, weights)
+    expected = [model.train_step(x, labels=y).weights for x, y in zip(xs, labels, strict=True)]
+
+    async def script(hosts):
+        s0, s1 = (CoreSession(p, h.call) for p, h in zip(cores, hosts, strict=True))
+        await s0.write(Quantity.WEIGHTS, weights[0])
+        await s1.write(Quantity.WEIGHTS, weights[1])
+        got = []
+        for x, y in zip(xs, labels, strict=True):
+            await s0.load_spikes(x[0])
+            await s0.forward()
+            await s1.load_spikes(await s0.read(Quantity.SPIKES))
+            await s1.forward()
+            await s1.set_label(int(y[0]))
+            await s1.backward(update=True)
+            await s0.write(Quantity.ERRORS, await s1.read(Quantity.EPREV))
+            await s0.backward(update=True, external_error=True)
+            got.append([await s0.read(Quantity.WEIGHTS), await s1.read(Quantity.WEIGHTS)])
+        return got
+
+    got = run_cores(cores, script)
+    for step, (exp, out) in enumerate(zip(expected, got, strict=True)):
+        for layer in range(2):
+            assert torch.equal(out[layer], exp[layer]), (step, layer)
+        assert not torch.equal(exp[0], weights[0])  # the error really reached layer 0
