@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-fast lint format bench wbits-table clean
+.PHONY: help setup demo test test-fast lint format bench wbits-table core-cycles synth-table clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -45,6 +45,12 @@ bench: setup ## training throughput: integer golden model vs float reference vs 
 
 wbits-table: setup ## integer accuracy for w_bits 4, 6, 8, 12, 16 (writes runs/wbits)
 	$(PY) bench/wbits_table.py --out runs/wbits
+
+core-cycles: setup ## default core in Amaranth's simulator: forward cycles vs spike density
+	$(PY) bench/core_cycles.py
+
+synth-table: setup ## LUT/FF/BRAM/DSP and Fmax of four cores on ECP5 (~15 min, runs/synth-table)
+	$(PY) bench/synth_table.py --out runs/synth-table
 
 clean: ## remove build and run outputs (keeps .venv)
 	rm -rf runs build .pytest_cache .ruff_cache .hypothesis

@@ -23,7 +23,7 @@ from amaranth.hdl import Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.hw.datapath import READ_LATENCY, addr_bits, delay_line, lane, leak, rnd, sat
+from spikeforge.hw.datapath import READ_LATENCY, delay_line, lane, leak, rnd, sat
 from spikeforge.hw.params import CoreParams
 
 __all__ = [
@@ -67,13 +67,8 @@ class BackwardEngine(wiring.Component):
     before the first), ``label`` and ``ext_error`` select the output error."""
 
     def __init__(self, params: CoreParams):
-        if not isinstance(params, CoreParams):
-            raise TypeError(f"params must be a CoreParams, not {params!r}")
-        self._p = p = params
-        mem = {m.name: m for m in p.memories}
-
-        def ab(name: str) -> int:
-            return addr_bits(mem[name].depth)
+        self._p = p = CoreParams.checked(params)
+        mem = p.memory_map
 
         ports = {
             "start": In(1),
@@ -81,23 +76,23 @@ class BackwardEngine(wiring.Component):
             "ready": Out(range(p.timesteps + 1)),
             "label": In(range(p.n_out)),
             "ext_error": In(1),
-            "u_raddr": Out(ab("membranes")),
+            "u_raddr": Out(mem["membranes"].addr_bits),
             "u_rdata": In(mem["membranes"].word_bits),
-            "err_raddr": Out(ab("errors")),
+            "err_raddr": Out(mem["errors"].addr_bits),
             "err_rdata": In(mem["errors"].word_bits),
-            "cnt_raddr": Out(ab("counts")),
+            "cnt_raddr": Out(mem["counts"].addr_bits),
             "cnt_rdata": In(mem["counts"].word_bits),
-            "d_raddr": Out(ab("deltas")),
+            "d_raddr": Out(mem["deltas"].addr_bits),
             "d_rdata": In(mem["deltas"].word_bits),
-            "d_waddr": Out(ab("deltas")),
+            "d_waddr": Out(mem["deltas"].addr_bits),
             "d_wdata": Out(mem["deltas"].word_bits),
             "d_wen": Out(1),
-            "w_raddr": Out(ab("weights")),
+            "w_raddr": Out(mem["weights"].addr_bits),
             "w_rdata": In(mem["weights"].word_bits),
         }
         if p.emits_error:
             ports |= {
-                "ep_waddr": Out(ab("eprev")),
+                "ep_waddr": Out(mem["eprev"].addr_bits),
                 "ep_wdata": Out(mem["eprev"].word_bits),
                 "ep_wen": Out(1),
             }

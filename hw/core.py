@@ -46,8 +46,7 @@ class SpikingCore(wiring.Component):
     """
 
     def __init__(self, params: CoreParams):
-        if not isinstance(params, CoreParams):
-            raise TypeError(f"params must be a CoreParams, not {params!r}")
+        CoreParams.checked(params)
         self._params = params
         super().__init__(
             {
@@ -70,7 +69,7 @@ class SpikingCore(wiring.Component):
         m = Module()
         p = self._params
         P, G = p.lanes, p.groups
-        specs = {s.name: s for s in p.memories}
+        specs = p.memory_map
 
         # -- memories ----------------------------------------------------------------------------
         mems, rd, wr = {}, {}, {}
@@ -185,37 +184,25 @@ class SpikingCore(wiring.Component):
             wport("eprev", bp.ep_waddr, bp.ep_wdata, word_en(specs["eprev"], bp.ep_wen))
         wport("events", host.ev_waddr, host.ev_wdata, host.ev_wen)
         wport("event_heads", host.hdr_waddr, host.hdr_wdata, host.hdr_wen)
-        # Shared writes: an engine while busy, else the host.
-        spec = specs["weights"]
-        wport(
-            "weights",
-            Mux(upd.busy, upd.w_waddr, host_addr),
-            Mux(upd.busy, upd.w_wdata, replicate(spec, host_wdata)),
-            Mux(upd.busy, word_en(spec, upd.w_wen), word_en(spec, host.wen_weights, host_lane)),
-        )
-        spec = specs["grads"]
-        wport(
+
+        def shared_wport(name, host_wen, *owners):
+            """A write port driven by the first busy owner ``(busy, addr, data, wen)`` (whole
+            words), else by the host (one lane of the word at ``host_addr``)."""
+            spec = specs[name]
+            addr, data = host_addr, replicate(spec, host_wdata)
+            en = word_en(spec, host_wen, host_lane)
+            for busy, o_addr, o_data, o_wen in reversed(owners):
+                addr, data = Mux(busy, o_addr, addr), Mux(busy, o_data, data)
+                en = Mux(busy, word_en(spec, o_wen), en)
+            wport(name, addr, data, en)
+
+        shared_wport("weights", host.wen_weights, (upd.busy, upd.w_waddr, upd.w_wdata, upd.w_wen))
+        shared_wport(
             "grads",
-            Mux(wg.busy, wg.gr_waddr, Mux(upd.busy, upd.gr_waddr, host_addr)),
-            Mux(wg.busy, wg.gr_wdata, Mux(upd.busy, 0, replicate(spec, host_wdata))),
-            Mux(
-                wg.busy,
-                word_en(spec, wg.gr_wen),
-                Mux(upd.busy, word_en(spec, upd.gr_wen), word_en(spec, host.wen_grads, host_lane)),
-            ),
+            host.wen_grads,
+            (wg.busy, wg.gr_waddr, wg.gr_wdata, wg.gr_wen),
+            (upd.busy, upd.gr_waddr, 0, upd.gr_wen),  # the update clears what it applied
         )
-        spec = specs["lfsr"]
-        wport(
-            "lfsr",
-            Mux(upd.busy, upd.lf_waddr, host_addr),
-            Mux(upd.busy, upd.lf_wdata, replicate(spec, host_wdata)),
-            Mux(upd.busy, word_en(spec, upd.lf_wen), word_en(spec, host.wen_lfsr, host_lane)),
-        )
-        spec = specs["errors"]
-        wport(
-            "errors",
-            host_addr,
-            replicate(spec, host_wdata),
-            word_en(spec, host.wen_errors, host_lane),
-        )
+        shared_wport("lfsr", host.wen_lfsr, (upd.busy, upd.lf_waddr, upd.lf_wdata, upd.lf_wen))
+        shared_wport("errors", host.wen_errors)
         return m

@@ -13,12 +13,7 @@ multiplexer and the block RAM (writes are registered the same way, so reads and 
 their order), the block RAM's registered read, and one more register right at its output
 (ECP5 block RAM clock-to-out is ~5.8 ns; logic straight after it does not close 100 MHz)."""
 
-__all__ = ["READ_LATENCY", "addr_bits", "delay_line", "lane", "leak", "rnd", "sat"]
-
-
-def addr_bits(depth: int) -> int:
-    """Address width of a memory of ``depth`` words (at least 1)."""
-    return max(1, (depth - 1).bit_length())
+__all__ = ["READ_LATENCY", "delay_line", "lane", "leak", "rnd", "sat"]
 
 
 def lane(word: Value, index: int, width: int, *, is_signed: bool = True) -> Value:

@@ -21,7 +21,7 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.hw.datapath import READ_LATENCY, addr_bits, delay_line, lane, leak, sat
+from spikeforge.hw.datapath import READ_LATENCY, delay_line, lane, leak, sat
 from spikeforge.hw.params import CoreParams
 
 __all__ = ["FP_DEPTH", "ForwardEngine", "forward_cycles"]
@@ -43,33 +43,28 @@ class ForwardEngine(wiring.Component):
     """
 
     def __init__(self, params: CoreParams):
-        if not isinstance(params, CoreParams):
-            raise TypeError(f"params must be a CoreParams, not {params!r}")
-        self._p = p = params
-        mem = {m.name: m for m in p.memories}
-
-        def ab(name: str) -> int:
-            return addr_bits(mem[name].depth)
+        self._p = p = CoreParams.checked(params)
+        mem = p.memory_map
 
         super().__init__(
             {
                 "start": In(1),
                 "busy": Out(1),
                 "lane_work": Out(1),
-                "hdr_addr": Out(ab("event_heads")),
+                "hdr_addr": Out(mem["event_heads"].addr_bits),
                 "hdr_data": In(mem["event_heads"].word_bits),
-                "ev_addr": Out(ab("events")),
+                "ev_addr": Out(mem["events"].addr_bits),
                 "ev_data": In(mem["events"].word_bits),
-                "w_addr": Out(ab("weights")),
+                "w_addr": Out(mem["weights"].addr_bits),
                 "w_data": In(mem["weights"].word_bits),
-                "u_raddr": Out(ab("membranes")),
+                "u_raddr": Out(mem["membranes"].addr_bits),
                 "u_rdata": In(mem["membranes"].word_bits),
-                "u_waddr": Out(ab("membranes")),
+                "u_waddr": Out(mem["membranes"].addr_bits),
                 "u_wdata": Out(mem["membranes"].word_bits),
                 "u_wen": Out(1),
-                "cnt_raddr": Out(ab("counts")),
+                "cnt_raddr": Out(mem["counts"].addr_bits),
                 "cnt_rdata": In(mem["counts"].word_bits),
-                "cnt_waddr": Out(ab("counts")),
+                "cnt_waddr": Out(mem["counts"].addr_bits),
                 "cnt_wdata": Out(mem["counts"].word_bits),
                 "cnt_wen": Out(1),
             }

@@ -20,7 +20,7 @@ from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.hw.datapath import READ_LATENCY, addr_bits, delay_line, lane, sat
+from spikeforge.hw.datapath import READ_LATENCY, delay_line, lane, sat
 from spikeforge.hw.params import CoreParams
 
 __all__ = ["WG_DRAIN", "WG_TIMESTEP_OVERHEAD", "GradientEngine", "gradient_cycles"]
@@ -56,28 +56,23 @@ class GradientEngine(wiring.Component):
     """The WG engine; ``ready`` comes from the BP engine (lowest timestep with deltas)."""
 
     def __init__(self, params: CoreParams):
-        if not isinstance(params, CoreParams):
-            raise TypeError(f"params must be a CoreParams, not {params!r}")
-        self._p = p = params
-        mem = {m.name: m for m in p.memories}
-
-        def ab(name: str) -> int:
-            return addr_bits(mem[name].depth)
+        self._p = p = CoreParams.checked(params)
+        mem = p.memory_map
 
         super().__init__(
             {
                 "start": In(1),
                 "busy": Out(1),
                 "ready": In(range(p.timesteps + 1)),
-                "hdr_addr": Out(ab("event_heads")),
+                "hdr_addr": Out(mem["event_heads"].addr_bits),
                 "hdr_data": In(mem["event_heads"].word_bits),
-                "ev_addr": Out(ab("events")),
+                "ev_addr": Out(mem["events"].addr_bits),
                 "ev_data": In(mem["events"].word_bits),
-                "d_raddr": Out(ab("deltas")),
+                "d_raddr": Out(mem["deltas"].addr_bits),
                 "d_rdata": In(mem["deltas"].word_bits),
-                "gr_raddr": Out(ab("grads")),
+                "gr_raddr": Out(mem["grads"].addr_bits),
                 "gr_rdata": In(mem["grads"].word_bits),
-                "gr_waddr": Out(ab("grads")),
+                "gr_waddr": Out(mem["grads"].addr_bits),
                 "gr_wdata": Out(mem["grads"].word_bits),
                 "gr_wen": Out(1),
             }

@@ -17,7 +17,7 @@ from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.hw.datapath import READ_LATENCY, addr_bits, delay_line
+from spikeforge.hw.datapath import READ_LATENCY, delay_line
 from spikeforge.hw.params import BUS_BITS, CoreParams
 from spikeforge.hw.protocol import COUNTERS, MAGIC, Opcode, Quantity, Status
 
@@ -65,10 +65,9 @@ class HostController(wiring.Component):
     """Command decoder and response writer of a :class:`~spikeforge.hw.core.SpikingCore`."""
 
     def __init__(self, params: CoreParams):
-        if not isinstance(params, CoreParams):
-            raise TypeError(f"params must be a CoreParams, not {params!r}")
+        CoreParams.checked(params)
         self._p = p = params
-        specs = {s.name: s for s in p.memories}
+        specs = p.memory_map
         self._readable = {q: n for q, n in READABLE.items() if n in specs}
         members = {
             "s_axis_tdata": In(BUS_BITS),
@@ -78,14 +77,14 @@ class HostController(wiring.Component):
             "m_axis_tvalid": Out(1),
             "m_axis_tready": In(1),
             "m_axis_tlast": Out(1),
-            "addr": Out(max(addr_bits(s.depth) for s in specs.values())),
+            "addr": Out(max(s.addr_bits for s in specs.values())),
             "lane": Out(range(p.lanes)),
             "wdata": Out(BUS_BITS),
             "ev_wen": Out(1),
-            "ev_waddr": Out(addr_bits(specs["events"].depth)),
+            "ev_waddr": Out(specs["events"].addr_bits),
             "ev_wdata": Out(specs["events"].word_bits),
             "hdr_wen": Out(1),
-            "hdr_waddr": Out(addr_bits(specs["event_heads"].depth)),
+            "hdr_waddr": Out(specs["event_heads"].addr_bits),
             "hdr_wdata": Out(specs["event_heads"].word_bits),
             "fp_start": Out(1),
             "bp_start": Out(1),
@@ -111,7 +110,7 @@ class HostController(wiring.Component):
         p = self._p
         net = p.net
         P = p.lanes
-        specs = {s.name: s for s in p.memories}
+        specs = p.memory_map
         m.submodules.resp = resp = SyncFIFOBuffered(width=BUS_BITS + 1, depth=RESPONSE_DEPTH)
         m.d.comb += [
             self.m_axis_tdata.eq(resp.r_data[:BUS_BITS]),

@@ -46,6 +46,11 @@ class MemorySpec:
         return self.width * self.lanes
 
     @property
+    def addr_bits(self) -> int:
+        """Address width (at least 1)."""
+        return max(1, (self.depth - 1).bit_length())
+
+    @property
     def bits(self) -> int:
         return self.depth * self.word_bits
 
@@ -217,6 +222,18 @@ class CoreParams:
         if self.emits_error:
             mems.append(MemorySpec("eprev", t * n, net.g_bits, 1, "e_prev[t][i]"))
         return mems
+
+    @property
+    def memory_map(self) -> dict[str, MemorySpec]:
+        """:attr:`memories` by name."""
+        return {m.name: m for m in self.memories}
+
+    @staticmethod
+    def checked(params: Any) -> CoreParams:
+        """``params`` itself if it is a :class:`CoreParams`; a component constructor's guard."""
+        if not isinstance(params, CoreParams):
+            raise TypeError(f"params must be a CoreParams, not {params!r}")
+        return params
 
     @property
     def event_ptr_bits(self) -> int:

@@ -22,7 +22,7 @@ from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.hw.datapath import READ_LATENCY, addr_bits, delay_line, lane, sat
+from spikeforge.hw.datapath import READ_LATENCY, delay_line, lane, sat
 from spikeforge.hw.lfsr_jump import lfsr_jump
 from spikeforge.hw.params import CoreParams
 
@@ -40,31 +40,26 @@ class UpdateEngine(wiring.Component):
     """The update engine; ``u_sel = U - u_min`` selects the update shift in force."""
 
     def __init__(self, params: CoreParams):
-        if not isinstance(params, CoreParams):
-            raise TypeError(f"params must be a CoreParams, not {params!r}")
-        self._p = p = params
-        mem = {m.name: m for m in p.memories}
-
-        def ab(name: str) -> int:
-            return addr_bits(mem[name].depth)
+        self._p = p = CoreParams.checked(params)
+        mem = p.memory_map
 
         super().__init__(
             {
                 "start": In(1),
                 "busy": Out(1),
                 "u_sel": In(range(p.lr_range)),
-                "w_raddr": Out(ab("weights")),
+                "w_raddr": Out(mem["weights"].addr_bits),
                 "w_rdata": In(mem["weights"].word_bits),
-                "w_waddr": Out(ab("weights")),
+                "w_waddr": Out(mem["weights"].addr_bits),
                 "w_wdata": Out(mem["weights"].word_bits),
                 "w_wen": Out(1),
-                "gr_raddr": Out(ab("grads")),
+                "gr_raddr": Out(mem["grads"].addr_bits),
                 "gr_rdata": In(mem["grads"].word_bits),
-                "gr_waddr": Out(ab("grads")),
+                "gr_waddr": Out(mem["grads"].addr_bits),
                 "gr_wen": Out(1),
-                "lf_raddr": Out(ab("lfsr")),
+                "lf_raddr": Out(mem["lfsr"].addr_bits),
                 "lf_rdata": In(mem["lfsr"].word_bits),
-                "lf_waddr": Out(ab("lfsr")),
+                "lf_waddr": Out(mem["lfsr"].addr_bits),
                 "lf_wdata": Out(mem["lfsr"].word_bits),
                 "lf_wen": Out(1),
             }
