@@ -27,9 +27,6 @@ __all__ = ["BUS_BITS", "CoreParams", "MemorySpec"]
 BUS_BITS = 32
 """Width of the AXI4-Stream command and response words."""
 
-BRAM_BITS = 18432
-"""Bits of one ECP5 DP16KD block RAM (512 x 36 ... 16384 x 1)."""
-
 
 @dataclass(frozen=True)
 class MemorySpec:
@@ -40,6 +37,7 @@ class MemorySpec:
     width: int
     lanes: int
     purpose: str
+    read_ports: int = 1
 
     @property
     def word_bits(self) -> int:
@@ -56,11 +54,25 @@ class MemorySpec:
 
     @property
     def bram_estimate(self) -> int:
-        """DP16KD blocks if mapped to block RAM: 36-bit wide ports, 512 deep at that width."""
-        if self.depth <= 1:
+        """ECP5 block RAMs as Yosys maps this memory.
+
+        Up to 16 words go to distributed RAM (``TRELLIS_DPR16X4``). Deeper ones use 512 x 36
+        ``PDPW16KD`` blocks whose write enables cover 9-bit bytes, so a lane written on its own
+        occupies whole bytes: ``36 // (9 * ceil(width / 9))`` lanes per block. Each extra read
+        port duplicates the blocks. (The default core: 19 estimated, 19 ``DP16KD`` in Yosys.)
+        """
+        if self.depth <= 16:
             return 0
-        cols = math.ceil(self.word_bits / 36)
-        return cols * math.ceil(self.depth / 512)
+        if self.lanes == 1:
+            cols = math.ceil(self.width / 36)
+        else:
+            slot = 9 * math.ceil(self.width / 9)
+            cols = (
+                math.ceil(self.lanes / (36 // slot))
+                if slot <= 36
+                else self.lanes * (math.ceil(slot / 36))
+            )
+        return cols * math.ceil(self.depth / 512) * self.read_ports
 
 
 def _positive(name: str, value: Any, lo: int, hi: int) -> int:
@@ -212,7 +224,7 @@ class CoreParams:
             MemorySpec("weights", g * n, net.master_bits, p, "master weights, word (g, i)"),
             MemorySpec("grads", g * n, net.acc_bits, p, "gradient accumulators, word (g, i)"),
             MemorySpec("membranes", t * g, net.v_bits, p, "u[t] history, word (t, g)"),
-            MemorySpec("deltas", t * g, net.g_bits, p, "delta[t] history, word (t, g)"),
+            MemorySpec("deltas", t * g, net.g_bits, p, "delta[t] history, word (t, g)", 2),
             MemorySpec("errors", t * g, net.g_bits, p, "external error e[t], word (t, g)"),
             MemorySpec("counts", g, self.count_bits, p, "spike counts, word g"),
             MemorySpec("lfsr", g, 32, p, "update LFSR states, word g"),
@@ -241,8 +253,8 @@ class CoreParams:
 
     @property
     def bram_estimate(self) -> int:
-        """Block RAMs if every memory of at least one block's worth of bits maps to BRAM."""
-        return sum(m.bram_estimate for m in self.memories if m.bits >= BRAM_BITS // 4)
+        """Block RAMs of all memories (:attr:`MemorySpec.bram_estimate`)."""
+        return sum(m.bram_estimate for m in self.memories)
 
     def lfsr_seeds(self) -> list[int]:
         """Initial update-LFSR state of every row ``j``: ``seed_state(lfsr_seed, layer, j)``."""
