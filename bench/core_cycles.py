@@ -12,11 +12,10 @@ import json
 
 import torch
 
-from spikeforge.hw.backward import backward_cycles
+from spikeforge.hw.cycles import step_cycles
 from spikeforge.hw.forward import forward_cycles
 from spikeforge.hw.params import DEFAULT_CORE_NET, CoreParams
 from spikeforge.hw.protocol import Quantity
-from spikeforge.hw.update import update_cycles
 from spikeforge.sim.amaranth_host import run_core
 from spikeforge.sim.session import CoreSession
 from spikeforge.sw.golden import init_weights
@@ -79,11 +78,15 @@ def main() -> None:
             f"{density:7.2f}  {row['active']:6d}  {row['forward']:7d}  {row['formula']:7d}"
             f"  {100 * row['lanes_busy']:9.1f}%  {100 * row['vs_dense']:7.1f}%"
         )
-    step = measure(params, spikes_at(0.25, 1, t, n), train=True)
+    spikes_25 = spikes_at(0.25, 1, t, n)
+    active_25 = [int(v) for v in spikes_25.sum(1)]
+    step = measure(params, spikes_25, train=True)
     print(
         "training step at 25% density: "
         + ", ".join(f"{k} {v}" for k, v in step.items())
-        + f" (formulas: bp {backward_cycles(params)}, update {update_cycles(params)})"
+        + " (cycle model: "
+        + ", ".join(f"{k} {v}" for k, v in step_cycles(params, active_25).items())
+        + ")"
     )
     if args.json:
         print(json.dumps({"forward": rows, "training_step": step}))

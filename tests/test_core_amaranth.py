@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spikeforge.hw.backward import backward_cycles
+from spikeforge.hw.cycles import step_cycles
 from spikeforge.hw.forward import forward_cycles
 from spikeforge.hw.gradient import gradient_cycles
 from spikeforge.hw.params import CoreParams
@@ -207,6 +208,10 @@ def test_cycle_counters_follow_the_documented_formulas(case):
     assert out["bwd_counters"]["bp"] == backward_cycles(params)
     assert out["bwd_counters"]["wg"] == gradient_cycles(params, active)
     assert out["bwd_counters"]["update"] == update_cycles(params)
+    # BACKWARD ran without the update bit (the update came as its own command).
+    model = step_cycles(params, active, update=False)
+    assert out["bwd_counters"]["backward"] == model["backward"]
+    assert (fwd["forward"], fwd["lanes_busy"]) == (model["forward"], model["lanes_busy"])
 
 
 def _forward_only(params: CoreParams, spikes: torch.Tensor) -> dict:
@@ -335,3 +340,22 @@ def test_two_chained_cores_train_a_two_layer_network_bit_exact():
         for layer in range(2):
             assert torch.equal(out[layer], exp[layer]), (step, layer)
         assert not torch.equal(exp[0], weights[0])  # the error really reached layer 0
+
+
+def test_backward_with_update_follows_the_cycle_model():
+    net = SnnConfig(layers=(12, 6), timesteps=3, surrogate="triangle")
+    params = CoreParams(net=net, lanes=3, emit_error=True)
+    spikes = _samples(net, 6, steps=1, density=0.5)[0][0, 0]
+
+    async def script(host):
+        s = CoreSession(params, host.call)
+        await s.write(Quantity.WEIGHTS, init_weights(net)[0])
+        await s.load_spikes(spikes)
+        await s.forward()
+        await s.set_label(2)
+        await s.backward(update=True)
+        return await s.counters()
+
+    got = run_core(params, script)
+    model = step_cycles(params, [int(v) for v in spikes.sum(1)], update=True)
+    assert got == {k: model[k] for k in got}
