@@ -83,7 +83,8 @@ class SpikingCore(wiring.Component):
             rd[name] = mem.read_port()
             wr[name] = mem.write_port(granularity=spec.width)
         rd_b = mems["deltas"].read_port()  # the WG engine's own port (runs beside BP)
-        # Every read is registered once more right at the block RAM output (READ_LATENCY = 2).
+        # Every read word is registered once more right at the block RAM output; with the
+        # registered addresses below that makes READ_LATENCY = 3.
         rdata = {}
         for name, port in [*rd.items(), ("deltas_b", rd_b)]:
             rdata[name] = Signal.like(port.data, name=f"{name}_rdata")
@@ -117,7 +118,7 @@ class SpikingCore(wiring.Component):
             upd.u_sel.eq(host.u_sel),
             wg.ready.eq(bp.ready),
         ]
-        for name in {n for n in READABLE.values() if n in specs}:
+        for name in sorted({n for n in READABLE.values() if n in specs}):
             m.d.comb += getattr(host, f"rd_{name}").eq(rdata[name])
         host_addr, host_lane, host_wdata = host.addr, host.lane, host.wdata
 
