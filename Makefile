@@ -49,7 +49,7 @@ wbits-table: setup ## integer accuracy for w_bits 4, 6, 8, 12, 16 (writes runs/w
 core-cycles: setup ## default core in Amaranth's simulator: forward cycles vs spike density
 	$(PY) bench/core_cycles.py
 
-synth-table: setup ## LUT/FF/BRAM/DSP and Fmax of four cores on ECP5 (~15 min, runs/synth-table)
+synth-table: setup ## LUT/FF/BRAM/DSP and Fmax of four cores on ECP5 (<= 40 min, runs/synth-table)
 	$(PY) bench/synth_table.py --out runs/synth-table
 
 clean: ## remove build and run outputs (keeps .venv)

@@ -39,6 +39,10 @@ CONFIGS = {
 }
 
 
+PNR_TIMEOUT = 1200
+"""Seconds per place and route; a run past it is reported as 'Fmax unknown', not dropped."""
+
+
 def run_one(name: str, out: Path) -> dict:
     net_kw, core_kw = CONFIGS[name]
     params = CoreParams(net=SnnConfig(**net_kw), **core_kw)
@@ -51,7 +55,12 @@ def run_one(name: str, out: Path) -> dict:
         if row.get("verilog_sha") == verilog_sha:  # the same RTL: reuse
             return row
     report = synthesize(
-        folder / f"{params.name}.v", params.name, folder, pnr=True, no_rw_check=True
+        folder / f"{params.name}.v",
+        params.name,
+        folder,
+        pnr=True,
+        no_rw_check=True,
+        pnr_timeout=PNR_TIMEOUT,
     )
     row = {
         "config": name,
