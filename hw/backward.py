@@ -23,7 +23,16 @@ from amaranth.hdl import Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.hw.datapath import READ_LATENCY, delay_line, lane, leak, rnd, sat
+from spikeforge.hw.datapath import (
+    READ_LATENCY,
+    delay_line,
+    lane,
+    leak,
+    read_port_members,
+    rnd,
+    sat,
+    write_port_members,
+)
 from spikeforge.hw.params import CoreParams
 
 __all__ = [
@@ -76,25 +85,16 @@ class BackwardEngine(wiring.Component):
             "ready": Out(range(p.timesteps + 1)),
             "label": In(range(p.n_out)),
             "ext_error": In(1),
-            "u_raddr": Out(mem["membranes"].addr_bits),
-            "u_rdata": In(mem["membranes"].word_bits),
-            "err_raddr": Out(mem["errors"].addr_bits),
-            "err_rdata": In(mem["errors"].word_bits),
-            "cnt_raddr": Out(mem["counts"].addr_bits),
-            "cnt_rdata": In(mem["counts"].word_bits),
-            "d_raddr": Out(mem["deltas"].addr_bits),
-            "d_rdata": In(mem["deltas"].word_bits),
-            "d_waddr": Out(mem["deltas"].addr_bits),
-            "d_wdata": Out(mem["deltas"].word_bits),
-            "d_wen": Out(1),
-            "w_raddr": Out(mem["weights"].addr_bits),
-            "w_rdata": In(mem["weights"].word_bits),
+            **read_port_members("u", mem["membranes"]),
+            **read_port_members("err", mem["errors"]),
+            **read_port_members("cnt", mem["counts"]),
+            **read_port_members("d", mem["deltas"]),
+            **write_port_members("d", mem["deltas"]),
+            **read_port_members("w", mem["weights"]),
         }
         if p.emits_error:
             ports |= {
-                "ep_waddr": Out(mem["eprev"].addr_bits),
-                "ep_wdata": Out(mem["eprev"].word_bits),
-                "ep_wen": Out(1),
+                **write_port_members("ep", mem["eprev"]),
             }
         super().__init__(ports)
 

@@ -140,21 +140,21 @@ class SpikingCore(wiring.Component):
                 expr = Mux(busy, addr, expr)
             m.d.sync += port.addr.eq(expr)  # registered: the block RAM sees it a cycle later
 
-        rsel(rd["weights"], (fp.busy, fp.w_addr), (bp.busy, bp.w_raddr), (upd.busy, upd.w_raddr))
+        rsel(rd["weights"], (fp.busy, fp.w_raddr), (bp.busy, bp.w_raddr), (upd.busy, upd.w_raddr))
         rsel(rd["membranes"], (fp.busy, fp.u_raddr), (bp.busy, bp.u_raddr))
         rsel(rd["counts"], (fp.busy, fp.cnt_raddr), (bp.busy, bp.cnt_raddr))
         rsel(rd["deltas"], (bp.busy, bp.d_raddr))
         rsel(rd["errors"], (bp.busy, bp.err_raddr))
         rsel(rd["grads"], (wg.busy, wg.gr_raddr), (upd.busy, upd.gr_raddr))
         rsel(rd["lfsr"], (upd.busy, upd.lf_raddr))
-        rsel(rd["events"], (fp.busy, fp.ev_addr), (wg.busy, wg.ev_addr))
-        rsel(rd["event_heads"], (fp.busy, fp.hdr_addr), (wg.busy, wg.hdr_addr))
+        rsel(rd["events"], (fp.busy, fp.ev_raddr), (wg.busy, wg.ev_raddr))
+        rsel(rd["event_heads"], (fp.busy, fp.hdr_raddr), (wg.busy, wg.hdr_raddr))
         if p.emits_error:
             rsel(rd["eprev"])
         m.d.sync += rd_b.addr.eq(wg.d_raddr)
 
         m.d.comb += [
-            fp.w_data.eq(rdata["weights"]),
+            fp.w_rdata.eq(rdata["weights"]),
             bp.w_rdata.eq(rdata["weights"]),
             upd.w_rdata.eq(rdata["weights"]),
             fp.u_rdata.eq(rdata["membranes"]),
@@ -167,10 +167,10 @@ class SpikingCore(wiring.Component):
             wg.gr_rdata.eq(rdata["grads"]),
             upd.gr_rdata.eq(rdata["grads"]),
             upd.lf_rdata.eq(rdata["lfsr"]),
-            fp.ev_data.eq(rdata["events"]),
-            wg.ev_data.eq(rdata["events"]),
-            fp.hdr_data.eq(rdata["event_heads"]),
-            wg.hdr_data.eq(rdata["event_heads"]),
+            fp.ev_rdata.eq(rdata["events"]),
+            wg.ev_rdata.eq(rdata["events"]),
+            fp.hdr_rdata.eq(rdata["event_heads"]),
+            wg.hdr_rdata.eq(rdata["event_heads"]),
         ]
 
         def wport(name, addr, data, en):

@@ -13,7 +13,35 @@ multiplexer and the block RAM (writes are registered the same way, so reads and 
 their order), the block RAM's registered read, and one more register right at its output
 (ECP5 block RAM clock-to-out is ~5.8 ns; logic straight after it does not close 100 MHz)."""
 
-__all__ = ["READ_LATENCY", "delay_line", "lane", "leak", "rnd", "sat"]
+__all__ = [
+    "READ_LATENCY",
+    "delay_line",
+    "lane",
+    "leak",
+    "read_port_members",
+    "rnd",
+    "sat",
+    "write_port_members",
+]
+
+
+def read_port_members(prefix: str, spec) -> dict:
+    """Signature members of an engine's use of a memory read port: ``{prefix}_raddr`` out,
+    ``{prefix}_rdata`` in (the word ``READ_LATENCY`` cycles later)."""
+    from amaranth.lib.wiring import In, Out
+
+    return {f"{prefix}_raddr": Out(spec.addr_bits), f"{prefix}_rdata": In(spec.word_bits)}
+
+
+def write_port_members(prefix: str, spec) -> dict:
+    """Signature members of an engine's whole-word writes: address, data, enable."""
+    from amaranth.lib.wiring import Out
+
+    return {
+        f"{prefix}_waddr": Out(spec.addr_bits),
+        f"{prefix}_wdata": Out(spec.word_bits),
+        f"{prefix}_wen": Out(1),
+    }
 
 
 def lane(word: Value, index: int, width: int, *, is_signed: bool = True) -> Value:

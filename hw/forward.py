@@ -21,7 +21,15 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.hw.datapath import READ_LATENCY, delay_line, lane, leak, sat
+from spikeforge.hw.datapath import (
+    READ_LATENCY,
+    delay_line,
+    lane,
+    leak,
+    read_port_members,
+    sat,
+    write_port_members,
+)
 from spikeforge.hw.params import CoreParams
 
 __all__ = ["FP_DEPTH", "ForwardEngine", "forward_cycles"]
@@ -51,22 +59,13 @@ class ForwardEngine(wiring.Component):
                 "start": In(1),
                 "busy": Out(1),
                 "lane_work": Out(1),
-                "hdr_addr": Out(mem["event_heads"].addr_bits),
-                "hdr_data": In(mem["event_heads"].word_bits),
-                "ev_addr": Out(mem["events"].addr_bits),
-                "ev_data": In(mem["events"].word_bits),
-                "w_addr": Out(mem["weights"].addr_bits),
-                "w_data": In(mem["weights"].word_bits),
-                "u_raddr": Out(mem["membranes"].addr_bits),
-                "u_rdata": In(mem["membranes"].word_bits),
-                "u_waddr": Out(mem["membranes"].addr_bits),
-                "u_wdata": Out(mem["membranes"].word_bits),
-                "u_wen": Out(1),
-                "cnt_raddr": Out(mem["counts"].addr_bits),
-                "cnt_rdata": In(mem["counts"].word_bits),
-                "cnt_waddr": Out(mem["counts"].addr_bits),
-                "cnt_wdata": Out(mem["counts"].word_bits),
-                "cnt_wen": Out(1),
+                **read_port_members("hdr", mem["event_heads"]),
+                **read_port_members("ev", mem["events"]),
+                **read_port_members("w", mem["weights"]),
+                **read_port_members("u", mem["membranes"]),
+                **write_port_members("u", mem["membranes"]),
+                **read_port_members("cnt", mem["counts"]),
+                **write_port_members("cnt", mem["counts"]),
             }
         )
 
@@ -95,8 +94,8 @@ class ForwardEngine(wiring.Component):
         issue_acc = Signal()
         issue_lif = Signal()
         m.d.comb += [
-            self.hdr_addr.eq(head_t),
-            self.ev_addr.eq(ev_ptr),
+            self.hdr_raddr.eq(head_t),
+            self.ev_raddr.eq(ev_ptr),
             self.u_raddr.eq(pbase + g),
             self.cnt_raddr.eq(g),
             self.lane_work.eq(issue_acc | issue_lif),
@@ -114,9 +113,9 @@ class ForwardEngine(wiring.Component):
 
             def latch_header():
                 m.d.sync += [
-                    ev_start.eq(self.hdr_data[: p.event_ptr_bits]),
-                    ev_ptr.eq(self.hdr_data[: p.event_ptr_bits]),
-                    ev_count.eq(self.hdr_data[p.event_ptr_bits :]),
+                    ev_start.eq(self.hdr_rdata[: p.event_ptr_bits]),
+                    ev_ptr.eq(self.hdr_rdata[: p.event_ptr_bits]),
+                    ev_count.eq(self.hdr_rdata[p.event_ptr_bits :]),
                     g.eq(0),
                     gbase.eq(0),
                     k_ev.eq(0),
@@ -161,8 +160,8 @@ class ForwardEngine(wiring.Component):
         # A: weight address; previous membrane (zero at t = 0) and counts.
         idx = Signal(range(G * n_in + 1))
         cnt_b = Signal(P * cb)
-        m.d.sync += [idx.eq(gbs[A] + self.ev_data), cnt_b.eq(Mux(first[A], 0, self.cnt_rdata))]
-        m.d.comb += self.w_addr.eq(idx)
+        m.d.sync += [idx.eq(gbs[A] + self.ev_rdata), cnt_b.eq(Mux(first[A], 0, self.cnt_rdata))]
+        m.d.comb += self.w_raddr.eq(idx)
         cnts = delay_line(m, cnt_b, F - A - 1, "fcnt")
         accs = [Signal(signed(p.current_bits), name=f"acc_{q}") for q in range(P)]
         pre_bits = max(vb + 1, p.current_bits) + 1
@@ -180,7 +179,7 @@ class ForwardEngine(wiring.Component):
             lus = delay_line(m, lu, D - (A + 2), f"flu{q}")
             # C+1 = D: the weight of lane q, top w_bits of the master weight.
             w = Signal(signed(wb), name=f"fw_{q}")
-            m.d.sync += w.eq(lane(self.w_data, q, mb)[mb - wb :].as_signed())
+            m.d.sync += w.eq(lane(self.w_rdata, q, mb)[mb - wb :].as_signed())
             # D: accumulate, or take the current and start the next group at zero.
             pre = Signal(signed(pre_bits), name=f"fpre_{q}")
             with m.If(valid[D] & ~lif[D]):

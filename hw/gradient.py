@@ -20,7 +20,14 @@ from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.hw.datapath import READ_LATENCY, delay_line, lane, sat
+from spikeforge.hw.datapath import (
+    READ_LATENCY,
+    delay_line,
+    lane,
+    read_port_members,
+    sat,
+    write_port_members,
+)
 from spikeforge.hw.params import CoreParams
 
 __all__ = ["WG_DRAIN", "WG_TIMESTEP_OVERHEAD", "GradientEngine", "gradient_cycles"]
@@ -64,17 +71,11 @@ class GradientEngine(wiring.Component):
                 "start": In(1),
                 "busy": Out(1),
                 "ready": In(range(p.timesteps + 1)),
-                "hdr_addr": Out(mem["event_heads"].addr_bits),
-                "hdr_data": In(mem["event_heads"].word_bits),
-                "ev_addr": Out(mem["events"].addr_bits),
-                "ev_data": In(mem["events"].word_bits),
-                "d_raddr": Out(mem["deltas"].addr_bits),
-                "d_rdata": In(mem["deltas"].word_bits),
-                "gr_raddr": Out(mem["grads"].addr_bits),
-                "gr_rdata": In(mem["grads"].word_bits),
-                "gr_waddr": Out(mem["grads"].addr_bits),
-                "gr_wdata": Out(mem["grads"].word_bits),
-                "gr_wen": Out(1),
+                **read_port_members("hdr", mem["event_heads"]),
+                **read_port_members("ev", mem["events"]),
+                **read_port_members("d", mem["deltas"]),
+                **read_port_members("gr", mem["grads"]),
+                **write_port_members("gr", mem["grads"]),
             }
         )
 
@@ -98,8 +99,8 @@ class GradientEngine(wiring.Component):
         issue = Signal()
 
         m.d.comb += [
-            self.hdr_addr.eq(t),
-            self.ev_addr.eq(ev_ptr),
+            self.hdr_raddr.eq(t),
+            self.ev_raddr.eq(ev_ptr),
             self.d_raddr.eq(tbase + g),
         ]
 
@@ -124,13 +125,13 @@ class GradientEngine(wiring.Component):
                     m.next = f"HEAD{wait + 1}" if wait + 1 < READ_LATENCY else "HEAD_LATCH"
             with m.State("HEAD_LATCH"):
                 m.d.sync += [
-                    ev_ptr.eq(self.hdr_data[:pb]),
-                    count.eq(self.hdr_data[pb:]),
+                    ev_ptr.eq(self.hdr_rdata[:pb]),
+                    count.eq(self.hdr_rdata[pb:]),
                     k.eq(0),
                     g.eq(0),
                     gbase.eq(0),
                 ]
-                with m.If(self.hdr_data[pb:] == 0):
+                with m.If(self.hdr_rdata[pb:] == 0):
                     next_timestep()
                 with m.Else():
                     m.next = "ISSUE"
@@ -154,7 +155,7 @@ class GradientEngine(wiring.Component):
         # RL: event index and deltas arrive; RL+1: accumulator address; 2RL+1: accumulators
         # arrive; 2RL+2: the saturated sums are written back.
         i_ev = Signal(range(n_in), name="wi")
-        m.d.sync += i_ev.eq(self.ev_data)
+        m.d.sync += i_ev.eq(self.ev_rdata)
         addr = Signal.like(self.gr_raddr, name="waddr")
         m.d.comb += [addr.eq(gbs[RL + 1] + i_ev), self.gr_raddr.eq(addr)]
         addrs = delay_line(m, addr, RL + 1, "waddr")

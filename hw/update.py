@@ -22,7 +22,14 @@ from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.hw.datapath import READ_LATENCY, delay_line, lane, sat
+from spikeforge.hw.datapath import (
+    READ_LATENCY,
+    delay_line,
+    lane,
+    read_port_members,
+    sat,
+    write_port_members,
+)
 from spikeforge.hw.lfsr_jump import lfsr_jump
 from spikeforge.hw.params import CoreParams
 
@@ -48,20 +55,13 @@ class UpdateEngine(wiring.Component):
                 "start": In(1),
                 "busy": Out(1),
                 "u_sel": In(range(p.lr_range)),
-                "w_raddr": Out(mem["weights"].addr_bits),
-                "w_rdata": In(mem["weights"].word_bits),
-                "w_waddr": Out(mem["weights"].addr_bits),
-                "w_wdata": Out(mem["weights"].word_bits),
-                "w_wen": Out(1),
-                "gr_raddr": Out(mem["grads"].addr_bits),
-                "gr_rdata": In(mem["grads"].word_bits),
+                **read_port_members("w", mem["weights"]),
+                **write_port_members("w", mem["weights"]),
+                **read_port_members("gr", mem["grads"]),
                 "gr_waddr": Out(mem["grads"].addr_bits),
                 "gr_wen": Out(1),
-                "lf_raddr": Out(mem["lfsr"].addr_bits),
-                "lf_rdata": In(mem["lfsr"].word_bits),
-                "lf_waddr": Out(mem["lfsr"].addr_bits),
-                "lf_wdata": Out(mem["lfsr"].word_bits),
-                "lf_wen": Out(1),
+                **read_port_members("lf", mem["lfsr"]),
+                **write_port_members("lf", mem["lfsr"]),
             }
         )
 
