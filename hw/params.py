@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from spikeforge.hw.devices import ECP5_DEVICES, ecp5_device
-from spikeforge.sw.config import ConfigError, SnnConfig, clog2
+from spikeforge.sw.config import ConfigError, SnnConfig, check_int, clog2
 
 __all__ = ["BUS_BITS", "CoreParams", "MemorySpec"]
 
@@ -75,14 +75,6 @@ class MemorySpec:
         return cols * math.ceil(self.depth / 512) * self.read_ports
 
 
-def _positive(name: str, value: Any, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{name} must be an int in [{lo}, {hi}], not {value!r}")
-    if not lo <= value <= hi:
-        raise ConfigError(f"{name} = {value} is out of range: allowed [{lo}, {hi}]")
-    return value
-
-
 @dataclass(frozen=True, kw_only=True)
 class CoreParams:
     """One core: layer ``layer`` of ``net`` computed by ``lanes`` parallel neuron lanes.
@@ -117,21 +109,21 @@ class CoreParams:
         if not isinstance(self.net, SnnConfig):
             raise TypeError(f"net must be an SnnConfig, not {self.net!r}")
         net = self.net
-        _positive("layer", self.layer, 0, net.n_layers - 1)
+        check_int("layer", self.layer, 0, net.n_layers - 1)
         if net.encoder == "direct" and self.layer == 0:
             raise ConfigError(
                 "encoder = 'direct' is not supported by the core: its first layer needs "
                 "multiplying inputs; allowed: 'rate'"
             )
         n_out = self.n_out
-        _positive("lanes", self.lanes, 1, n_out)
+        check_int("lanes", self.lanes, 1, n_out)
         if n_out % self.lanes:
             divisors = [d for d in range(1, n_out + 1) if n_out % d == 0]
             raise ConfigError(
                 f"lanes = {self.lanes} does not divide the layer's {n_out} neurons: "
                 f"allowed {divisors}"
             )
-        _positive("lr_range", self.lr_range, 1, 16)
+        check_int("lr_range", self.lr_range, 1, 16)
         if self.emit_error is not None and not isinstance(self.emit_error, bool):
             raise TypeError(f"emit_error must be a bool or None, not {self.emit_error!r}")
         object.__setattr__(
@@ -140,22 +132,22 @@ class CoreParams:
         if self.device not in ECP5_DEVICES:
             ecp5_device(self.device)  # raises with the allowed names
         # Widths that must fit the 32-bit host words and the datapath.
-        _positive("w_bits + frac_bits (master weight width)", net.master_bits, 2, BUS_BITS)
-        _positive("v_bits", net.v_bits, net.w_bits + 1, BUS_BITS)
-        _positive("acc_bits", net.acc_bits, net.g_bits, BUS_BITS)
-        _positive("g_bits", net.g_bits, 2, 16)
+        check_int("w_bits + frac_bits (master weight width)", net.master_bits, 2, BUS_BITS)
+        check_int("v_bits", net.v_bits, net.w_bits + 1, BUS_BITS)
+        check_int("acc_bits", net.acc_bits, net.g_bits, BUS_BITS)
+        check_int("g_bits", net.g_bits, 2, 16)
         if net.theta.bit_length() > net.v_bits - 1:
             raise ConfigError(
                 f"theta = {net.theta} does not fit v_bits = {net.v_bits}: "
                 f"allowed [1, {(1 << (net.v_bits - 1)) - 1}]"
             )
-        _positive("lr_shift + lr_range - 1", net.lr_shift + self.lr_range - 1, net.lr_shift, 40)
+        check_int("lr_shift + lr_range - 1", net.lr_shift + self.lr_range - 1, net.lr_shift, 40)
         if self.u_max > 31:
             raise ConfigError(
                 f"lr_shift - frac_bits = {self.u_max} (with lr_range) is out of range for the "
                 "update's LFSR draw: allowed [0, 31]"
             )
-        _positive("timesteps * n_in (event capacity)", net.timesteps * self.n_in, 1, 1 << 20)
+        check_int("timesteps * n_in (event capacity)", net.timesteps * self.n_in, 1, 1 << 20)
         device = ecp5_device(self.device)
         if self.bram_estimate > device.brams:
             detail = ", ".join(f"{m.name} {m.bram_estimate}" for m in self.memories)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DERIVED_RULES", "FIELD_HELP", "ConfigError", "SnnConfig", "clog2"]
+__all__ = ["DERIVED_RULES", "FIELD_HELP", "ConfigError", "SnnConfig", "check_int", "clog2"]
 
 RESETS = ("subtract", "zero")
 SURROGATES = ("boxcar", "triangle")
@@ -79,7 +79,8 @@ def clog2(n: int) -> int:
     return max(0, (n - 1).bit_length())
 
 
-def _int_in(name: str, value: Any, lo: int, hi: int) -> int:
+def check_int(name: str, value: Any, lo: int, hi: int) -> int:
+    """``value`` if it is an int in ``[lo, hi]``; else a ConfigError naming name, value, range."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{name} must be an int in [{lo}, {hi}], not {value!r}")
     if not lo <= value <= hi:
@@ -180,43 +181,43 @@ class SnnConfig:
                 f"not {layers!r}"
             )
         for i, n in enumerate(layers):
-            _int_in(f"layers[{i}]", n, 1, 4096)
+            check_int(f"layers[{i}]", n, 1, 4096)
         object.__setattr__(self, "layers", layers)
 
-        t = _int_in("timesteps", self.timesteps, 1, 256)
-        w = _int_in("w_bits", self.w_bits, 2, 16)
-        _int_in("frac_bits", self.frac_bits, 0, 16)
-        _int_in("g_bits", self.g_bits, 2, 24)
-        _int_in("leak_shift", self.leak_shift, 1, 16)
+        t = check_int("timesteps", self.timesteps, 1, 256)
+        w = check_int("w_bits", self.w_bits, 2, 16)
+        check_int("frac_bits", self.frac_bits, 0, 16)
+        check_int("g_bits", self.g_bits, 2, 24)
+        check_int("leak_shift", self.leak_shift, 1, 16)
         _choice("reset", self.reset, RESETS)
         _choice("surrogate", self.surrogate, SURROGATES)
         _choice("bptt", self.bptt, BPTT_MODES)
         _choice("rounding", self.rounding, ROUNDINGS)
         _choice("encoder", self.encoder, ENCODERS)
-        _int_in("in_bits", self.in_bits, 1, 16)
-        _int_in("batch_size", self.batch_size, 1, 65536)
-        _int_in("err_shift", self.err_shift, 0, 16)
-        _int_in("init_scale", self.init_scale, 1, 256)
+        check_int("in_bits", self.in_bits, 1, 16)
+        check_int("batch_size", self.batch_size, 1, 65536)
+        check_int("err_shift", self.err_shift, 0, 16)
+        check_int("init_scale", self.init_scale, 1, 256)
         for name in ("init_seed", "lfsr_seed", "encoder_seed"):
-            _int_in(name, getattr(self, name), 0, 2**32 - 1)
+            check_int(name, getattr(self, name), 0, 2**32 - 1)
 
         self._derive("v_bits", min(32, w + 8))
-        v = _int_in("v_bits", self.v_bits, w + 1, 32)
+        v = check_int("v_bits", self.v_bits, w + 1, 32)
         self._derive("theta", 1 << (w - 2))
-        theta = _int_in("theta", self.theta, 1, (1 << (v - 1)) - 1)
+        theta = check_int("theta", self.theta, 1, (1 << (v - 1)) - 1)
         log_theta = theta.bit_length() - 1
         self._derive("bp_shift", log_theta)
-        _int_in("bp_shift", self.bp_shift, 0, 40)
+        check_int("bp_shift", self.bp_shift, 0, 40)
         self._derive("surrogate_shift", min(log_theta + 1, v - 2))
-        _int_in("surrogate_shift", self.surrogate_shift, 0, v - 2)
+        check_int("surrogate_shift", self.surrogate_shift, 0, v - 2)
         self._derive("lr_shift", max(self.frac_bits, 16 - log_theta))
-        _int_in("lr_shift", self.lr_shift, self.frac_bits, 40)
+        check_int("lr_shift", self.lr_shift, self.frac_bits, 40)
         direct_bits = self.in_bits if self.encoder == "direct" else 0
         self._derive("acc_bits", self.g_bits + clog2(t * self.batch_size) + 1 + direct_bits)
-        _int_in("acc_bits", self.acc_bits, self.g_bits + direct_bits, 48)
+        check_int("acc_bits", self.acc_bits, self.g_bits + direct_bits, 48)
         self._derive("target_hi", (3 * t + 3) // 4)
-        _int_in("target_hi", self.target_hi, 1, t)
-        _int_in("target_lo", self.target_lo, 0, self.target_hi - 1)
+        check_int("target_hi", self.target_hi, 1, t)
+        check_int("target_lo", self.target_lo, 0, self.target_hi - 1)
         canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         object.__setattr__(self, "_hash", hashlib.sha256(canonical.encode()).hexdigest()[:16])
 
