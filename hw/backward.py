@@ -101,11 +101,7 @@ class BackwardEngine(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         p = self._p
-        net = p.net
         P, G, T, n_in = p.lanes, p.groups, p.timesteps, p.n_in
-        gb, vb, cb, wb, mb = net.g_bits, net.v_bits, p.count_bits, net.w_bits, net.master_bits
-        theta, k, S = net.theta, net.leak_shift, net.surrogate_shift
-        width = 1 << S
 
         t = Signal(range(T))
         g = Signal(range(G + 1))
@@ -180,15 +176,18 @@ class BackwardEngine(wiring.Component):
                     with m.If(drain == 0):
                         next_timestep()
 
-        self._delta_pipeline(m, issue_d, g, jbase, t, tbase, width, gb, vb, cb, theta, k, S)
+        self._delta_pipeline(m, issue_d, g, jbase, t, tbase)
         if p.emits_error:
-            self._error_pipeline(m, issue_e, g, i, ebase, gb, wb, mb)
+            self._error_pipeline(m, issue_e, g, i, ebase)
         return m
 
-    def _delta_pipeline(self, m, issue, g, jbase, t, tbase, width, gb, vb, cb, theta, k, S):
+    def _delta_pipeline(self, m, issue, g, jbase, t, tbase):
         p = self._p
         net = p.net
         P, T = p.lanes, p.timesteps
+        gb, vb, cb = net.g_bits, net.v_bits, p.count_bits
+        theta, k, S = net.theta, net.leak_shift, net.surrogate_shift
+        width = 1 << S
         valid = delay_line(m, issue, BP_DELTA_DEPTH, "dv")
         gs = delay_line(m, g, BP_DELTA_DEPTH, "dg")
         js = delay_line(m, jbase, READ_LATENCY + 1, "dj")
@@ -255,9 +254,10 @@ class BackwardEngine(wiring.Component):
             self.d_waddr.eq(tbase + gs[BP_DELTA_DEPTH]),
         ]
 
-    def _error_pipeline(self, m, issue, g, i, ebase, gb, wb, mb):
+    def _error_pipeline(self, m, issue, g, i, ebase):
         p = self._p
         net = p.net
+        gb, wb, mb = net.g_bits, net.w_bits, net.master_bits
         P, G = p.lanes, p.groups
         levels = _tree_levels(P)
         depth = READ_LATENCY + 2 + levels  # operands, products, tree: the sum is valid here
