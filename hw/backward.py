@@ -26,6 +26,7 @@ from amaranth.lib.wiring import In, Out
 from spikeforge.hw.datapath import (
     READ_LATENCY,
     delay_line,
+    index_range,
     lane,
     leak,
     read_port_members,
@@ -83,7 +84,7 @@ class BackwardEngine(wiring.Component):
             "start": In(1),
             "busy": Out(1),
             "ready": Out(range(p.timesteps + 1)),
-            "label": In(range(p.n_out)),
+            "label": In(index_range(p.n_out)),
             "ext_error": In(1),
             **read_port_members("u", mem["membranes"]),
             **read_port_members("err", mem["errors"]),
@@ -103,7 +104,7 @@ class BackwardEngine(wiring.Component):
         p = self._p
         P, G, T, n_in = p.lanes, p.groups, p.timesteps, p.n_in
 
-        t = Signal(range(T))
+        t = Signal(index_range(T))
         g = Signal(range(G + 1))
         jbase = Signal(range(p.n_out + P + 1))  # g * P
         tbase = Signal(range(T * G + 1))  # t * G

@@ -78,7 +78,9 @@ class SpikingCore(wiring.Component):
             if name == "lfsr":
                 seeds = p.lfsr_seeds()
                 init = [sum(seeds[g * P + q] << (32 * q) for q in range(P)) for g in range(G)]
-            mem = Memory(shape=unsigned(spec.word_bits), depth=spec.depth, init=init)
+            # At least 2 words: a 1-word memory would get a zero-width address port, which
+            # Verilator rejects.
+            mem = Memory(shape=unsigned(spec.word_bits), depth=max(spec.depth, 2), init=init)
             m.submodules[f"mem_{name}"] = mems[name] = mem
             rd[name] = mem.read_port()
             wr[name] = mem.write_port(granularity=spec.width)

@@ -25,6 +25,12 @@ __all__ = [
 ]
 
 
+def index_range(n: int) -> range:
+    """Shape of an index ``0 .. n-1`` that is at least 1 bit wide: Amaranth would make
+    ``range(1)`` zero bits wide, which Verilator rejects (ASCRANGE on ``[-1:0]``)."""
+    return range(max(n, 2))
+
+
 def read_port_members(prefix: str, spec) -> dict:
     """Signature members of an engine's use of a memory read port: ``{prefix}_raddr`` out,
     ``{prefix}_rdata`` in (the word ``READ_LATENCY`` cycles later)."""

@@ -23,6 +23,7 @@ from amaranth.lib.wiring import In, Out
 from spikeforge.hw.datapath import (
     READ_LATENCY,
     delay_line,
+    index_range,
     lane,
     read_port_members,
     sat,
@@ -88,7 +89,7 @@ class GradientEngine(wiring.Component):
         pb = p.event_ptr_bits
         cnt_w = max(1, n_in.bit_length())
 
-        t = Signal(range(T))
+        t = Signal(index_range(T))
         tbase = Signal(range(T * G + 1))
         g = Signal(range(G + 1))
         gbase = Signal(range(G * n_in + 1))
@@ -154,7 +155,7 @@ class GradientEngine(wiring.Component):
         gbs = delay_line(m, gbase, RL + 1, "wgb")
         # RL: event index and deltas arrive; RL+1: accumulator address; 2RL+1: accumulators
         # arrive; 2RL+2: the saturated sums are written back.
-        i_ev = Signal(range(n_in), name="wi")
+        i_ev = Signal(index_range(n_in), name="wi")
         m.d.sync += i_ev.eq(self.ev_rdata)
         addr = Signal.like(self.gr_raddr, name="waddr")
         m.d.comb += [addr.eq(gbs[RL + 1] + i_ev), self.gr_raddr.eq(addr)]

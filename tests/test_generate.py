@@ -139,3 +139,18 @@ def test_generated_verilog_is_reproducible_across_interpreter_runs(tmp_path):
         )
         texts.append((out / "spikeforge_core.v").read_bytes())
     assert texts[0] == texts[1]
+
+
+@pytest.mark.parametrize(
+    ("net", "core"),
+    [
+        ({"layers": (6, 4), "timesteps": 4, "w_bits": 4}, {"lanes": 1, "emit_error": True}),
+        ({"layers": (5, 4), "timesteps": 1, "w_bits": 16}, {"lanes": 4, "lr_range": 1}),
+        ({"layers": (1, 1), "timesteps": 2, "surrogate": "triangle"}, {"lanes": 1}),
+        ({"layers": (3, 2, 1), "timesteps": 3, "reset": "zero"}, {"layer": 1, "lanes": 1}),
+    ],
+)
+def test_edge_shapes_are_lint_clean(tmp_path, net, core):
+    """One lane, one group, one input, one neuron, one lr value: no zero-width signals."""
+    generate(CoreParams(net=SnnConfig(**net), **core), tmp_path)
+    assert lint(tmp_path / "spikeforge_core.v") == []
