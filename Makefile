@@ -6,7 +6,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-fast lint format bench wbits-table core-cycles synth-table clean
+.PHONY: help setup demo test test-fast lint format bench wbits-table core-cycles synth-table \
+	regress regress-full sim-speed clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -18,6 +19,7 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m spikeforge.toolchain  # LZ4 for Verilator's FST waveforms, from its PyPI sdist
 	touch $@
 
 demo: setup ## train the digits network in float and integer (8-bit) mode
@@ -51,6 +53,16 @@ core-cycles: setup ## default core in Amaranth's simulator: forward cycles vs sp
 
 synth-table: setup ## LUT/FF/BRAM/DSP and Fmax of four cores on ECP5 (<= 40 min, runs/synth-table)
 	$(PY) bench/synth_table.py --out runs/synth-table
+
+regress: setup ## Verilator + cocotb: the CI matrix (3 seeds) and the digits run on the RTL
+	$(VENV)/bin/spikeforge regress --matrix ci --seeds 3
+
+regress-full: setup ## all 20 matrix configs x 5 seeds x 4 steps; digits 200 samples (~25 min)
+	$(VENV)/bin/spikeforge regress --matrix full --seeds 5 --steps 4 --digits 200 \
+		--out build/regress-full
+
+sim-speed: setup ## cycles/s of the default core: cocotb + Verilator vs Amaranth's simulator
+	$(PY) bench/sim_speed.py
 
 clean: ## remove build and run outputs (keeps .venv)
 	rm -rf runs build .pytest_cache .ruff_cache .hypothesis

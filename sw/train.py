@@ -37,6 +37,8 @@ __all__ = [
     "FloatOptions",
     "TrainResult",
     "epoch_order",
+    "epoch_samples",
+    "eval_inputs",
     "lr_steps",
     "no_progress",
     "train_float",
@@ -100,6 +102,22 @@ def lr_steps(schedule: str, epoch: int, epochs: int) -> int:
 def epoch_order(cfg: SnnConfig, n: int, epoch: int) -> torch.Tensor:
     gen = torch.Generator().manual_seed(cfg.init_seed + 7919 * (epoch + 1))
     return torch.randperm(n, generator=gen)
+
+
+def epoch_samples(
+    cfg: SnnConfig, x: torch.Tensor, y: torch.Tensor, epoch: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The integer trainer's inputs of ``epoch`` in training order: quantized intensities ``x``
+    shuffled by :func:`epoch_order` and encoded with keys ``(epoch + 1) * KEY_EPOCH_STRIDE +
+    index``, and their labels."""
+    order = epoch_order(cfg, len(x), epoch)
+    return encode(x[order], (epoch + 1) * KEY_EPOCH_STRIDE + order, cfg), y[order]
+
+
+def eval_inputs(cfg: SnnConfig, x: torch.Tensor) -> torch.Tensor:
+    """Encoded evaluation inputs of quantized intensities ``x`` (keys ``0 .. len(x) - 1``, as
+    :func:`int_accuracy` uses)."""
+    return encode(x, torch.arange(len(x), dtype=torch.int64), cfg)
 
 
 def _check_dataset(cfg: SnnConfig, ds: Dataset) -> None:
@@ -172,9 +190,7 @@ def train_int(
         model.lr_shift = cfg.lr_shift + lr_steps(schedule, epoch, epochs)
         bar = progress(n, f"int epoch {epoch + 1}/{epochs}")
         t0 = time.perf_counter()
-        order = epoch_order(cfg, n, epoch)
-        x_in = encode(x_tr[order], (epoch + 1) * KEY_EPOCH_STRIDE + order, cfg)
-        y = ds.y_train[order]
+        x_in, y = epoch_samples(cfg, x_tr, ds.y_train, epoch)
         for k in range(0, n, bs):
             model.train_step(x_in[k : k + bs], y[k : k + bs])
             bar.update(min(bs, n - k))

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
@@ -55,3 +57,17 @@ def test_wbits_table_writes_table_and_plot_and_resumes(tmp_path):
     again = _run(*args)
     assert "2 of 2 runs already done; running 0" in again
     assert set(json.loads((tmp_path / "results.json").read_text())) == {"float/1", "8/frac/1"}
+
+
+@pytest.mark.rtl
+def test_sim_speed_compares_verilator_with_amaranth():
+    out = _run(str(BENCH / "sim_speed.py"), "--small", "--steps", "1", "--json")
+    result = json.loads(out.strip().splitlines()[-1])
+    for sim in ("verilator", "amaranth"):
+        assert result[sim]["cycles"] > 1000
+        assert result[sim]["cycles_per_second"] > 0
+    assert (
+        result["ratio"]
+        == result["verilator"]["cycles_per_second"] / (result["amaranth"]["cycles_per_second"])
+    )
+    assert "Verilator / Amaranth:" in out

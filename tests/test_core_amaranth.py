@@ -24,133 +24,36 @@ from spikeforge.hw.params import CoreParams
 from spikeforge.hw.protocol import Opcode, Quantity, Status, command
 from spikeforge.hw.update import update_cycles
 from spikeforge.sim.amaranth_host import run_core, run_cores
-from spikeforge.sim.checker import check_step
+from spikeforge.sim.matrix import AMARANTH, CONFIGS
 from spikeforge.sim.model import CoreModel
+from spikeforge.sim.network import NetworkSession
+from spikeforge.sim.scenario import train_and_check
 from spikeforge.sim.session import CoreSession
+from spikeforge.sim.stimulus import samples, weights_for_seed
 from spikeforge.sw.config import SnnConfig
 from spikeforge.sw.golden import GoldenModel, init_weights
 
-CASES = {
-    "base": ({"layers": (8, 4), "timesteps": 4}, {"lanes": 2, "emit_error": True}),
-    "p1-zero-triangle": (
-        {"layers": (6, 3), "timesteps": 5, "reset": "zero", "surrogate": "triangle"},
-        {"lanes": 1, "emit_error": True},
-    ),
-    "pN-sltt-nearest": (
-        {"layers": (7, 4), "timesteps": 3, "bptt": "sltt", "rounding": "nearest"},
-        {"lanes": 4, "emit_error": True},
-    ),
-    "w4-frac0": ({"layers": (8, 4), "timesteps": 4, "w_bits": 4, "frac_bits": 0}, {"lanes": 2}),
-    "w16-u0": ({"layers": (5, 4), "timesteps": 3, "w_bits": 16}, {"lanes": 2, "emit_error": True}),
-    "t1": ({"layers": (8, 6), "timesteps": 1}, {"lanes": 3, "emit_error": True}),
-    "nonsquare-lanes3": (
-        {"layers": (12, 6), "timesteps": 4, "surrogate": "triangle", "reset": "zero"},
-        {"lanes": 3, "emit_error": True},
-    ),
-    "saturating-narrow": (
-        {
-            "layers": (8, 4),
-            "timesteps": 6,
-            "g_bits": 4,
-            "acc_bits": 5,
-            "v_bits": 10,
-            "err_shift": 5,
-        },
-        {"lanes": 2, "emit_error": True},
-    ),
-    "hidden-layer-external-error": (
-        {"layers": (6, 8, 4), "timesteps": 4, "reset": "zero"},
-        {"layer": 0, "lanes": 4},
-    ),
-    "output-layer-of-two": (
-        {"layers": (6, 8, 4), "timesteps": 4, "surrogate": "triangle"},
-        {"layer": 1, "lanes": 2},
-    ),
-}
+CASES = {name: CONFIGS[name] for name in AMARANTH}
 
 
-def _random_weights(net: SnnConfig, seed: int) -> list[torch.Tensor]:
-    """Seed 0: the trainer's initialisation; other seeds: uniform over the whole master range
-    (saturating membranes, deltas and updates)."""
-    if seed == 0:
-        return init_weights(net)
-    gen = torch.Generator().manual_seed(seed)
-    lo, hi = -(1 << (net.master_bits - 1)), 1 << (net.master_bits - 1)
-    return [torch.randint(lo, hi, shape, generator=gen) for shape in net.weight_shapes()]
-
-
-def _samples(net: SnnConfig, seed: int, steps: int, density: float):
-    gen = torch.Generator().manual_seed(1000 + seed)
-    xs = (torch.rand(steps, 1, net.timesteps, net.n_inputs, generator=gen) < density).long()
-    labels = torch.randint(0, net.n_outputs, (steps, 1), generator=gen)
-    return xs, labels
-
-
-def _expected(params: CoreParams, weights, xs, labels, lr_shifts):
-    """Per step: the core's inputs and the golden values of its layer (``CoreModel``)."""
-    model = CoreModel(params, weights)
-    return [
-        model.step(x, int(label[0]), lr_shift=lr)
-        for x, label, lr in zip(xs, labels, lr_shifts, strict=True)
-    ]
-
-
-def _run(params: CoreParams, weights, steps, lr_shifts, *, stalls=0):
-    is_output = params.layer == params.net.n_layers - 1
+def _train(params: CoreParams, seed: int, *, steps=2, density=0.5, stalls=0) -> list[dict]:
+    """``train_and_check`` (the Verilator testbench's scenario) in Amaranth's simulator; returns
+    the golden values of every step."""
 
     async def script(host):
-        s = CoreSession(params, host.call)
-        await s.write(Quantity.WEIGHTS, weights[params.layer])
-        got = []
-        for step, lr in zip(steps, lr_shifts, strict=True):
-            out = {}
-            await s.set_lr(lr)
-            await s.load_spikes(step["x"])
-            await s.forward()
-            out["fwd_counters"] = await s.counters()
-            for name, q in (
-                ("membranes", Quantity.MEMBRANES),
-                ("spikes", Quantity.SPIKES),
-                ("counts", Quantity.COUNTS),
-            ):
-                out[name] = await s.read(q)
-            if is_output:
-                await s.set_label(step["label"])
-                await s.backward(update=False)
-            else:
-                await s.write(Quantity.ERRORS, step["e"])
-                await s.backward(update=False, external_error=True)
-            out["deltas"] = await s.read(Quantity.DELTAS)
-            if params.emits_error:
-                out["eprev"] = await s.read(Quantity.EPREV)
-            out["grads"] = await s.read(Quantity.GRADS)
-            await s.update()
-            out["bwd_counters"] = await s.counters()
-            out["weights"] = await s.read(Quantity.WEIGHTS)
-            out["lfsr"] = await s.read(Quantity.LFSR)
-            got.append(out)
-        return got
+        return await train_and_check(
+            CoreSession(params, host.call), seed=seed, steps=steps, density=density
+        )
 
     return run_core(params, script, stalls=stalls, seed=7)
-
-
-def _compare(params, expected, got, seed=0):
-    for n, (exp, out) in enumerate(zip(expected, got, strict=True)):
-        check_step(exp["expected"], out, step=n, seed=seed)
 
 
 @pytest.mark.parametrize("case", list(CASES))
 @pytest.mark.parametrize("seed", [0, 1])
 def test_training_steps_are_bit_exact(case, seed):
     net_kw, core_kw = CASES[case]
-    net = SnnConfig(**net_kw)
-    params = CoreParams(net=net, **core_kw)
-    weights = _random_weights(net, seed)
-    xs, labels = _samples(net, seed, steps=2, density=0.5)
-    lr_shifts = [net.lr_shift, net.lr_shift + 1 + seed]
-    expected = _expected(params, weights, xs, labels, lr_shifts)
-    got = _run(params, weights, expected, lr_shifts)
-    _compare(params, expected, got, seed)
+    params = CoreParams(net=SnnConfig(**net_kw), **core_kw)
+    expected = _train(params, seed)
     # The deltas must not all be zero, or the backward comparison proves little.
     assert any(bool(e["expected"]["deltas"].any()) for e in expected)
 
@@ -158,11 +61,28 @@ def test_training_steps_are_bit_exact(case, seed):
 def test_bit_exact_under_idle_and_backpressure():
     net = SnnConfig(layers=(8, 4), timesteps=4, surrogate="triangle")
     params = CoreParams(net=net, lanes=2, emit_error=True)
-    weights = _random_weights(net, 0)
-    xs, labels = _samples(net, 3, steps=2, density=0.5)
-    lr = [net.lr_shift] * 2
-    expected = _expected(params, weights, xs, labels, lr)
-    _compare(params, expected, _run(params, weights, expected, lr, stalls=6))
+    _train(params, 3, stalls=6)
+
+
+def _counters(params: CoreParams, x, label: int, e) -> tuple[dict, dict]:
+    """Counters after FORWARD, and after BACKWARD (no update bit) + UPDATE."""
+
+    async def script(host):
+        s = CoreSession(params, host.call)
+        await s.write(Quantity.WEIGHTS, weights_for_seed(params.net, 0)[params.layer])
+        await s.load_spikes(x)
+        await s.forward()
+        fwd = await s.counters()
+        if params.layer == params.net.n_layers - 1:
+            await s.set_label(label)
+            await s.backward(update=False)
+        else:
+            await s.write(Quantity.ERRORS, e)
+            await s.backward(update=False, external_error=True)
+        await s.update()
+        return fwd, await s.counters()
+
+    return run_core(params, script)
 
 
 @pytest.mark.parametrize("case", ["base", "p1-zero-triangle", "nonsquare-lanes3", "w16-u0"])
@@ -170,21 +90,18 @@ def test_cycle_counters_follow_the_documented_formulas(case):
     net_kw, core_kw = CASES[case]
     net = SnnConfig(**net_kw)
     params = CoreParams(net=net, **core_kw)
-    weights = _random_weights(net, 0)
-    xs, labels = _samples(net, 5, steps=1, density=0.4)
-    lr = [net.lr_shift]
-    expected = _expected(params, weights, xs, labels, lr)
-    out = _run(params, weights, expected, lr)[0]
+    xs, labels = samples(net, 5, steps=1, density=0.4)
+    ref = CoreModel(params, weights_for_seed(net, 0)).step(xs[0], int(labels[0, 0]))
+    fwd, bwd = _counters(params, ref["x"], ref["label"], ref["e"])
     active = [int(v) for v in xs[0, 0].sum(1)]
-    fwd = out["fwd_counters"]
     assert fwd["forward"] == forward_cycles(params, active)
     assert fwd["lanes_busy"] == params.groups * sum(a + 1 for a in active)
-    assert out["bwd_counters"]["bp"] == backward_cycles(params)
-    assert out["bwd_counters"]["wg"] == gradient_cycles(params, active)
-    assert out["bwd_counters"]["update"] == update_cycles(params)
+    assert bwd["bp"] == backward_cycles(params)
+    assert bwd["wg"] == gradient_cycles(params, active)
+    assert bwd["update"] == update_cycles(params)
     # BACKWARD ran without the update bit (the update came as its own command).
     model = step_cycles(params, active, update=False)
-    assert out["bwd_counters"]["backward"] == model["backward"]
+    assert bwd["backward"] == model["backward"]
     assert (fwd["forward"], fwd["lanes_busy"]) == (model["forward"], model["lanes_busy"])
 
 
@@ -274,12 +191,7 @@ def core_configs(draw):
 @settings(max_examples=8, deadline=None)
 @given(params=core_configs(), seed=st.integers(0, 3), density=st.sampled_from([0.2, 0.6, 1.0]))
 def test_random_configs_are_bit_exact(params, seed, density):
-    net = params.net
-    weights = _random_weights(net, seed)
-    xs, labels = _samples(net, seed, steps=2, density=density)
-    lr = [net.lr_shift, net.lr_shift + 1]
-    expected = _expected(params, weights, xs, labels, lr)
-    _compare(params, expected, _run(params, weights, expected, lr))
+    _train(params, seed, density=density)
 
 
 def test_two_chained_cores_train_a_two_layer_network_bit_exact():
@@ -288,25 +200,17 @@ def test_two_chained_cores_train_a_two_layer_network_bit_exact():
     net = SnnConfig(layers=(8, 6, 4), timesteps=4, surrogate="triangle")
     cores = [CoreParams(net=net, layer=0, lanes=2), CoreParams(net=net, layer=1, lanes=2)]
     weights = init_weights(net)
-    xs, labels = _samples(net, 4, steps=2, density=0.6)
+    xs, labels = samples(net, 4, steps=2, density=0.6)
     model = GoldenModel(net, weights)
     expected = [model.train_step(x, labels=y).weights for x, y in zip(xs, labels, strict=True)]
 
     async def script(hosts):
-        s0, s1 = (CoreSession(p, h.call) for p, h in zip(cores, hosts, strict=True))
-        await s0.write(Quantity.WEIGHTS, weights[0])
-        await s1.write(Quantity.WEIGHTS, weights[1])
+        host = NetworkSession([CoreSession(p, h.call) for p, h in zip(cores, hosts, strict=True)])
+        await host.write_weights(weights)
         got = []
         for x, y in zip(xs, labels, strict=True):
-            await s0.load_spikes(x[0])
-            await s0.forward()
-            await s1.load_spikes(await s0.read(Quantity.SPIKES))
-            await s1.forward()
-            await s1.set_label(int(y[0]))
-            await s1.backward(update=True)
-            await s0.write(Quantity.ERRORS, await s1.read(Quantity.EPREV))
-            await s0.backward(update=True, external_error=True)
-            got.append([await s0.read(Quantity.WEIGHTS), await s1.read(Quantity.WEIGHTS)])
+            await host.train_step(x[0], int(y[0]))
+            got.append(await host.read_weights())
         return got
 
     got = run_cores(cores, script)
@@ -319,7 +223,7 @@ def test_two_chained_cores_train_a_two_layer_network_bit_exact():
 def test_backward_with_update_follows_the_cycle_model():
     net = SnnConfig(layers=(12, 6), timesteps=3, surrogate="triangle")
     params = CoreParams(net=net, lanes=3, emit_error=True)
-    spikes = _samples(net, 6, steps=1, density=0.5)[0][0, 0]
+    spikes = samples(net, 6, steps=1, density=0.5)[0][0, 0]
 
     async def script(host):
         s = CoreSession(params, host.call)

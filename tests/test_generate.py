@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from spikeforge.cli import main
-from spikeforge.hw.generate import LINT_WAIVERS, generate, lint
+from spikeforge.hw.generate import LINT_WAIVERS, generate, generate_rack, lint
 from spikeforge.hw.params import DEFAULT_CORE_NET, CoreParams
 from spikeforge.hw.protocol import Opcode
 from spikeforge.sw.config import ConfigError, SnnConfig
@@ -154,3 +154,19 @@ def test_edge_shapes_are_lint_clean(tmp_path, net, core):
     """One lane, one group, one input, one neuron, one lr value: no zero-width signals."""
     generate(CoreParams(net=SnnConfig(**net), **core), tmp_path)
     assert lint(tmp_path / "spikeforge_core.v") == []
+
+
+def test_a_rack_of_different_cores_is_lint_clean_with_prefixed_ports(tmp_path):
+    net = SnnConfig(layers=(8, 6, 4), timesteps=3)
+    cores = [CoreParams(net=net, layer=0, lanes=2), CoreParams(net=net, layer=1, lanes=4)]
+    man = generate_rack(cores, tmp_path)
+    assert lint(tmp_path / man["verilog"]) == []
+    assert [c["core_hash"] for c in man["cores"]] == [p.core_hash for p in cores]
+    text = (tmp_path / man["verilog"]).read_text()
+    for n in range(2):
+        for port in ("s_axis_tdata", "s_axis_tready", "m_axis_tvalid", "m_axis_tlast"):
+            assert f"c{n}_{port}" in text
+    with pytest.raises(ValueError, match="at least one"):
+        generate_rack([], tmp_path)
+    with pytest.raises(TypeError, match=r"cores\[1\] must be a CoreParams"):
+        generate_rack([cores[0], net], tmp_path)

@@ -1,64 +1,95 @@
-"""The generated Verilog under Verilator + cocotb (cocotbext-axi drives the AXI4-Stream ports,
-with random idle cycles on the input and backpressure on the output) trains bit-exactly like
-the golden model: every membrane, spike, count, delta, e_prev, gradient, weight and LFSR state
-after every step. The build folder of each case is named after its test id."""
+"""The generated Verilog under Verilator + cocotb trains bit-exactly like the golden model.
+
+cocotbext-axi drives the AXI4-Stream ports with random idle cycles on the input and random
+backpressure on the output in every run. Build folders live in ``build/rtl/<test id>`` and are
+reused while the config hash and the Verilog are unchanged (``sim/rtl_runner.py``).
+
+* every config of the CI matrix (``sim/matrix.py``), 3 seeds, 2 training steps each: every
+  membrane, spike, count, delta, ``e_prev``, gradient, weight and LFSR state;
+* the digits network on two cores: 50 training samples with every weight compared after every
+  sample, then the whole test split predicted like the golden model;
+* a falsified golden value makes the run fail with the first-mismatch report and an FST;
+* ``spikeforge regress`` on a config file.
+"""
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 import pytest
 
+from spikeforge.cli import main
 from spikeforge.hw.params import CoreParams
-from spikeforge.sim.rtl_runner import run_testbench
+from spikeforge.sim.matrix import CI, core_params
+from spikeforge.sim.regress import run_config, run_digits
 from spikeforge.sw.config import SnnConfig
 
-MATRIX = {
-    "w4-p1-zero-triangle": (
-        {"layers": (6, 4), "timesteps": 4, "w_bits": 4, "reset": "zero", "surrogate": "triangle"},
-        {"lanes": 1, "emit_error": True},
-    ),
-    "w16-pN-sltt-nearest": (
-        {"layers": (5, 4), "timesteps": 3, "w_bits": 16, "bptt": "sltt", "rounding": "nearest"},
-        {"lanes": 4, "emit_error": True},
-    ),
-    "t1-nonsquare": ({"layers": (12, 6), "timesteps": 1}, {"lanes": 3, "emit_error": True}),
-    "t16-bptt": ({"layers": (8, 4), "timesteps": 16}, {"lanes": 2}),
-    "hidden-external-error": (
-        {"layers": (6, 8, 4), "timesteps": 4, "surrogate": "triangle"},
-        {"layer": 0, "lanes": 4},
-    ),
-    "output-of-two": (
-        {"layers": (6, 8, 4), "timesteps": 4, "reset": "zero"},
-        {"layer": 1, "lanes": 2},
-    ),
-    "saturating": (
-        {
-            "layers": (8, 4),
-            "timesteps": 6,
-            "g_bits": 4,
-            "acc_bits": 5,
-            "v_bits": 10,
-            "err_shift": 5,
-        },
-        {"lanes": 2, "emit_error": True},
-    ),
-    "default-shape": ({"layers": (16, 16), "timesteps": 8}, {"lanes": 8}),
-}
+BUILD_ROOT = Path(__file__).resolve().parents[1] / "build" / "rtl"
+SEEDS = (0, 1, 2)
+
+
+def _folder(request) -> Path:
+    return BUILD_ROOT / re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
 
 
 @pytest.mark.rtl
-@pytest.mark.parametrize("case", list(MATRIX))
-def test_verilator_core_trains_bit_exact(case, tmp_path_factory, request):
-    net, core = MATRIX[case]
-    params = CoreParams(net=SnnConfig(**net), **core)
-    build = tmp_path_factory.mktemp("rtl") / request.node.name.replace("/", "_")
-    run_testbench(params, build, seed=1, steps=2, density=0.5, stall=0.3)
+@pytest.mark.parametrize("name", CI)
+def test_matrix_config_trains_bit_exact_over_three_seeds(name, request):
+    result = run_config(name, core_params(name), _folder(request), seeds=SEEDS)
+    assert result.passed, result.report()
+    assert [s for s, _ in result.runs] == list(SEEDS)
+    assert all(r.detail["steps_done"] == 2 for _, r in result.runs)
 
 
 @pytest.mark.rtl
-def test_checker_reports_the_first_mismatch(tmp_path):
+def test_digits_network_trains_on_two_cores_like_the_golden_model(request):
+    result = run_digits(_folder(request), samples=50, test_samples=None)
+    assert result.passed, result.report()
+    detail = result.runs[0][1].detail
+    assert detail["samples_done"] == 50
+    assert detail["layers_changed"] == [True, True]  # the error reached the first layer
+    assert detail["test_samples"] == 360  # the whole test split
+
+
+@pytest.mark.rtl
+def test_checker_reports_the_first_mismatch_with_a_waveform(request):
     params = CoreParams(net=SnnConfig(layers=(8, 4), timesteps=4), lanes=2)
-    with pytest.raises(AssertionError, match="cocotb tests failed"):
-        run_testbench(params, tmp_path / "corrupt", seed=2, steps=1, corrupt=True)
-    log = (tmp_path / "corrupt" / "test.log").read_text()
-    assert "first mismatch in deltas at t = 3, j = 3" in log
-    assert "step 0, seed 2" in log
+    result = run_config("corrupt", params, _folder(request), seeds=[2], steps=1, corrupt=True)
+    assert not result.passed
+    _, run = result.runs[0]
+    assert "step 0, seed 2: first mismatch in deltas at t = 3, j = 3" in run.message
+    assert run.fst is not None and run.fst.stat().st_size > 0
+    assert f"waveform: {run.fst}" in result.report()
+
+
+@pytest.mark.rtl
+def test_regress_cli_runs_a_config_file_and_prints_json_last(tmp_path, capsys):
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text('layers = [6, 4]\ntimesteps = 2\nsurrogate = "triangle"\n[core]\nlanes = 2\n')
+    out = tmp_path / "regress"
+    code = main(["regress", "--config", str(cfg), "--seeds", "2", "--out", str(out), "--json"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    summary = json.loads(lines[-1])
+    assert code == 0
+    assert summary["passed"] is True
+    assert [c["config"] for c in summary["configs"]] == ["tiny"]
+    assert [r["seed"] for r in summary["configs"][0]["runs"]] == [0, 1]
+    assert any("tiny" in line and "pass" in line for line in lines[:-1])  # the table
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--seeds", "0"], "--seeds must be"),
+        (["--config", "missing.toml"], "missing.toml"),
+        (["--matrix", "nope"], "invalid choice"),
+        (["--only", "no-such-config"], "no-such-config"),
+    ],
+)
+def test_regress_cli_rejects_bad_arguments(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["regress", *argv])
+    assert exc.value.code != 0
+    assert message in capsys.readouterr().err

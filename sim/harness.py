@@ -1,0 +1,100 @@
+"""The parts every cocotb testbench of spikeforge shares.
+
+* :class:`AxiTransport` -- driver (cocotbext-axi ``AxiStreamSource`` on ``<prefix>s_axis``,
+  random idle cycles) and monitor (``AxiStreamSink`` on ``<prefix>m_axis``, random
+  backpressure) behind the transport interface of :class:`~spikeforge.sim.session.CoreSession`;
+* :func:`start` -- clock (``CLOCK_NS``) and reset;
+* :class:`Outcome` -- writes ``result.json`` (pass/fail, the first-mismatch message, simulated
+  cycles, wall seconds) whether the test passes or fails, for the runner's summary.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import struct
+import time
+from pathlib import Path
+from typing import Any
+
+from cocotb.clock import Clock
+from cocotb.simtime import get_sim_time
+from cocotb.triggers import RisingEdge
+from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
+
+from spikeforge.hw.protocol import command, parse_status
+from spikeforge.sim.rtl_runner import CLOCK_NS
+
+__all__ = ["AxiTransport", "Outcome", "load_case", "pauses", "start"]
+
+
+def load_case() -> dict[str, Any]:
+    """The case the runner wrote (``SPIKEFORGE_CASE`` names its JSON file)."""
+    return json.loads(Path(os.environ["SPIKEFORGE_CASE"]).read_text())
+
+
+def pauses(rng: random.Random, probability: float):
+    """An endless per-cycle pause pattern: True with ``probability``."""
+    while True:
+        yield rng.random() < probability
+
+
+class AxiTransport:
+    """``call(op, arg, payload)`` sends one command frame and receives its response frame."""
+
+    def __init__(self, dut, *, stall: float, seed: int, prefix: str = ""):
+        self.source = AxiStreamSource(
+            AxiStreamBus.from_prefix(dut, f"{prefix}s_axis"), dut.clk, dut.rst
+        )
+        self.sink = AxiStreamSink(
+            AxiStreamBus.from_prefix(dut, f"{prefix}m_axis"), dut.clk, dut.rst
+        )
+        for n, bfm in enumerate((self.source, self.sink)):
+            bfm.log.setLevel(logging.WARNING)  # not one INFO line per frame
+            if stall:
+                bfm.set_pause_generator(pauses(random.Random(seed * 2 + n), stall))
+
+    async def call(self, op, arg=0, payload=()):
+        words = [command(op, arg), *[w & 0xFFFFFFFF for w in payload]]
+        await self.source.send(AxiStreamFrame(struct.pack(f"<{len(words)}I", *words)))
+        frame = await self.sink.recv()
+        data = list(struct.unpack(f"<{len(frame.tdata) // 4}I", bytes(frame.tdata)))
+        echo, status = parse_status(data[-1])
+        assert echo == int(op), f"status of opcode {echo:#x} arrived for {int(op):#x}"
+        return data[:-1], status
+
+
+async def start(dut) -> None:
+    """Start the clock and hold reset for four cycles."""
+    Clock(dut.clk, CLOCK_NS, unit="ns").start()
+    dut.rst.value = 1
+    for _ in range(4):
+        await RisingEdge(dut.clk)
+    dut.rst.value = 0
+
+
+class Outcome:
+    """``async with Outcome(case) as out:`` -- records the result of the body in ``result.json``;
+    ``out.info`` takes extra figures."""
+
+    def __init__(self, case: dict[str, Any]):
+        self.path = Path(case["result"])
+        self.info: dict[str, Any] = {}
+
+    async def __aenter__(self) -> Outcome:
+        self._t0, self._ns0 = time.perf_counter(), get_sim_time("ns")
+        return self
+
+    async def __aexit__(self, kind, exc, tb) -> bool:
+        ns = get_sim_time("ns") - self._ns0
+        result = {
+            "passed": exc is None,
+            "message": "" if exc is None else f"{type(exc).__name__}: {exc}",
+            "cycles": int(ns // CLOCK_NS),
+            "seconds": time.perf_counter() - self._t0,
+            **self.info,
+        }
+        self.path.write_text(json.dumps(result, indent=2))
+        return False

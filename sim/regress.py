@@ -1,0 +1,176 @@
+"""The Verilator regression: matrix configs over several seeds, and the digits training run.
+
+Used by ``tests/test_rtl.py`` (the CI subset) and ``spikeforge regress`` (any subset, ``make
+regress-full``). Every config gets one build folder (``<root>/<name>``, reused while its hash
+and Verilog are unchanged) and one run folder per seed (``seed-<n>``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spikeforge.hw.params import CoreParams
+from spikeforge.sim.matrix import DIGITS_NET
+from spikeforge.sim.rtl_runner import Build, RunResult, build_core, build_rack, run
+from spikeforge.sw.config import SnnConfig
+
+__all__ = ["DigitsRun", "MatrixRun", "digits_cores", "run_config", "run_digits", "summary"]
+
+Tick = Callable[[str], object]
+"""``tick(description)`` is called after every simulator run (a progress bar's update)."""
+
+
+def _no_tick(_: str) -> None:
+    return None
+
+
+@dataclass
+class ConfigRun:
+    """One config's build and its runs (one per seed)."""
+
+    name: str
+    build: Build
+    runs: list[tuple[int, RunResult]] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.runs) and all(r.passed for _, r in self.runs)
+
+    @property
+    def cycles(self) -> int:
+        return sum(r.cycles for _, r in self.runs)
+
+    @property
+    def seconds(self) -> float:
+        return sum(r.seconds for _, r in self.runs)
+
+    @property
+    def cycles_per_second(self) -> float:
+        return self.cycles / self.seconds if self.seconds else 0.0
+
+    @property
+    def failures(self) -> list[tuple[int, RunResult]]:
+        return [(s, r) for s, r in self.runs if not r.passed]
+
+    def report(self) -> str:
+        """Every failing seed's first-mismatch report (empty when all passed)."""
+        return "\n\n".join(f"{self.name}, seed {s}:\n{r.report()}" for s, r in self.failures)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "config": self.name,
+            "config_hash": self.build.config_hash,
+            "passed": self.passed,
+            "tests": len(self.runs),
+            "failed": len(self.failures),
+            "cycles": self.cycles,
+            "sim_seconds": round(self.seconds, 3),
+            "cycles_per_second": round(self.cycles_per_second),
+            "build_seconds": round(self.build.seconds, 1),
+            "build_cached": self.build.cached,
+            "build_dir": str(self.build.folder),
+            "runs": [
+                {
+                    "seed": s,
+                    "passed": r.passed,
+                    "cycles": r.cycles,
+                    "seconds": round(r.seconds, 3),
+                    "message": r.message,
+                    "fst": str(r.fst) if r.fst else None,
+                    **{k: v for k, v in (r.detail or {}).items() if k not in _RUN_KEYS},
+                }
+                for s, r in self.runs
+            ],
+        }
+
+
+_RUN_KEYS = {"passed", "message", "cycles", "seconds"}
+
+
+class MatrixRun(ConfigRun):
+    """A core config trained for some steps per seed (``tb_core``)."""
+
+
+class DigitsRun(ConfigRun):
+    """The digits network on one core per layer (``tb_digits``)."""
+
+
+def run_config(
+    name: str,
+    params: CoreParams,
+    folder: Path,
+    *,
+    seeds: Sequence[int],
+    steps: int = 2,
+    density: float = 0.5,
+    stall: float = 0.3,
+    corrupt: bool = False,
+    tick: Tick = _no_tick,
+) -> MatrixRun:
+    """Build ``params`` in ``folder`` and train ``steps`` steps for every seed."""
+    b = build_core(params, folder)
+    out = MatrixRun(name, b)
+    for seed in seeds:
+        case = {
+            "core": params.to_dict(),
+            "seed": seed,
+            "steps": steps,
+            "density": density,
+            "stall": stall,
+            "corrupt": corrupt,
+        }
+        out.runs.append((seed, run(b, folder / f"seed-{seed}", case)))
+        tick(f"{name} seed {seed}")
+    return out
+
+
+def digits_cores(lanes: Sequence[int] = (8, 10)) -> list[CoreParams]:
+    """The digits network (:data:`~spikeforge.sim.matrix.DIGITS_NET`), one core per layer."""
+    net = SnnConfig(**DIGITS_NET)
+    return [CoreParams.checked(CoreParams(net=net, layer=n, lanes=p)) for n, p in enumerate(lanes)]
+
+
+def run_digits(
+    folder: Path,
+    *,
+    samples: int = 50,
+    test_samples: int | None = None,
+    stall: float = 0.2,
+    seed: int = 0,
+    tick: Tick = _no_tick,
+) -> DigitsRun:
+    """Train the digits network on the RTL for ``samples`` samples (weights checked after each),
+    then predict ``test_samples`` of the test split (``None``: all of it)."""
+    cores = digits_cores()
+    b = build_rack(cores, folder)
+    case = {
+        "cores": [p.to_dict() for p in cores],
+        "samples": samples,
+        "test_samples": test_samples,
+        "stall": stall,
+        "seed": seed,
+    }
+    out = DigitsRun("digits-64-64-10", b)
+    out.runs.append(
+        (seed, run(b, folder / f"seed-{seed}", case, testbench="spikeforge.sim.tb_digits"))
+    )
+    tick("digits")
+    return out
+
+
+def summary(results: Sequence[ConfigRun]) -> list[dict[str, Any]]:
+    """Rows of the summary table: config, tests, cycles, sim speed, build time, pass/fail."""
+    return [
+        {
+            "config": r.name,
+            "tests": len(r.runs),
+            "cycles": r.cycles,
+            "cycles/s": round(r.cycles_per_second),
+            "build s": "cached" if r.build.cached else f"{r.build.seconds:.0f}",
+            "result": "pass" if r.passed else f"FAIL ({len(r.failures)})",
+        }
+        for r in results
+    ]

@@ -1,0 +1,76 @@
+"""The training scenario every single-core testbench runs, over any transport.
+
+:func:`train_and_check` writes the seed's initial weights, then per step: loads the input
+spikes, runs FORWARD, gives the label (output layer) or the golden error (hidden layer), runs
+BACKWARD, reads back every quantity the engines wrote, runs UPDATE, reads the weights and LFSR
+states, and checks all of it against the golden model (:func:`~spikeforge.sim.checker.check_step`).
+The cocotb testbench (``tb_core``) and the simulator benchmark run exactly this.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from spikeforge.hw.protocol import MAGIC, Quantity
+from spikeforge.sim.checker import check_step
+from spikeforge.sim.model import CoreModel
+from spikeforge.sim.session import CoreSession
+from spikeforge.sim.stimulus import samples, weights_for_seed
+
+__all__ = ["READ_BACK", "train_and_check"]
+
+READ_BACK = {
+    "membranes": Quantity.MEMBRANES,
+    "spikes": Quantity.SPIKES,
+    "counts": Quantity.COUNTS,
+    "deltas": Quantity.DELTAS,
+    "eprev": Quantity.EPREV,
+}
+"""Quantities read after BACKWARD (``eprev`` only on cores that emit the error)."""
+
+
+async def train_and_check(
+    session: CoreSession,
+    *,
+    seed: int,
+    steps: int,
+    density: float,
+    corrupt: bool = False,
+    on_step: Callable[[int], object] = lambda step: None,
+) -> list[dict]:
+    """Train ``steps`` steps of seed ``seed`` and check every value; return the model's values
+    per step (:meth:`CoreModel.step`). ``corrupt`` falsifies one golden delta of step 0 (to
+    prove the checker fails); ``on_step(n)`` is called after each checked step.
+    """
+    params = session.params
+    net = params.net
+    assert (await session.info())[0] == MAGIC
+    weights = weights_for_seed(net, seed)
+    model = CoreModel(params, weights)
+    xs, labels = samples(net, seed, steps, density)
+    is_output = params.layer == net.n_layers - 1
+    await session.write(Quantity.WEIGHTS, weights[params.layer])
+    refs = []
+    for step in range(steps):
+        lr = net.lr_shift + step % params.lr_range
+        ref = model.step(xs[step], int(labels[step, 0]), lr_shift=lr)
+        await session.set_lr(lr)
+        await session.load_spikes(ref["x"])
+        await session.forward()
+        if is_output:
+            await session.set_label(ref["label"])
+            await session.backward(update=False)
+        else:
+            await session.write(Quantity.ERRORS, ref["e"])
+            await session.backward(update=False, external_error=True)
+        got = {n: await session.read(q) for n, q in READ_BACK.items() if n in ref["expected"]}
+        got["grads"] = await session.read(Quantity.GRADS)
+        await session.update()
+        got["weights"] = await session.read(Quantity.WEIGHTS)
+        got["lfsr"] = await session.read(Quantity.LFSR)
+        if corrupt and step == 0:
+            ref["expected"]["deltas"][-1, -1] += 1
+        check_step(ref["expected"], got, step=step, seed=seed)
+        refs.append(ref)
+        on_step(step + 1)
+    return refs
