@@ -97,7 +97,7 @@ def main() -> None:
     print(
         f"Verilator / Amaranth: {ratio:.1f}x "
         f"(Verilator build {v['build_seconds']:.0f} s, "
-        f"simulator start {v['process_seconds']:.1f} s)"
+        f"Verilog generation + simulator start {v['process_seconds']:.1f} s)"
     )
     if args.json:
         print(json.dumps({"verilator": v, "amaranth": a, "ratio": ratio, "steps": args.steps}))
