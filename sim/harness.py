@@ -25,9 +25,11 @@ from cocotb.triggers import RisingEdge
 from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
 
 from spikeforge.hw.protocol import command, parse_status
-from spikeforge.sim.rtl_runner import CLOCK_NS
 
-__all__ = ["AxiTransport", "Outcome", "load_case", "pauses", "start"]
+__all__ = ["CLOCK_NS", "AxiTransport", "Outcome", "load_case", "pauses", "start"]
+
+CLOCK_NS = 10
+"""Clock period of every testbench (100 MHz), so ``cycles = sim_ns / CLOCK_NS``."""
 
 
 def load_case() -> dict[str, Any]:

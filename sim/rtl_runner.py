@@ -31,9 +31,6 @@ from spikeforge.toolchain import lz4_dir, tool_env
 
 __all__ = ["Build", "RunResult", "build", "build_core", "build_rack", "run"]
 
-CLOCK_NS = 10
-"""Clock period every testbench uses (100 MHz), so ``cycles = sim_ns / CLOCK_NS``."""
-
 WARNING_ARGS = [f"-Wno-{w}" for w in LINT_WAIVERS]
 
 
