@@ -84,7 +84,7 @@ class BackwardEngine(wiring.Component):
             "start": In(1),
             "busy": Out(1),
             "ready": Out(range(p.timesteps + 1)),
-            "label": In(index_range(p.n_out)),
+            "label": In(index_range(p.layer_neurons)),
             "ext_error": In(1),
             **read_port_members("u", mem["membranes"]),
             **read_port_members("err", mem["errors"]),
@@ -211,7 +211,7 @@ class BackwardEngine(wiring.Component):
             diff2 = Signal(signed(vb + 1), name=f"bdiff2_{q}")
             s2 = Signal(name=f"bs2_{q}")
             lk2 = Signal(signed(gb + 1), name=f"blk2_{q}")
-            is_label = js[READ_LATENCY + 1] + q == self.label
+            is_label = js[READ_LATENCY + 1] + (p.neuron_offset + q) == self.label
             target = Mux(is_label, net.target_hi, net.target_lo)
             from_label = sat((c1 - target) << net.err_shift, gb)
             m.d.sync += [
@@ -291,15 +291,17 @@ class BackwardEngine(wiring.Component):
         acc = Signal(signed(acc_bits), name="eacc")
         with m.If(valid[depth]):
             m.d.sync += acc.eq(Mux(first[depth], tree, acc + tree))
-        # c(depth+1): acc holds the full sum when last; round; then saturate; then write.
+        # c(depth+1): acc holds the full sum when last; round; then saturate; then write. A
+        # split core writes the exact partial sum instead (same latency): the reducer of all
+        # slices rounds and saturates once.
         done1 = Signal(name="edone1")
         m.d.sync += done1.eq(valid[depth] & last[depth])
         r2 = Signal(signed(acc_bits), name="er2")
         done2 = Signal(name="edone2")
-        m.d.sync += [r2.eq(rnd(acc, net.bp_shift)), done2.eq(done1)]
-        s3 = Signal(signed(gb), name="es3")
+        m.d.sync += [r2.eq(acc if p.split else rnd(acc, net.bp_shift)), done2.eq(done1)]
+        s3 = Signal(signed(p.eprev_bits), name="es3")
         done3 = Signal(name="edone3")
-        m.d.sync += [s3.eq(sat(r2, gb)), done3.eq(done2)]
+        m.d.sync += [s3.eq(r2 if p.split else sat(r2, gb)), done3.eq(done2)]
         m.d.comb += [
             self.ep_wen.eq(done3),
             self.ep_waddr.eq(ebase + idx[depth + 3]),

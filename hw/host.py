@@ -95,7 +95,7 @@ class HostController(wiring.Component):
             "wg_busy": In(1),
             "upd_busy": In(1),
             "lane_work": In(1),
-            "label": Out(index_range(p.n_out)),
+            "label": Out(index_range(p.layer_neurons)),
             "ext_error": Out(1),
             "u_sel": Out(index_range(p.lr_range)),
         }
@@ -297,7 +297,7 @@ class HostController(wiring.Component):
                         m.d.sync += [counters["forward"].eq(0), counters["lanes_busy"].eq(0)]
                         m.next = "LAUNCH_FORWARD"
                     with m.Case(Opcode.SET_LABEL):
-                        with m.If(arg < p.n_out):
+                        with m.If(arg < p.layer_neurons):
                             m.d.sync += self.label.eq(arg)
                             finish()
                         with m.Else():

@@ -93,6 +93,11 @@ class CoreParams:
         lr_range - 1`` (the step schedule needs 3 values).
     emit_error : bool or None
         Compute ``e_prev = W^T . delta`` for a previous layer. Default: ``layer > 0``.
+    neurons : (start, stop) or None
+        The slice of the layer's neurons this core computes when the layer is split across
+        cores by output neurons (default: all of them). A split core emits the exact partial
+        sum ``sum_{j in slice} W[j][i] delta[t][j]`` (:attr:`partial_bits` wide); whoever
+        reduces the partial sums of all slices rounds and saturates once (docs/arithmetic.md).
     device : str
         ECP5 device whose block RAM budget the memories must fit.
     """
@@ -102,6 +107,7 @@ class CoreParams:
     lanes: int = 8
     lr_range: int = 4
     emit_error: bool | None = None
+    neurons: tuple[int, int] | None = None
     device: str = "85k"
     _resolved_emit: bool = field(default=False, init=False, repr=False, compare=False)
 
@@ -115,6 +121,14 @@ class CoreParams:
                 "encoder = 'direct' is not supported by the core: its first layer needs "
                 "multiplying inputs; allowed: 'rate'"
             )
+        if self.neurons is not None:
+            if isinstance(self.neurons, list):
+                object.__setattr__(self, "neurons", tuple(self.neurons))
+            if not isinstance(self.neurons, tuple) or len(self.neurons) != 2:
+                raise TypeError(f"neurons must be a (start, stop) pair, not {self.neurons!r}")
+            full = self.layer_neurons
+            start = check_int("neurons start", self.neurons[0], 0, full - 1)
+            check_int("neurons stop", self.neurons[1], start + 1, full)
         n_out = self.n_out
         check_int("lanes", self.lanes, 1, n_out)
         if n_out % self.lanes:
@@ -147,6 +161,8 @@ class CoreParams:
                 f"lr_shift - frac_bits = {self.u_max} (with lr_range) is out of range for the "
                 "update's LFSR draw: allowed [0, 31]"
             )
+        if self.emits_error:
+            check_int("w_bits + g_bits + clog2(neurons) (e_prev width)", self.eprev_bits, 2, 32)
         check_int("timesteps * n_in (event capacity)", net.timesteps * self.n_in, 1, 1 << 20)
         device = ecp5_device(self.device)
         if self.bram_estimate > device.brams:
@@ -162,8 +178,24 @@ class CoreParams:
         return self.net.weight_shapes()[self.layer][1]
 
     @property
-    def n_out(self) -> int:
+    def layer_neurons(self) -> int:
+        """Neurons of the whole layer (``n_out`` unless the layer is split)."""
         return self.net.weight_shapes()[self.layer][0]
+
+    @property
+    def neuron_offset(self) -> int:
+        """Index in the layer of this core's first neuron."""
+        return 0 if self.neurons is None else self.neurons[0]
+
+    @property
+    def n_out(self) -> int:
+        """Neurons this core computes."""
+        return self.layer_neurons if self.neurons is None else self.neurons[1] - self.neurons[0]
+
+    @property
+    def split(self) -> bool:
+        """Whether the core computes only part of its layer."""
+        return self.n_out != self.layer_neurons
 
     @property
     def groups(self) -> int:
@@ -184,6 +216,17 @@ class CoreParams:
     def current_bits(self) -> int:
         """Exact synaptic current ``sum W`` over up to ``n_in`` spikes."""
         return self.net.w_bits + clog2(self.n_in + 1)
+
+    @property
+    def partial_bits(self) -> int:
+        """Exact ``sum_j W[j][i] delta[t][j]`` over this core's neurons (signed)."""
+        return self.net.w_bits + self.net.g_bits + clog2(self.n_out)
+
+    @property
+    def eprev_bits(self) -> int:
+        """Width of ``e_prev`` words: ``g_bits`` (rounded, saturated) or, on a split core, the
+        exact partial sum."""
+        return self.partial_bits if self.split else self.net.g_bits
 
     @property
     def count_bits(self) -> int:
@@ -224,7 +267,8 @@ class CoreParams:
             MemorySpec("event_heads", t, self.event_ptr_bits + clog2(n + 1), 1, "start, count"),
         ]
         if self.emits_error:
-            mems.append(MemorySpec("eprev", t * n, net.g_bits, 1, "e_prev[t][i]"))
+            what = "partial sum of e_prev[t][i]" if self.split else "e_prev[t][i]"
+            mems.append(MemorySpec("eprev", t * n, self.eprev_bits, 1, what))
         return mems
 
     @property
@@ -252,7 +296,8 @@ class CoreParams:
         """Initial update-LFSR state of every row ``j``: ``seed_state(lfsr_seed, layer, j)``."""
         from spikeforge.sw.lfsr_spec import seed_word
 
-        return [seed_word(self.net.lfsr_seed, self.layer, j) for j in range(self.n_out)]
+        j0 = self.neuron_offset
+        return [seed_word(self.net.lfsr_seed, self.layer, j0 + j) for j in range(self.n_out)]
 
     # -- identity ----------------------------------------------------------------------------
     @property
@@ -274,6 +319,7 @@ class CoreParams:
             "lanes": self.lanes,
             "lr_range": self.lr_range,
             "emit_error": self.emits_error,
+            **({} if self.neurons is None else {"neurons": list(self.neurons)}),
             "device": self.device,
         }
 
@@ -313,7 +359,7 @@ class CoreParams:
         return cls(net=SnnConfig.from_dict(net), **core)
 
 
-CORE_KEYS = frozenset({"layer", "lanes", "lr_range", "emit_error", "device"})
+CORE_KEYS = frozenset({"layer", "lanes", "lr_range", "emit_error", "neurons", "device"})
 
 DEFAULT_CORE_NET = SnnConfig(layers=(64, 64), timesteps=8)
 """The default core of the resource table: 64 inputs, 64 neurons, 8-bit weights, T = 8."""

@@ -80,11 +80,19 @@ CONFIGS: dict[str, tuple[dict, dict]] = {
         },
         {"lanes": 5, "emit_error": True},
     ),
+    "split-output-slice": (
+        {"layers": (6, 8, 6), "timesteps": 4, "surrogate": "triangle"},
+        {"layer": 1, "lanes": 2, "neurons": (2, 6)},
+    ),
+    "split-hidden-slice": (
+        {"layers": (6, 8, 4), "timesteps": 5, "reset": "zero", "rounding": "nearest"},
+        {"layer": 0, "lanes": 3, "neurons": (2, 8), "emit_error": True},
+    ),
     "default-core": ({"layers": (64, 64), "timesteps": 8}, {"lanes": 8, "emit_error": True}),
     "digits-output": ({"layers": (64, 64, 10), "timesteps": 16}, {"layer": 1, "lanes": 10}),
 }
 
-CI: tuple[str, ...] = (
+CI: tuple[str, ...] = (  # the issue-4 matrix, plus one core of a layer split across cores
     "w4-p1-zero-triangle",
     "w16-pN-sltt-nearest",
     "t1-nonsquare",
@@ -93,6 +101,7 @@ CI: tuple[str, ...] = (
     "output-of-two",
     "saturating",
     "default-shape",
+    "split-hidden-slice",
 )
 """The Verilator configs ``make test`` runs (3 seeds each)."""
 
@@ -110,6 +119,8 @@ AMARANTH: tuple[str, ...] = (
     "saturating",
     "hidden-layer-external-error",
     "output-layer-of-two",
+    "split-output-slice",
+    "split-hidden-slice",
 )
 """The configs the Amaranth-simulator tests run (small: that simulator is ~30x slower)."""
 

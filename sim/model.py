@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from spikeforge.hw.params import CoreParams
+from spikeforge.sw.fixed import shr_floor
 from spikeforge.sw.golden import GoldenModel
 
 __all__ = ["CoreModel"]
@@ -25,17 +26,22 @@ class CoreModel:
         p = self.params
         if lr_shift is not None:
             self.model.lr_shift = lr_shift
+        self.weights_before = [w.clone() for w in self.model.weights]
         res = self.model.train_step(x, labels=torch.tensor([label]))
         tr = res.traces[p.layer]
+        j = slice(p.neuron_offset, p.neuron_offset + p.n_out)  # the core's neurons
         expected = {
-            "membranes": tr.u[0],
-            "spikes": tr.s[0],
-            "counts": tr.s[0].sum(0),
-            "deltas": tr.delta[0],
-            "grads": tr.grad[0],
-            "weights": res.weights[p.layer],
-            "lfsr": self.model.lfsr_states[p.layer].clone(),
+            "membranes": tr.u[0][:, j],
+            "spikes": tr.s[0][:, j],
+            "counts": tr.s[0][:, j].sum(0),
+            "deltas": tr.delta[0][:, j],
+            "grads": tr.grad[0][j],
+            "weights": res.weights[p.layer][j],
+            "lfsr": self.model.lfsr_states[p.layer][j].clone(),
         }
-        if p.emits_error:
+        if p.emits_error and p.split:  # the exact partial sum over the core's neurons
+            w = shr_floor(self.weights_before[p.layer][j], p.net.frac_bits)
+            expected["eprev"] = tr.delta[0][:, j] @ w
+        elif p.emits_error:
             expected["eprev"] = tr.e_prev[0]
-        return {"x": tr.x[0], "e": tr.e[0], "label": label, "expected": expected}
+        return {"x": tr.x[0], "e": tr.e[0][:, j], "label": label, "expected": expected}

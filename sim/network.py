@@ -1,5 +1,11 @@
-"""Host-side session with a network spread one layer per core: the host carries each core's
-spikes forward to the next core and each core's ``W^T . delta`` back to the previous one."""
+"""Host-side session with a network spread over cores, one or more per layer.
+
+A layer may be split across cores by output neurons (``CoreParams.neurons``); the host carries
+the concatenated spikes of a layer's cores to every core of the next layer, and sums the exact
+partial ``W^T . delta`` of a split layer's cores before rounding and saturating once
+(:func:`~spikeforge.sw.golden.error_from_sum`) and handing each core of the previous layer its
+slice of the error.
+"""
 
 from __future__ import annotations
 
@@ -9,69 +15,113 @@ import torch
 
 from spikeforge.hw.protocol import Quantity
 from spikeforge.sim.session import CoreSession
-from spikeforge.sw.golden import predict
+from spikeforge.sw.golden import error_from_sum, predict
 
 __all__ = ["NetworkSession"]
 
 
+def _slices(sessions: Sequence[CoreSession], n_layers: int) -> list[list[CoreSession]]:
+    """Sessions per layer in neuron order; checks that each layer's slices tile its neurons."""
+    layers: list[list[CoreSession]] = [[] for _ in range(n_layers)]
+    for s in sessions:
+        layers[s.params.layer].append(s)
+    for layer, group in enumerate(layers):
+        group.sort(key=lambda s: s.params.neuron_offset)
+        if not group:
+            raise ValueError(f"no core computes layer {layer}")
+        end = 0
+        for s in group:
+            if s.params.neuron_offset != end:
+                raise ValueError(
+                    f"layer {layer}: neurons {end}..{s.params.neuron_offset - 1} have no core "
+                    "or two cores overlap"
+                )
+            end += s.params.n_out
+        if end != group[0].params.layer_neurons:
+            raise ValueError(
+                f"layer {layer}: cores cover {end} of {group[0].params.layer_neurons} neurons"
+            )
+        if layer > 0 and not all(s.params.emits_error for s in group):
+            raise ValueError(
+                f"every core of layer {layer} must emit W^T.delta for layer {layer - 1}"
+            )
+    return layers
+
+
 class NetworkSession:
-    """Layer ``l`` of ``params.net`` on ``cores[l]`` (every core but the first emits its error).
+    """Every weight layer of one network on one or more cores.
 
     Parameters
     ----------
     cores : sequence of CoreSession
-        One session per weight layer, input layer first.
+        Any order; each layer's cores must cover its neurons exactly once.
     """
 
     def __init__(self, cores: Sequence[CoreSession]):
         cores = list(cores)
+        if not cores:
+            raise ValueError("cores must hold at least one session")
         net = cores[0].params.net
-        if len(cores) != net.n_layers:
-            raise ValueError(
-                f"cores must hold one session per layer ({net.n_layers}), not {len(cores)}"
-            )
-        for layer, s in enumerate(cores):
-            if s.params.layer != layer or s.params.net != net:
-                raise ValueError(f"cores[{layer}] must compute layer {layer} of the same network")
-            if layer > 0 and not s.params.emits_error:
-                raise ValueError(f"cores[{layer}] must emit W^T.delta for layer {layer - 1}")
-        self.cores = cores
+        for s in cores:
+            if s.params.net != net:
+                raise ValueError("every core must compute a layer of the same network")
         self.net = net
+        self.layers = _slices(cores, net.n_layers)
 
     async def write_weights(self, weights: Sequence[torch.Tensor]) -> None:
-        for s, w in zip(self.cores, weights, strict=True):
-            await s.write(Quantity.WEIGHTS, w)
+        for group, w in zip(self.layers, weights, strict=True):
+            for s in group:
+                p = s.params
+                await s.write(Quantity.WEIGHTS, w[p.neuron_offset : p.neuron_offset + p.n_out])
 
     async def read_weights(self) -> list[torch.Tensor]:
-        return [await s.read(Quantity.WEIGHTS) for s in self.cores]
+        return [await self._gather(group, Quantity.WEIGHTS, 0) for group in self.layers]
+
+    @staticmethod
+    async def _gather(group: list[CoreSession], q: Quantity, dim: int) -> torch.Tensor:
+        """A quantity of the whole layer: its cores' values concatenated along neurons."""
+        return torch.cat([await s.read(q) for s in group], dim)
 
     async def forward(self, x: torch.Tensor) -> None:
         """Forward pass of one sample's input spikes ``x`` ``[T, n_in]`` through every core."""
-        await self.cores[0].load_spikes(x)
-        await self.cores[0].forward()
-        for prev, s in zip(self.cores, self.cores[1:], strict=False):
-            await s.load_spikes(await prev.read(Quantity.SPIKES))
-            await s.forward()
+        for layer, group in enumerate(self.layers):
+            if layer > 0:
+                x = await self._gather(self.layers[layer - 1], Quantity.SPIKES, 1)
+            for s in group:
+                await s.load_spikes(x)
+                await s.forward()
 
     async def train_step(self, x: torch.Tensor, label: int) -> None:
         """Forward, the output error from ``label``, backward and the update on every core."""
         await self.forward(x)
-        last = self.cores[-1]
-        await last.set_label(label)
-        await last.backward(update=True)
-        for layer in range(len(self.cores) - 2, -1, -1):
-            s = self.cores[layer]
-            await s.write(Quantity.ERRORS, await self.cores[layer + 1].read(Quantity.EPREV))
-            await s.backward(update=True, external_error=True)
+        for s in self.layers[-1]:
+            await s.set_label(label)
+            await s.backward(update=True)
+        for layer in range(len(self.layers) - 2, -1, -1):
+            e = await self._error_for(layer)
+            for s in self.layers[layer]:
+                p = s.params
+                await s.write(Quantity.ERRORS, e[:, p.neuron_offset : p.neuron_offset + p.n_out])
+                await s.backward(update=True, external_error=True)
+
+    async def _error_for(self, layer: int) -> torch.Tensor:
+        """``e`` ``[T, n]`` of ``layer`` from the cores of ``layer + 1``."""
+        group = self.layers[layer + 1]
+        if len(group) == 1:
+            return await group[0].read(Quantity.EPREV)
+        total = sum(
+            [await s.read(Quantity.EPREV) for s in group[1:]], await group[0].read(Quantity.EPREV)
+        )
+        return error_from_sum(self.net, total)
 
     async def predict(self, x: torch.Tensor) -> int:
         """The class the network predicts for ``x`` (same rule as the golden model)."""
         await self.forward(x)
-        last = self.cores[-1]
-        s = await last.read(Quantity.SPIKES)
-        u = await last.read(Quantity.MEMBRANES)
-        return int(predict(self.net, s.unsqueeze(0), u.unsqueeze(0))[0])
+        s = await self._gather(self.layers[-1], Quantity.SPIKES, 1)
+        u = await self._gather(self.layers[-1], Quantity.MEMBRANES, 1)
+        return int(predict(self.net, s.unsqueeze(0), u.unsqueeze(0)))
 
     async def set_lr(self, lr_shift: int) -> None:
-        for s in self.cores:
-            await s.set_lr(lr_shift)
+        for group in self.layers:
+            for s in group:
+                await s.set_lr(lr_shift)

@@ -49,7 +49,8 @@ async def train_and_check(
     model = CoreModel(params, weights)
     xs, labels = samples(net, seed, steps, density)
     is_output = params.layer == net.n_layers - 1
-    await session.write(Quantity.WEIGHTS, weights[params.layer])
+    j0 = params.neuron_offset
+    await session.write(Quantity.WEIGHTS, weights[params.layer][j0 : j0 + params.n_out])
     refs = []
     for step in range(steps):
         lr = net.lr_shift + step % params.lr_range

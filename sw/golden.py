@@ -91,6 +91,13 @@ def output_error(cfg: SnnConfig, s_out: torch.Tensor, labels: torch.Tensor) -> t
     return e.unsqueeze(1).expand(-1, cfg.timesteps, -1).contiguous()
 
 
+def error_from_sum(cfg: SnnConfig, total: torch.Tensor) -> torch.Tensor:
+    """``e_prev = sat_g(rnd(total, Q))`` of the exact sum ``total = W^T . delta``: one rounding,
+    one saturation -- also when a split layer's cores deliver ``total`` as exact partial sums
+    over their neurons (the reducer adds them, then calls this)."""
+    return sat(shr_round(total, cfg.bp_shift), cfg.g_bits)
+
+
 def predict(cfg: SnnConfig, s_out: torch.Tensor, u_out: torch.Tensor) -> torch.Tensor:
     """Class = most output spikes; ties go to the larger last membrane, then the lowest index.
 
@@ -254,7 +261,7 @@ class GoldenModel:
                 deltas[t] = nxt
             tr.delta = torch.stack(deltas, 1)
             w = self.effective_weights(layer)
-            tr.e_prev = sat(shr_round(tr.delta @ w, cfg.bp_shift), cfg.g_bits)
+            tr.e_prev = error_from_sum(cfg, tr.delta @ w)
             tr.grad = self._accumulate(layer, tr)
             e = tr.e_prev
 

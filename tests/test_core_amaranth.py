@@ -30,7 +30,7 @@ from spikeforge.sim.network import NetworkSession
 from spikeforge.sim.scenario import train_and_check
 from spikeforge.sim.session import CoreSession
 from spikeforge.sim.stimulus import samples, weights_for_seed
-from spikeforge.sw.config import SnnConfig
+from spikeforge.sw.config import ConfigError, SnnConfig
 from spikeforge.sw.golden import GoldenModel, init_weights
 
 CASES = {name: CONFIGS[name] for name in AMARANTH}
@@ -237,3 +237,51 @@ def test_backward_with_update_follows_the_cycle_model():
     got = run_core(params, script)
     model = step_cycles(params, [int(v) for v in spikes.sum(1)], update=True)
     assert got == {k: model[k] for k in got}
+
+
+def test_a_network_with_split_layers_trains_bit_exact_on_five_cores():
+    """Layers 0 and 1 are split across two cores each by output neurons: the host sends a
+    layer's concatenated spikes to every core of the next layer and sums the split layer's exact
+    partial ``W^T . delta`` before rounding and saturating once."""
+    net = SnnConfig(layers=(6, 8, 6, 4), timesteps=4, surrogate="triangle")
+    cores = [
+        CoreParams(net=net, layer=0, lanes=2, neurons=(0, 4)),
+        CoreParams(net=net, layer=0, lanes=4, neurons=(4, 8)),
+        CoreParams(net=net, layer=1, lanes=1, neurons=(0, 2)),
+        CoreParams(net=net, layer=1, lanes=2, neurons=(2, 6)),
+        CoreParams(net=net, layer=2, lanes=2),
+    ]
+    weights = weights_for_seed(net, 1)
+    xs, labels = samples(net, 4, steps=2, density=0.6)
+    model = GoldenModel(net, weights)
+    expected = [model.train_step(x, labels=y).weights for x, y in zip(xs, labels, strict=True)]
+
+    async def script(hosts):
+        host = NetworkSession([CoreSession(p, h.call) for p, h in zip(cores, hosts, strict=True)])
+        await host.write_weights(weights)
+        got = []
+        for x, y in zip(xs, labels, strict=True):
+            await host.train_step(x[0], int(y[0]))
+            got.append(await host.read_weights())
+        return got
+
+    got = run_cores(cores, script)
+    for step, (exp, out) in enumerate(zip(expected, got, strict=True)):
+        for layer in range(3):
+            assert torch.equal(out[layer], exp[layer]), (step, layer)
+    assert not torch.equal(expected[0][0], weights[0])  # the error reached layer 0
+
+
+@pytest.mark.parametrize(
+    ("core", "message"),
+    [
+        ({"neurons": (4, 4)}, "neurons stop = 4 is out of range"),
+        ({"neurons": (0, 9)}, "neurons stop = 9 is out of range"),
+        ({"neurons": 3}, "neurons must be a"),
+        ({"neurons": (1, 6), "lanes": 2}, "lanes = 2 does not divide the layer's 5 neurons"),
+    ],
+)
+def test_bad_neuron_slices_are_rejected(core, message):
+    net = SnnConfig(layers=(6, 8, 4), timesteps=2)
+    with pytest.raises((ConfigError, TypeError), match=message):
+        CoreParams(net=net, layer=0, **{"lanes": 1, **core})
