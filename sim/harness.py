@@ -26,7 +26,15 @@ from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStream
 
 from spikeforge.hw.protocol import command, parse_status
 
-__all__ = ["CLOCK_NS", "AxiTransport", "Outcome", "load_case", "pauses", "start"]
+__all__ = [
+    "CLOCK_NS",
+    "AxiTransport",
+    "Outcome",
+    "case_timeout_ms",
+    "load_case",
+    "pauses",
+    "start",
+]
 
 CLOCK_NS = 10
 """Clock period of every testbench (100 MHz), so ``cycles = sim_ns / CLOCK_NS``."""
@@ -35,6 +43,16 @@ CLOCK_NS = 10
 def load_case() -> dict[str, Any]:
     """The case the runner wrote (``SPIKEFORGE_CASE`` names its JSON file)."""
     return json.loads(Path(os.environ["SPIKEFORGE_CASE"]).read_text())
+
+
+def case_timeout_ms(per_unit_ms: dict[str, float], base_ms: float = 2.0) -> float | None:
+    """A simulated-time limit for the case the runner wrote, so a core that stops answering
+    fails the test instead of hanging it: ``base_ms + sum(case[key] * ms)`` over ``per_unit_ms``
+    (``None`` outside a run, when there is no case). A ``None`` count counts as 1000."""
+    if "SPIKEFORGE_CASE" not in os.environ:
+        return None
+    case = load_case()
+    return base_ms + sum((case.get(k) or 1000) * ms for k, ms in per_unit_ms.items())
 
 
 def pauses(rng: random.Random, probability: float):
@@ -91,10 +109,19 @@ class Outcome:
 
     async def __aexit__(self, kind, exc, tb) -> bool:
         ns = get_sim_time("ns") - self._ns0
+        cycles = int(ns // CLOCK_NS)
+        if exc is None:
+            message = ""
+        elif type(exc).__name__ == "CancelledError":  # cocotb cancels a test at its time limit
+            message = (
+                f"timed out: no result after {cycles} cycles (the test's simulated-time limit)"
+            )
+        else:
+            message = f"{type(exc).__name__}: {exc}"
         result = {
             "passed": exc is None,
-            "message": "" if exc is None else f"{type(exc).__name__}: {exc}",
-            "cycles": int(ns // CLOCK_NS),
+            "message": message,
+            "cycles": cycles,
             "seconds": time.perf_counter() - self._t0,
             **self.info,
         }

@@ -21,12 +21,13 @@ from __future__ import annotations
 import cocotb
 
 from spikeforge.hw.params import CoreParams
-from spikeforge.sim.harness import AxiTransport, Outcome, load_case, start
+from spikeforge.sim.harness import AxiTransport, Outcome, case_timeout_ms, load_case, start
 from spikeforge.sim.scenario import train_and_check
 from spikeforge.sim.session import CoreSession
 
 
-@cocotb.test()
+# About 10x the simulated time a step takes on the largest matrix core under 30% stalls.
+@cocotb.test(timeout_time=case_timeout_ms({"steps": 5.0}), timeout_unit="ms")
 async def train_steps_bit_exact(dut):
     case = load_case()
     params = CoreParams.from_dict(case["core"])

@@ -23,7 +23,7 @@ import torch
 
 from spikeforge.hw.params import CoreParams
 from spikeforge.sim.checker import Mismatch, check_step
-from spikeforge.sim.harness import AxiTransport, Outcome, load_case, start
+from spikeforge.sim.harness import AxiTransport, Outcome, case_timeout_ms, load_case, start
 from spikeforge.sim.network import NetworkSession
 from spikeforge.sim.session import CoreSession
 from spikeforge.sw.data import load_dataset
@@ -32,7 +32,8 @@ from spikeforge.sw.golden import GoldenModel
 from spikeforge.sw.train import epoch_samples, eval_inputs
 
 
-@cocotb.test()
+# About 10x the simulated time per training sample (0.23 ms) and per test sample (0.05 ms).
+@cocotb.test(timeout_time=case_timeout_ms({"samples": 2.5, "test_samples": 0.5}), timeout_unit="ms")
 async def digits_training_bit_exact(dut):
     case = load_case()
     cores = [CoreParams.from_dict(c) for c in case["cores"]]
