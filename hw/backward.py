@@ -12,6 +12,10 @@ For ``t = T-1 .. 0`` the engine runs two phases:
   word of group ``g`` and input ``i`` holds exactly those ``P`` weights), an adder tree sums
   them, the sum accumulates over the ``G`` groups, and ``e_prev[t][i] = sat(rnd(sum, Q))``.
 
+A linked core may wait on top of the formula below: the delta phase of ``t`` starts only when
+the link has delivered ``e[t]`` (``err_avail >= T - t``), and the error phase issues only while
+the ``e_prev`` emitter has room.
+
 Cycles (``G`` groups, ``n_in`` inputs)::
 
     bp cycles = T * (G + BP_DELTA_DRAIN + [emit_error] * (n_in * G + bp_error_drain(P)))
@@ -97,6 +101,10 @@ class BackwardEngine(wiring.Component):
             ports |= {
                 **write_port_members("ep", mem["eprev"]),
             }
+        if p.errors_in:
+            ports["err_avail"] = In(range(p.timesteps + 1))
+        if p.errors_out:
+            ports["ep_room"] = In(1)
         super().__init__(ports)
 
     def elaborate(self, platform):
@@ -115,6 +123,12 @@ class BackwardEngine(wiring.Component):
         drain = Signal(range(max(BP_DELTA_DRAIN, bp_error_drain(P)) + 1))
         issue_d = Signal()
         issue_e = Signal()
+        # Linked cores: timestep t waits for its external error from the link (when BACKWARD
+        # uses it); the error phase issues only while the e_prev emitter has room.
+        err_ok = Const(1)
+        if p.errors_in:
+            err_ok = ~self.ext_error | (self.err_avail > T - 1 - t)
+        ep_room = self.ep_room if p.errors_out else Const(1)
 
         m.d.comb += [
             self.u_raddr.eq(tbase + g),
@@ -148,11 +162,12 @@ class BackwardEngine(wiring.Component):
                     ]
                     m.next = "DELTA"
             with m.State("DELTA"):
-                m.d.comb += issue_d.eq(1)
-                m.d.sync += [g.eq(g + 1), jbase.eq(jbase + P)]
-                with m.If(g == G - 1):
-                    m.d.sync += drain.eq(BP_DELTA_DRAIN - 1)
-                    m.next = "DELTA_DRAIN"
+                with m.If(err_ok):
+                    m.d.comb += issue_d.eq(1)
+                    m.d.sync += [g.eq(g + 1), jbase.eq(jbase + P)]
+                    with m.If(g == G - 1):
+                        m.d.sync += drain.eq(BP_DELTA_DRAIN - 1)
+                        m.next = "DELTA_DRAIN"
             with m.State("DELTA_DRAIN"):
                 m.d.sync += drain.eq(drain - 1)
                 with m.If(drain == 0):
@@ -164,14 +179,15 @@ class BackwardEngine(wiring.Component):
                         next_timestep()
             if p.emits_error:
                 with m.State("ERROR"):
-                    m.d.comb += issue_e.eq(1)
-                    with m.If(g == G - 1):
-                        m.d.sync += [g.eq(0), gbase.eq(0), i.eq(i + 1)]
-                        with m.If(i == n_in - 1):
-                            m.d.sync += drain.eq(bp_error_drain(P) - 1)
-                            m.next = "ERROR_DRAIN"
-                    with m.Else():
-                        m.d.sync += [g.eq(g + 1), gbase.eq(gbase + n_in)]
+                    with m.If(ep_room):
+                        m.d.comb += issue_e.eq(1)
+                        with m.If(g == G - 1):
+                            m.d.sync += [g.eq(0), gbase.eq(0), i.eq(i + 1)]
+                            with m.If(i == n_in - 1):
+                                m.d.sync += drain.eq(bp_error_drain(P) - 1)
+                                m.next = "ERROR_DRAIN"
+                        with m.Else():
+                            m.d.sync += [g.eq(g + 1), gbase.eq(gbase + n_in)]
                 with m.State("ERROR_DRAIN"):
                     m.d.sync += drain.eq(drain - 1)
                     with m.If(drain == 0):

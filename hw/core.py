@@ -26,10 +26,18 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.hw.backward import BackwardEngine
-from spikeforge.hw.forward import ForwardEngine
+from spikeforge.hw.backward import BackwardEngine, bp_error_drain
+from spikeforge.hw.forward import FP_IN_FLIGHT, ForwardEngine
 from spikeforge.hw.gradient import GradientEngine
 from spikeforge.hw.host import READABLE, HostController
+from spikeforge.hw.links import (
+    ErrorEmitter,
+    ErrorReceiver,
+    SpikeEmitter,
+    SpikeReceiver,
+    error_signature,
+    spike_signature,
+)
 from spikeforge.hw.params import BUS_BITS, CoreParams
 from spikeforge.hw.update import UpdateEngine
 
@@ -58,6 +66,14 @@ class SpikingCore(wiring.Component):
                 "m_axis_tvalid": Out(1),
                 "m_axis_tready": In(1),
                 "m_axis_tlast": Out(1),
+                **({"spk_i": In(spike_signature(params.n_in))} if params.spikes_in else {}),
+                **(
+                    {"spk_o": Out(spike_signature(params.layer_neurons))}
+                    if params.spikes_out
+                    else {}
+                ),
+                **({"err_i": In(error_signature(params.net.g_bits))} if params.errors_in else {}),
+                **({"err_o": Out(error_signature(params.eprev_bits))} if params.errors_out else {}),
             }
         )
 
@@ -185,8 +201,40 @@ class SpikingCore(wiring.Component):
         wport("deltas", bp.d_waddr, bp.d_wdata, word_en(specs["deltas"], bp.d_wen))
         if p.emits_error:
             wport("eprev", bp.ep_waddr, bp.ep_wdata, word_en(specs["eprev"], bp.ep_wen))
-        wport("events", host.ev_waddr, host.ev_wdata, host.ev_wen)
-        wport("event_heads", host.hdr_waddr, host.hdr_wdata, host.hdr_wen)
+        if p.spikes_in:
+            # Input events from the link (during FORWARD) or from LOAD_SPIKES (never both).
+            m.submodules.spk_rx = srx = SpikeReceiver(p)
+            wiring.connect(m, wiring.flipped(self.spk_i), srx.i)
+            m.d.comb += [srx.arm.eq(host.fp_start), fp.avail.eq(srx.avail)]
+            for name, pre in [("events", "ev"), ("event_heads", "hdr")]:
+                use = getattr(srx, f"{pre}_wen")
+                wport(
+                    name,
+                    Mux(use, getattr(srx, f"{pre}_waddr"), getattr(host, f"{pre}_waddr")),
+                    Mux(use, getattr(srx, f"{pre}_wdata"), getattr(host, f"{pre}_wdata")),
+                    use | getattr(host, f"{pre}_wen"),
+                )
+        else:
+            wport("events", host.ev_waddr, host.ev_wdata, host.ev_wen)
+            wport("event_heads", host.hdr_waddr, host.hdr_wdata, host.hdr_wen)
+        if p.spikes_out:
+            m.submodules.spk_tx = stx = SpikeEmitter(p, margin=FP_IN_FLIGHT + 2)
+            wiring.connect(m, stx.o, wiring.flipped(self.spk_o))
+            m.d.comb += [
+                stx.push.eq(fp.spk_push),
+                stx.mask.eq(fp.spk_mask),
+                stx.group.eq(fp.spk_group),
+                stx.last.eq(fp.spk_last),
+                fp.spk_room.eq(stx.room),
+            ]
+        if p.errors_out:
+            m.submodules.err_tx = etx = ErrorEmitter(p, margin=bp_error_drain(P) + 2)
+            wiring.connect(m, etx.o, wiring.flipped(self.err_o))
+            m.d.comb += [
+                etx.push.eq(bp.ep_wen),
+                etx.value.eq(bp.ep_wdata),
+                bp.ep_room.eq(etx.room),
+            ]
 
         def shared_wport(name, host_wen, *owners):
             """A write port driven by the first busy owner ``(busy, addr, data, wen)`` (whole
@@ -207,5 +255,19 @@ class SpikingCore(wiring.Component):
             (upd.busy, upd.gr_waddr, 0, upd.gr_wen),  # the update clears what it applied
         )
         shared_wport("lfsr", host.wen_lfsr, (upd.busy, upd.lf_waddr, upd.lf_wdata, upd.lf_wen))
-        shared_wport("errors", host.wen_errors)
+        if p.errors_in:
+            # The external error from the link (during BACKWARD) or from WRITE (never both).
+            m.submodules.err_rx = erx = ErrorReceiver(p)
+            wiring.connect(m, wiring.flipped(self.err_i), erx.i)
+            m.d.comb += [erx.arm.eq(host.bp_start & host.ext_error), bp.err_avail.eq(erx.avail)]
+            spec = specs["errors"]
+            use = erx.wen
+            wport(
+                "errors",
+                Mux(use, erx.addr, host_addr),
+                Mux(use, replicate(spec, erx.data), replicate(spec, host_wdata)),
+                Mux(use, word_en(spec, use, erx.lane), word_en(spec, host.wen_errors, host_lane)),
+            )
+        else:
+            shared_wport("errors", host.wen_errors)
         return m

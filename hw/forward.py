@@ -13,11 +13,16 @@ Latency and cycles (``a_t`` active inputs at ``t``, ``G = n_out / P`` groups)::
 ``1 + READ_LATENCY`` cycles fetch the first event header; after each timestep the
 :data:`FP_DEPTH`-cycle pipeline drain (``t + 1`` must not read ``u[t]`` before it is written)
 also fetches the next timestep's header. The lanes work on ``G * (a_t + 1)`` of those cycles.
+
+A linked core (:mod:`spikeforge.hw.links`) may wait on top of that: timestep ``t`` starts only
+when its input events are in place (``avail > t``; the header is then fetched again,
+``READ_LATENCY + 1`` cycles), and tokens are issued only while the spike emitter has ``room``.
+Each integrated group's spike mask goes to the emitter (``spk_*``).
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -32,10 +37,12 @@ from spikeforge.hw.datapath import (
 )
 from spikeforge.hw.params import CoreParams
 
-__all__ = ["FP_DEPTH", "ForwardEngine", "forward_cycles"]
+__all__ = ["FP_DEPTH", "FP_IN_FLIGHT", "ForwardEngine", "forward_cycles"]
 
 FP_DEPTH = 2 * READ_LATENCY + 5
 """Cycles from issuing a token to its membrane write, plus one."""
+FP_IN_FLIGHT = FP_DEPTH + 1
+"""Integrate tokens that may still reach the spike emitter after it reports no room."""
 
 
 def forward_cycles(p: CoreParams, active: list[int]) -> int:
@@ -66,6 +73,18 @@ class ForwardEngine(wiring.Component):
                 **write_port_members("u", mem["membranes"]),
                 **read_port_members("cnt", mem["counts"]),
                 **write_port_members("cnt", mem["counts"]),
+                **({"avail": In(range(p.timesteps + 1))} if p.spikes_in else {}),
+                **(
+                    {
+                        "spk_room": In(1),
+                        "spk_push": Out(1),
+                        "spk_mask": Out(p.lanes),
+                        "spk_group": Out(range(max(p.groups, 2))),
+                        "spk_last": Out(1),
+                    }
+                    if p.spikes_out
+                    else {}
+                ),
             }
         )
 
@@ -93,6 +112,10 @@ class ForwardEngine(wiring.Component):
 
         issue_acc = Signal()
         issue_lif = Signal()
+        # Linked cores: timestep t waits for its input events; issue waits for emitter room.
+        avail = self.avail if p.spikes_in else Const(T)
+        room = self.spk_room if p.spikes_out else Const(1)
+        ok_next = Signal()  # the next timestep's events were in place when its header was read
         m.d.comb += [
             self.hdr_raddr.eq(head_t),
             self.ev_raddr.eq(ev_ptr),
@@ -109,7 +132,8 @@ class ForwardEngine(wiring.Component):
                     m.next = "HEAD"
             for wait in range(READ_LATENCY):  # address out; its data READ_LATENCY later
                 with m.State(f"HEAD{wait}" if wait else "HEAD"):
-                    m.next = f"HEAD{wait + 1}" if wait + 1 < READ_LATENCY else "HEAD_LATCH"
+                    with m.If((avail > head_t) if wait == 0 else Const(1)):
+                        m.next = f"HEAD{wait + 1}" if wait + 1 < READ_LATENCY else "HEAD_LATCH"
 
             def latch_header():
                 m.d.sync += [
@@ -125,7 +149,9 @@ class ForwardEngine(wiring.Component):
             with m.State("HEAD_LATCH"):
                 latch_header()
             with m.State("ISSUE"):
-                with m.If(k_ev < ev_count):
+                with m.If(~room):
+                    pass
+                with m.Elif(k_ev < ev_count):
                     m.d.comb += issue_acc.eq(1)
                     m.d.sync += [k_ev.eq(k_ev + 1), ev_ptr.eq(ev_ptr + 1)]
                 with m.Else():
@@ -135,6 +161,7 @@ class ForwardEngine(wiring.Component):
                     with m.If(g == G - 1):
                         # Drain the pipeline; meanwhile fetch the next timestep's header.
                         m.d.sync += [drain.eq(FP_DEPTH - 1), head_t.eq(t + 1)]
+                        m.d.sync += ok_next.eq(avail > t + 1)
                         m.next = "DRAIN"
             with m.State("DRAIN"):
                 m.d.sync += drain.eq(drain - 1)
@@ -143,8 +170,10 @@ class ForwardEngine(wiring.Component):
                     with m.If(t == T - 1):
                         m.d.sync += self.busy.eq(0)
                         m.next = "IDLE"
-                    with m.Else():
+                    with m.Elif(ok_next):
                         latch_header()
+                    with m.Else():
+                        m.next = "HEAD"  # wait for the events, then read the header again
 
         # -- pipeline (stage n = n cycles after issue; memory data arrive RL after the address) --
         RL = READ_LATENCY
@@ -192,6 +221,20 @@ class ForwardEngine(wiring.Component):
             m.d.comb += self.u_wdata[q * vb : (q + 1) * vb].eq(u_new)
             old = cnts[-1][q * cb : (q + 1) * cb]
             m.d.comb += self.cnt_wdata[q * cb : (q + 1) * cb].eq(old + (u_new >= theta))
+        if p.spikes_out:
+            m.d.comb += [
+                self.spk_push.eq(valid[F] & lif[F]),
+                self.spk_mask.eq(
+                    Cat(
+                        *[
+                            self.u_wdata[q * vb : (q + 1) * vb].as_signed() >= theta
+                            for q in range(P)
+                        ]
+                    )
+                ),
+                self.spk_group.eq(gs[F]),
+                self.spk_last.eq(gs[F] == G - 1),
+            ]
         m.d.comb += [
             self.u_wen.eq(valid[F] & lif[F]),
             self.u_waddr.eq(tbase + gs[F]),

@@ -98,6 +98,11 @@ class CoreParams:
         cores by output neurons (default: all of them). A split core emits the exact partial
         sum ``sum_{j in slice} W[j][i] delta[t][j]`` (:attr:`partial_bits` wide); whoever
         reduces the partial sums of all slices rounds and saturates once (docs/arithmetic.md).
+    linked : bool
+        The core sits in a :class:`~spikeforge.hw.array.CoreArray`: it sends its spikes to the
+        next layer's cores and takes its input spikes (layer > 0) from the previous layer's
+        cores over stream links, and sends ``e_prev`` backward / takes its error from the next
+        layer over links, each timestep as soon as it is ready (docs/array.md).
     device : str
         ECP5 device whose block RAM budget the memories must fit.
     """
@@ -108,6 +113,7 @@ class CoreParams:
     lr_range: int = 4
     emit_error: bool | None = None
     neurons: tuple[int, int] | None = None
+    linked: bool = False
     device: str = "85k"
     _resolved_emit: bool = field(default=False, init=False, repr=False, compare=False)
 
@@ -143,6 +149,13 @@ class CoreParams:
         object.__setattr__(
             self, "_resolved_emit", self.layer > 0 if self.emit_error is None else self.emit_error
         )
+        if not isinstance(self.linked, bool):
+            raise TypeError(f"linked must be a bool, not {self.linked!r}")
+        if self.linked and self.layer > 0 and not self._resolved_emit:
+            raise ConfigError(
+                f"emit_error = False on linked layer {self.layer}: a linked core of a layer > 0 "
+                "must send e_prev to the previous layer; allowed: True"
+            )
         if self.device not in ECP5_DEVICES:
             ecp5_device(self.device)  # raises with the allowed names
         # Widths that must fit the 32-bit host words and the datapath.
@@ -188,6 +201,11 @@ class CoreParams:
         return 0 if self.neurons is None else self.neurons[0]
 
     @property
+    def neuron_range(self) -> tuple[int, int]:
+        """``(start, stop)`` of this core's neurons in its layer."""
+        return self.neuron_offset, self.neuron_offset + self.n_out
+
+    @property
     def n_out(self) -> int:
         """Neurons this core computes."""
         return self.layer_neurons if self.neurons is None else self.neurons[1] - self.neurons[0]
@@ -210,6 +228,27 @@ class CoreParams:
     def emits_error(self) -> bool:
         """Whether the backward pass computes ``e_prev`` for a previous layer."""
         return self._resolved_emit
+
+    @property
+    def spikes_in(self) -> bool:
+        """Input spikes arrive on the ``spk_i`` link (a linked core of a layer > 0)."""
+        return self.linked and self.layer > 0
+
+    @property
+    def spikes_out(self) -> bool:
+        """Spikes leave on the ``spk_o`` link (a linked core below the last layer)."""
+        return self.linked and self.layer < self.net.n_layers - 1
+
+    @property
+    def errors_in(self) -> bool:
+        """The external error arrives on the ``err_i`` link (a linked core below the last
+        layer)."""
+        return self.spikes_out
+
+    @property
+    def errors_out(self) -> bool:
+        """``e_prev`` leaves on the ``err_o`` link (a linked core of a layer > 0)."""
+        return self.spikes_in
 
     # -- widths ------------------------------------------------------------------------------
     @property
@@ -320,6 +359,7 @@ class CoreParams:
             "lr_range": self.lr_range,
             "emit_error": self.emits_error,
             **({} if self.neurons is None else {"neurons": list(self.neurons)}),
+            **({"linked": True} if self.linked else {}),
             "device": self.device,
         }
 
@@ -359,7 +399,7 @@ class CoreParams:
         return cls(net=SnnConfig.from_dict(net), **core)
 
 
-CORE_KEYS = frozenset({"layer", "lanes", "lr_range", "emit_error", "neurons", "device"})
+CORE_KEYS = frozenset({"layer", "lanes", "lr_range", "emit_error", "neurons", "linked", "device"})
 
 DEFAULT_CORE_NET = SnnConfig(layers=(64, 64), timesteps=8)
 """The default core of the resource table: 64 inputs, 64 neurons, 8-bit weights, T = 8."""

@@ -26,6 +26,14 @@ opcode   name            arg / payload / response
 
 Values are two's complement in the low bits of a word, sign-extended to 32 bits on reads. A
 value written outside its range is saturated and the status says ``OUT_OF_RANGE``.
+
+**Core array** (:class:`~spikeforge.hw.array.CoreArray`): every host packet (``tlast`` on its
+last word) starts with a route word ``ROUTE << 24 | first << 12 | count`` and carries one core
+command for cores ``first .. first + count - 1`` (each word goes to all of them at once). Each
+of those cores answers with its own response packet; the array sets the low 16 bits of its
+status word to the core's index (:func:`status_core`). Response packets of different cores
+never interleave, but their order is not fixed. A bad route word is answered by the array
+itself: ``BAD_ARG`` with core index :data:`ARRAY_TAG`.
 """
 
 from __future__ import annotations
@@ -35,19 +43,30 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "ARRAY_TAG",
     "COUNTERS",
     "MAGIC",
+    "MAX_ARRAY_CORES",
     "QUANTITIES",
+    "ROUTE",
     "Opcode",
     "Quantity",
     "Status",
     "command",
     "parse_status",
+    "route",
     "spike_words",
+    "status_core",
 ]
 
 MAGIC = 0x5F0C0DE1
 """First word of the INFO response."""
+ROUTE = 0xF0
+"""Top byte of a core array's route word."""
+ARRAY_TAG = 0xFFFF
+"""Core index in the status word of a response from the array itself."""
+MAX_ARRAY_CORES = 1 << 12
+"""Cores a route word can address."""
 
 
 class Opcode(enum.IntEnum):
@@ -129,6 +148,21 @@ def spike_words(spikes: Sequence[Sequence[int]]) -> list[int]:
         words.append(len(active))
         words.extend(active)
     return words
+
+
+def route(first: int, count: int = 1) -> int:
+    """The route word for cores ``first .. first + count - 1``."""
+    if not 0 <= first < MAX_ARRAY_CORES or not 1 <= count <= MAX_ARRAY_CORES - first:
+        raise ValueError(
+            f"route to cores {first} .. {first + count - 1} is out of range: allowed "
+            f"0 .. {MAX_ARRAY_CORES - 1}, at least one core"
+        )
+    return ROUTE << 24 | first << 12 | count
+
+
+def status_core(word: int) -> int:
+    """Index of the core that sent a status word (:data:`ARRAY_TAG`: the array itself)."""
+    return word & 0xFFFF
 
 
 def parse_status(word: int) -> tuple[int, Status]:

@@ -20,11 +20,13 @@ from spikeforge.hw.params import CoreParams
 from spikeforge.hw.protocol import Opcode, Status, command, parse_status
 
 
-async def stream_put(ctx, dut, word: int, idle: int = 0) -> None:
-    """Offer ``word`` on ``s_axis`` after ``idle`` cycles with ``tvalid`` low."""
+async def stream_put(ctx, dut, word: int, idle: int = 0, last: int = 0) -> None:
+    """Offer ``word`` (with ``tlast = last``) on ``s_axis`` after ``idle`` cycles with
+    ``tvalid`` low."""
     for _ in range(idle):
         await ctx.tick()
     ctx.set(dut.s_axis_tdata, word)
+    ctx.set(dut.s_axis_tlast, last)
     ctx.set(dut.s_axis_tvalid, 1)
     await ctx.tick().until(dut.s_axis_tready)
     ctx.set(dut.s_axis_tvalid, 0)
@@ -55,19 +57,30 @@ class SimHost:
     def _gap(self) -> int:
         return self.rng.randint(0, self.stalls) if self.stalls else 0
 
-    async def call(
-        self, op: Opcode | int, arg: int = 0, payload: list[int] = ()
-    ) -> tuple[list, Status]:
-        for word in [command(op, arg), *payload]:
-            await stream_put(self.ctx, self.dut, word & 0xFFFFFFFF, self._gap())
+    async def send(self, words: Sequence[int]) -> None:
+        """One packet on ``s_axis``, ``tlast`` on its last word."""
+        for n, word in enumerate(words):
+            await stream_put(
+                self.ctx, self.dut, word & 0xFFFFFFFF, self._gap(), int(n == len(words) - 1)
+            )
+
+    async def recv(self) -> list[int]:
+        """One response packet from ``m_axis`` (up to and with its ``tlast`` word)."""
         data = []
         while True:
             word, last = await stream_get(self.ctx, self.dut, self._gap())
-            if last:
-                echo, status = parse_status(word)
-                assert echo == int(op), f"status of opcode {echo:#x} arrived for {int(op):#x}"
-                return data, status
             data.append(word)
+            if last:
+                return data
+
+    async def call(
+        self, op: Opcode | int, arg: int = 0, payload: list[int] = ()
+    ) -> tuple[list, Status]:
+        await self.send([command(op, arg), *payload])
+        *data, word = await self.recv()
+        echo, status = parse_status(word)
+        assert echo == int(op), f"status of opcode {echo:#x} arrived for {int(op):#x}"
+        return data, status
 
 
 def run_cores(
@@ -100,6 +113,39 @@ def run_cores(
             sim.run()
     else:
         sim.run()
+    return result["value"]
+
+
+def run_array(
+    cores: Sequence[CoreParams],
+    script: Callable[[SimHost], Awaitable[object]],
+    *,
+    stalls: int = 0,
+    seed: int = 0,
+    deadline: int | None = None,
+) -> object:
+    """Elaborate a :class:`~spikeforge.hw.array.CoreArray` of ``cores``, run ``script(host)``
+    (``host.send``/``host.recv`` packets on its one port), return its result. ``deadline``
+    (cycles) fails the run instead of letting a stuck array hang the test."""
+    from spikeforge.hw.array import CoreArray
+
+    dut = CoreArray(cores)
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    result = {}
+
+    async def bench(ctx):
+        result["value"] = await script(SimHost(ctx, dut, stalls=stalls, seed=seed))
+
+    async def watchdog(ctx):
+        for _ in range(deadline):
+            await ctx.tick()
+        raise TimeoutError(f"the array gave no result within {deadline} cycles")
+
+    sim.add_testbench(bench)
+    if deadline is not None:
+        sim.add_testbench(watchdog, background=True)
+    sim.run()
     return result["value"]
 
 

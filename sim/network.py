@@ -13,39 +13,12 @@ from collections.abc import Sequence
 
 import torch
 
+from spikeforge.hw.array import layer_groups
 from spikeforge.hw.protocol import Quantity
 from spikeforge.sim.session import CoreSession
 from spikeforge.sw.golden import error_from_sum, predict
 
 __all__ = ["NetworkSession"]
-
-
-def _slices(sessions: Sequence[CoreSession], n_layers: int) -> list[list[CoreSession]]:
-    """Sessions per layer in neuron order; checks that each layer's slices tile its neurons."""
-    layers: list[list[CoreSession]] = [[] for _ in range(n_layers)]
-    for s in sessions:
-        layers[s.params.layer].append(s)
-    for layer, group in enumerate(layers):
-        group.sort(key=lambda s: s.params.neuron_offset)
-        if not group:
-            raise ValueError(f"no core computes layer {layer}")
-        end = 0
-        for s in group:
-            if s.params.neuron_offset != end:
-                raise ValueError(
-                    f"layer {layer}: neurons {end}..{s.params.neuron_offset - 1} have no core "
-                    "or two cores overlap"
-                )
-            end += s.params.n_out
-        if end != group[0].params.layer_neurons:
-            raise ValueError(
-                f"layer {layer}: cores cover {end} of {group[0].params.layer_neurons} neurons"
-            )
-        if layer > 0 and not all(s.params.emits_error for s in group):
-            raise ValueError(
-                f"every core of layer {layer} must emit W^T.delta for layer {layer - 1}"
-            )
-    return layers
 
 
 class NetworkSession:
@@ -62,11 +35,9 @@ class NetworkSession:
         if not cores:
             raise ValueError("cores must hold at least one session")
         net = cores[0].params.net
-        for s in cores:
-            if s.params.net != net:
-                raise ValueError("every core must compute a layer of the same network")
         self.net = net
-        self.layers = _slices(cores, net.n_layers)
+        groups = layer_groups([s.params for s in cores])
+        self.layers = [[cores[n] for n in group] for group in groups]
 
     async def write_weights(self, weights: Sequence[torch.Tensor]) -> None:
         for group, w in zip(self.layers, weights, strict=True):

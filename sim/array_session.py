@@ -1,0 +1,151 @@
+"""Host-side session with a :class:`~spikeforge.hw.array.CoreArray`: one port, routed packets.
+
+Transport-agnostic like :class:`~spikeforge.sim.session.CoreSession`: give it ``send(words)``
+(one packet, ``tlast`` on the last word) and ``recv() -> words`` (one response packet). Each
+routed command is answered by every core it went to; the session collects the packets by the
+core index in their status word and checks every status.
+
+A training step is four host packets: LOAD_SPIKES to the first layer's cores, FORWARD to every
+core, SET_LABEL to the last layer's cores, and BACKWARD (with update) to every core -- the last
+layer from its label, the others from the error link. Spikes and errors travel between cores on
+the array's own links; the host carries no data between layers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+
+import torch
+
+from spikeforge.hw.array import layer_groups
+from spikeforge.hw.params import CoreParams
+from spikeforge.hw.protocol import (
+    Opcode,
+    Quantity,
+    Status,
+    command,
+    parse_status,
+    route,
+    spike_words,
+    status_core,
+)
+from spikeforge.sim.session import CoreError, CoreSession
+from spikeforge.sw.golden import predict
+
+__all__ = ["ArraySession"]
+
+Send = Callable[[list[int]], Awaitable[None]]
+Recv = Callable[[], Awaitable[list[int]]]
+
+
+class ArraySession:
+    """Typed access to every core of an array and whole-network training steps.
+
+    Parameters
+    ----------
+    cores : sequence of CoreParams
+        The array's cores in core order (as given to :class:`~spikeforge.hw.array.CoreArray`).
+    send, recv : async callables
+        One host packet out; one response packet in.
+    """
+
+    def __init__(self, cores: Sequence[CoreParams], send: Send, recv: Recv):
+        self.cores = tuple(cores)
+        self.layers = layer_groups(self.cores, linked=True)
+        self.net = self.cores[0].net
+        self._send, self._recv = send, recv
+
+    # -- packets ---------------------------------------------------------------------------------
+    async def post(self, cores: Sequence[int], op: Opcode, arg: int = 0, payload=()) -> None:
+        """Send one command to the contiguous cores ``cores`` without waiting for answers."""
+        first, count = cores[0], len(cores)
+        if list(cores) != list(range(first, first + count)):
+            raise ValueError(f"cores {list(cores)} are not contiguous")
+        words = [route(first, count), command(op, arg), *[w & 0xFFFFFFFF for w in payload]]
+        await self._send(words)
+
+    async def collect(self, expect: dict[int, Opcode]) -> dict[int, list[int]]:
+        """One response packet from each core of ``expect`` (any order); their data words."""
+        out: dict[int, list[int]] = {}
+        while len(out) < len(expect):
+            words = await self._recv()
+            if not words:
+                raise CoreError("empty response packet")
+            core = status_core(words[-1])
+            echo, status = parse_status(words[-1])
+            if core not in expect or core in out:
+                raise CoreError(f"unexpected response from core {core:#x} ({status.name})")
+            if echo != int(expect[core]) or status != Status.OK:
+                raise CoreError(
+                    f"core {core}: {expect[core].name} answered {status.name} (opcode {echo:#x})"
+                )
+            out[core] = words[:-1]
+        return out
+
+    async def call(self, cores: Sequence[int], op: Opcode, arg: int = 0, payload=()):
+        """Send one command to ``cores`` and collect their answers."""
+        await self.post(cores, op, arg, payload)
+        return await self.collect(dict.fromkeys(cores, op))
+
+    def core(self, n: int) -> CoreSession:
+        """A :class:`CoreSession` for core ``n`` alone (reads, writes, counters)."""
+
+        async def call(op, arg, payload):
+            await self.post([n], op, arg, payload)
+            words = await self._recv()
+            echo, status = parse_status(words[-1])
+            if status_core(words[-1]) != n or echo != int(op):
+                raise CoreError(f"expected the answer of core {n} to {Opcode(op).name}")
+            return words[:-1], status
+
+        return CoreSession(self.cores[n], call)
+
+    # -- network ---------------------------------------------------------------------------------
+    @property
+    def all_cores(self) -> list[int]:
+        return list(range(len(self.cores)))
+
+    async def write_weights(self, weights: Sequence[torch.Tensor]) -> None:
+        for group, w in zip(self.layers, weights, strict=True):
+            for n in group:
+                p = self.cores[n]
+                await self.core(n).write(
+                    Quantity.WEIGHTS, w[p.neuron_offset : p.neuron_offset + p.n_out]
+                )
+
+    async def read_layer(self, layer: int, q: Quantity) -> torch.Tensor:
+        """A per-neuron quantity of a whole layer, its cores' values concatenated."""
+        dim = 0 if q in (Quantity.WEIGHTS, Quantity.GRADS, Quantity.LFSR) else 1
+        return torch.cat([await self.core(n).read(q) for n in self.layers[layer]], dim)
+
+    async def read_weights(self) -> list[torch.Tensor]:
+        return [await self.read_layer(layer, Quantity.WEIGHTS) for layer in range(len(self.layers))]
+
+    async def forward(self, x: torch.Tensor) -> None:
+        """Input spikes ``x`` ``[T, n_in]`` to the first layer, then FORWARD on every core."""
+        await self.call(self.layers[0], Opcode.LOAD_SPIKES, 0, spike_words(x.tolist()))
+        await self.call(self.all_cores, Opcode.FORWARD)
+
+    async def train_step(self, x: torch.Tensor, label: int) -> None:
+        """Forward, the output error from ``label``, backward and the update on every core."""
+        await self.forward(x)
+        last = self.layers[-1]
+        await self.call(last, Opcode.SET_LABEL, int(label))
+        await self.post(last, Opcode.BACKWARD, 1)
+        rest = [n for g in self.layers[:-1] for n in g]
+        if rest:
+            await self.post(rest, Opcode.BACKWARD, 1 | 2)
+        await self.collect(dict.fromkeys(self.all_cores, Opcode.BACKWARD))
+
+    async def predict(self, x: torch.Tensor) -> int:
+        """The class the network predicts for ``x`` (same rule as the golden model)."""
+        await self.forward(x)
+        s = await self.read_layer(len(self.layers) - 1, Quantity.SPIKES)
+        u = await self.read_layer(len(self.layers) - 1, Quantity.MEMBRANES)
+        return int(predict(self.net, s.unsqueeze(0), u.unsqueeze(0)))
+
+    async def set_lr(self, lr_shift: int) -> None:
+        await self.call(self.all_cores, Opcode.SET_LR, int(lr_shift))
+
+    async def counters(self) -> dict[int, dict[str, int]]:
+        return {n: await self.core(n).counters() for n in self.all_cores}

@@ -1,0 +1,142 @@
+"""The multi-core array in Amaranth's simulator: linked cores, their spike and error links and
+the one host port, against the golden model (every weight of every layer after every step)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from spikeforge.hw.array import CoreArray, layer_groups
+from spikeforge.hw.forward import forward_cycles
+from spikeforge.hw.params import CoreParams
+from spikeforge.hw.protocol import (
+    ARRAY_TAG,
+    ROUTE,
+    Opcode,
+    Status,
+    command,
+    parse_status,
+    route,
+    status_core,
+)
+from spikeforge.sim.amaranth_host import run_array
+from spikeforge.sim.array_session import ArraySession
+from spikeforge.sim.stimulus import samples, weights_for_seed
+from spikeforge.sw.config import SnnConfig
+from spikeforge.sw.golden import GoldenModel
+
+DEADLINE = 400_000
+"""Cycles after which a run fails instead of hanging (the longest test needs ~15k)."""
+
+
+def _linked(net: SnnConfig, *slices: tuple[int, int, tuple[int, int] | None]) -> list[CoreParams]:
+    return [
+        CoreParams(net=net, layer=layer, lanes=lanes, neurons=neurons, linked=True)
+        for layer, lanes, neurons in slices
+    ]
+
+
+def _train_on_array(cores, weights, *, steps: int, stalls: int, density: float = 0.6):
+    """``steps`` training steps on the array against the golden model; returns what the script
+    returned after each step (weights, counters)."""
+    net = cores[0].net
+    xs, labels = samples(net, 4, steps=steps, density=density)
+    model = GoldenModel(net, weights)
+    expected = [model.train_step(x, labels=y) for x, y in zip(xs, labels, strict=True)]
+
+    async def script(host):
+        s = ArraySession(cores, host.send, host.recv)
+        await s.write_weights(weights)
+        out = []
+        for x, y in zip(xs, labels, strict=True):
+            await s.train_step(x[0], int(y[0]))
+            out.append((await s.read_weights(), await s.counters()))
+        return out
+
+    got = run_array(cores, script, stalls=stalls, deadline=DEADLINE)
+    for step, (exp, (w, _)) in enumerate(zip(expected, got, strict=True)):
+        for layer in range(net.n_layers):
+            assert torch.equal(w[layer], exp.weights[layer]), (step, layer)
+    return expected, got
+
+
+def test_a_split_network_trains_bit_exact_on_five_linked_cores():
+    """Layers 0 and 1 split over two cores each (different lane counts): spikes merge and fan
+    out on the links, split partial sums are reduced once; random idle and backpressure on the
+    host port."""
+    net = SnnConfig(layers=(6, 8, 6, 4), timesteps=4, surrogate="triangle")
+    cores = _linked(
+        net, (0, 2, (0, 4)), (0, 4, (4, 8)), (1, 1, (0, 2)), (1, 2, (2, 6)), (2, 2, None)
+    )
+    expected, _ = _train_on_array(cores, weights_for_seed(net, 1), steps=2, stalls=2)
+    assert not torch.equal(expected[0].weights[0], weights_for_seed(net, 1)[0])
+
+
+def test_layers_integrate_at_the_same_time():
+    """The forward pass of three linked layers takes less than the layers one after another:
+    layer l+1 integrates timestep t while layer l integrates t+1."""
+    net = SnnConfig(layers=(16, 16, 16, 8), timesteps=6, surrogate="triangle")
+    cores = _linked(net, (0, 4, None), (1, 4, None), (2, 4, None))
+    expected, got = _train_on_array(cores, weights_for_seed(net, 1), steps=1, stalls=0, density=0.5)
+    counters = got[0][1]
+    traces = expected[0].traces
+    alone = [forward_cycles(p, [int(v) for v in traces[p.layer].x[0].sum(1)]) for p in cores]
+    together = max(c["forward"] for c in counters.values())
+    assert together < sum(alone) * 0.8, (together, alone)
+
+
+def test_a_bad_route_word_is_answered_by_the_array_itself():
+    net = SnnConfig(layers=(4, 4, 2), timesteps=2)
+    cores = _linked(net, (0, 2, None), (1, 2, None))
+
+    async def script(host):
+        answers = []
+        for header in [0x12 << 24 | 1, ROUTE << 24 | 0, ROUTE << 24 | 1 << 12 | 2]:
+            await host.send([header, command(Opcode.INFO)])
+            answers.append(await host.recv())
+        await host.send([route(1), command(Opcode.INFO)])  # the array still works
+        answers.append(await host.recv())
+        return answers
+
+    *bad, info = run_array(cores, script, deadline=DEADLINE)
+    for words, top in zip(bad, [0x12, ROUTE, ROUTE], strict=True):
+        assert len(words) == 1
+        assert parse_status(words[0]) == (top, Status.BAD_ARG)
+        assert status_core(words[0]) == ARRAY_TAG
+    assert status_core(info[-1]) == 1 and len(info) == 4
+
+
+def test_a_broadcast_command_is_answered_once_by_every_core():
+    net = SnnConfig(layers=(4, 4, 4, 2), timesteps=2)
+    cores = _linked(net, (0, 2, (0, 2)), (0, 2, (2, 4)), (1, 2, None), (2, 2, None))
+
+    async def script(host):
+        s = ArraySession(cores, host.send, host.recv)
+        return await s.call(s.all_cores, Opcode.INFO)
+
+    answers = run_array(cores, script, stalls=3, deadline=DEADLINE)
+    assert sorted(answers) == [0, 1, 2, 3]
+    for n, words in answers.items():
+        assert words[1] | words[2] << 32 == int(cores[n].core_hash, 16)
+
+
+@pytest.mark.parametrize(
+    ("order", "message"),
+    [
+        ([1, 0, 2], "listed layer by layer"),
+        ([0, 2], "cores cover 2 of 4 neurons"),
+    ],
+)
+def test_array_cores_must_tile_each_layer_in_order(order, message):
+    net = SnnConfig(layers=(4, 4, 2), timesteps=2)
+    all_cores = _linked(net, (0, 2, (0, 2)), (0, 2, (2, 4)), (1, 2, None))
+    with pytest.raises(ValueError, match=message):
+        CoreArray([all_cores[n] for n in order])
+
+
+def test_array_cores_must_be_linked():
+    net = SnnConfig(layers=(4, 4, 2), timesteps=2)
+    with pytest.raises(ValueError, match=r"cores\[0\] must be linked"):
+        layer_groups(
+            [CoreParams(net=net, lanes=2), CoreParams(net=net, layer=1, lanes=2)], linked=True
+        )
