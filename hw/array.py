@@ -118,6 +118,11 @@ class CoreArray(wiring.Component):
         return self._cores
 
     @property
+    def duts(self) -> tuple[SpikingCore, ...]:
+        """The core components, in core order."""
+        return tuple(self._duts)
+
+    @property
     def layers(self) -> list[list[int]]:
         """Core indices of each layer, in neuron order."""
         return [list(g) for g in self._groups]

@@ -18,13 +18,14 @@ from amaranth.hdl import Shape
 from amaranth.lib.wiring import In
 
 from spikeforge.hw import backward, forward, gradient, update
+from spikeforge.hw.array import CoreArray
 from spikeforge.hw.core import SpikingCore
 from spikeforge.hw.datapath import READ_LATENCY
 from spikeforge.hw.params import BUS_BITS, CoreParams
-from spikeforge.hw.protocol import COUNTERS, MAGIC, QUANTITIES, Opcode, Status
+from spikeforge.hw.protocol import COUNTERS, MAGIC, QUANTITIES, ROUTE, Opcode, Status
 from spikeforge.hw.rack import CoreRack, check_cores
 
-__all__ = ["LINT_WAIVERS", "generate", "generate_rack", "lint", "manifest"]
+__all__ = ["LINT_WAIVERS", "generate", "generate_array", "generate_rack", "lint", "manifest"]
 
 LINT_WAIVERS = {
     "WIDTHEXPAND": "Amaranth emits operands narrower than their context and relies on Verilog's "
@@ -58,19 +59,25 @@ def _cycle_formulas(params: CoreParams) -> dict[str, Any]:
     }
 
 
-def manifest(params: CoreParams, dut: SpikingCore, verilog_name: str) -> dict[str, Any]:
+def _ports(dut) -> list[dict[str, Any]]:
+    """Clock, reset and every port of a component as Verilog names them (``spk_i__payload``)."""
     ports = [
         {"name": "clk", "direction": "in", "width": 1},
         {"name": "rst", "direction": "in", "width": 1},
     ]
-    for name, member in dut.signature.members.items():
+    for path, member, _ in dut.signature.flatten(dut):
         ports.append(
             {
-                "name": name,
+                "name": "__".join(str(part) for part in path),
                 "direction": "in" if member.flow == In else "out",
                 "width": Shape.cast(member.shape).width,
             }
         )
+    return ports
+
+
+def manifest(params: CoreParams, dut: SpikingCore, verilog_name: str) -> dict[str, Any]:
+    ports = _ports(dut)
     return {
         "top": params.name,
         "verilog": verilog_name,
@@ -152,6 +159,32 @@ def generate_rack(cores: list[CoreParams], out_dir: Path) -> dict[str, Any]:
         "rack_hash": rack.rack_hash,
         "port_prefixes": [f"c{n}_" for n in range(len(cores))],
         "cores": [manifest(p, dut, vname) for p, dut in zip(cores, rack.duts, strict=True)],
+    }
+    (out_dir / "manifest.json").write_text(json.dumps(man, indent=2) + "\n")
+    return man
+
+
+def generate_array(cores: list[CoreParams], out_dir: Path) -> dict[str, Any]:
+    """Write a :class:`~spikeforge.hw.array.CoreArray` of ``cores`` and its manifest: the array's
+    ports, route word, layers (core indices) and one core manifest per core."""
+    array = CoreArray(cores)  # checked first: a half-built component would warn
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    text = verilog.convert(array, name=array.name, emit_src=False)
+    vname = f"{array.name}.v"
+    (out_dir / vname).write_text(text)
+    man = {
+        "top": array.name,
+        "verilog": vname,
+        "array_hash": array.array_hash,
+        "net_hash": cores[0].net.config_hash,
+        "ports": _ports(array),
+        "route": {"word": "ROUTE << 24 | first << 12 | count", "ROUTE": ROUTE},
+        "status_core_bits": "status word bits 0-15: the answering core (0xFFFF: the array)",
+        "layers": array.layers,
+        "cores": [manifest(p, dut, vname) for p, dut in zip(cores, array.duts, strict=True)],
+        "verilator_waivers": LINT_WAIVERS,
+        "versions": {"spikeforge": version("spikeforge"), "amaranth": version("amaranth")},
     }
     (out_dir / "manifest.json").write_text(json.dumps(man, indent=2) + "\n")
     return man

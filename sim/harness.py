@@ -76,11 +76,19 @@ class AxiTransport:
             if stall:
                 bfm.set_pause_generator(pauses(random.Random(seed * 2 + n), stall))
 
-    async def call(self, op, arg=0, payload=()):
-        words = [command(op, arg), *[w & 0xFFFFFFFF for w in payload]]
+    async def send(self, words) -> None:
+        """One packet (``tlast`` on its last word); returns once it is queued."""
+        words = [w & 0xFFFFFFFF for w in words]
         await self.source.send(AxiStreamFrame(struct.pack(f"<{len(words)}I", *words)))
+
+    async def recv(self) -> list[int]:
+        """One response packet."""
         frame = await self.sink.recv()
-        data = list(struct.unpack(f"<{len(frame.tdata) // 4}I", bytes(frame.tdata)))
+        return list(struct.unpack(f"<{len(frame.tdata) // 4}I", bytes(frame.tdata)))
+
+    async def call(self, op, arg=0, payload=()):
+        await self.send([command(op, arg), *payload])
+        data = await self.recv()
         echo, status = parse_status(data[-1])
         assert echo == int(op), f"status of opcode {echo:#x} arrived for {int(op):#x}"
         return data[:-1], status

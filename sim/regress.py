@@ -14,10 +14,18 @@ from typing import Any
 
 from spikeforge.hw.params import CoreParams
 from spikeforge.sim.matrix import DIGITS_NET
-from spikeforge.sim.rtl_runner import Build, RunResult, build_core, build_rack, run
+from spikeforge.sim.rtl_runner import Build, RunResult, build_array, build_core, build_rack, run
 from spikeforge.sw.config import SnnConfig
 
-__all__ = ["DigitsRun", "MatrixRun", "digits_cores", "run_config", "run_digits", "summary"]
+__all__ = [
+    "DigitsRun",
+    "MatrixRun",
+    "digits_cores",
+    "run_array",
+    "run_config",
+    "run_digits",
+    "summary",
+]
 
 Tick = Callable[[str], object]
 """``tick(description)`` is called after every simulator run (a progress bar's update)."""
@@ -125,6 +133,30 @@ def run_config(
         out.runs.append((seed, run(b, folder / f"seed-{seed}", case)))
         tick(f"{name} seed {seed}")
     return out
+
+
+def run_array(
+    cores: Sequence[CoreParams],
+    folder: Path,
+    *,
+    seed: int = 0,
+    steps: int = 3,
+    density: float = 0.5,
+    stall: float = 0.3,
+    check_every: int = 1,
+) -> tuple[Build, RunResult]:
+    """Build a :class:`~spikeforge.hw.array.CoreArray` of ``cores`` in ``folder`` and train
+    ``steps`` steps on it (``sim/tb_array.py``)."""
+    b = build_array(list(cores), folder)
+    case = {
+        "cores": [p.to_dict() for p in cores],
+        "seed": seed,
+        "steps": steps,
+        "density": density,
+        "stall": stall,
+        "check_every": check_every,
+    }
+    return b, run(b, folder / f"seed-{seed}", case, testbench="spikeforge.sim.tb_array")
 
 
 def digits_cores(lanes: Sequence[int] = (8, 10)) -> list[CoreParams]:

@@ -18,14 +18,14 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from cocotb_tools.runner import get_results, get_runner
 
-from spikeforge.hw.generate import LINT_WAIVERS, generate, generate_rack
+from spikeforge.hw.generate import LINT_WAIVERS, generate, generate_array, generate_rack
 from spikeforge.hw.params import CoreParams
 from spikeforge.toolchain import lz4_dir, tool_env
 
@@ -34,26 +34,52 @@ __all__ = ["Build", "RunResult", "build", "build_core", "build_rack", "run"]
 WARNING_ARGS = [f"-Wno-{w}" for w in LINT_WAIVERS]
 
 
-def build_args() -> list[str]:
-    """Verilator arguments of every build: FST tracing (with the LZ4 the FST writer links) and
-    the lint waivers."""
+PUBLIC_TOP = "public_top.vlt"
+"""Verilator control file that gives VPI (cocotb) read/write access to the top module only."""
+
+
+def build_args(*, waves: bool = False) -> list[str]:
+    """Verilator arguments of a build: the lint waivers, ``--no-public-flat-rw`` (the cocotb
+    runner makes every signal of the design public, which triples the C++; cocotb only needs the
+    top module's ports, made public by :data:`PUBLIC_TOP`) and, for ``waves``, FST tracing (with
+    the LZ4 the FST writer links). Tracing also slows the C++ compile down about ten times, so
+    only the re-run of a failing case uses a traced build."""
+    args = ["--no-public-flat-rw", *WARNING_ARGS]
+    if not waves:
+        return args
     lz4 = lz4_dir()
-    return ["--trace-fst", "-CFLAGS", f"-I{lz4}", "-LDFLAGS", f"-L{lz4}", *WARNING_ARGS]
+    return ["--trace-fst", "-CFLAGS", f"-I{lz4}", "-LDFLAGS", f"-L{lz4}", *args]
 
 
 @dataclass(frozen=True)
 class Build:
-    """A Verilated simulator of ``top`` in ``folder/sim_build``."""
+    """A Verilated simulator of ``top`` in ``folder/sim_build`` (``sim_build_waves`` when
+    traced); :meth:`traced` builds the traced twin of the same Verilog."""
 
     top: str
     folder: Path
     config_hash: str
     seconds: float
     cached: bool
+    waves: bool = False
+    emit: Callable[[Path], dict[str, Any]] | None = field(default=None, repr=False)
+    config_hash_key: str = ""
 
     @property
     def sim_build(self) -> Path:
-        return self.folder / "sim_build"
+        return self.folder / ("sim_build_waves" if self.waves else "sim_build")
+
+    def traced(self) -> Build:
+        """The same design built with FST tracing (cached like any build)."""
+        if self.waves:
+            return self
+        return build(
+            self.folder,
+            top=self.top,
+            emit=self.emit,
+            config_hash_key=self.config_hash_key,
+            waves=True,
+        )
 
 
 @dataclass(frozen=True)
@@ -89,18 +115,23 @@ def _environment() -> None:
     os.environ["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include"
 
 
-def _stamp(config_hash: str, verilog: bytes) -> dict[str, Any]:
+def _stamp(config_hash: str, verilog: bytes, waves: bool) -> dict[str, Any]:
     return {
         "config_hash": config_hash,
         "verilog_sha256": hashlib.sha256(verilog).hexdigest(),
         "verilator": version("verilator"),
         "cocotb": version("cocotb"),
-        "build_args": build_args(),
+        "build_args": build_args(waves=waves),
     }
 
 
 def build(
-    folder: Path, *, top: str, emit: Callable[[Path], dict[str, Any]], config_hash_key: str
+    folder: Path,
+    *,
+    top: str,
+    emit: Callable[[Path], dict[str, Any]],
+    config_hash_key: str,
+    waves: bool = False,
 ) -> Build:
     """Generate the Verilog with ``emit(out_dir) -> manifest`` and Verilate it in ``folder``.
 
@@ -113,26 +144,38 @@ def build(
         shutil.rmtree(rtl)
     manifest = emit(rtl)
     verilog = rtl / manifest["verilog"]
-    stamp = _stamp(manifest[config_hash_key], verilog.read_bytes())
-    stamp_file = folder / "build.json"
-    binary = folder / "sim_build" / top
+    public = rtl / PUBLIC_TOP
+    public.write_text(f'`verilator_config\npublic_flat_rw -module "{top}" -var "*"\n')
+    stamp = _stamp(manifest[config_hash_key], verilog.read_bytes(), waves)
+    out = Build(
+        top,
+        folder,
+        stamp["config_hash"],
+        0.0,
+        cached=True,
+        waves=waves,
+        emit=emit,
+        config_hash_key=config_hash_key,
+    )
+    stamp_file = folder / ("build-waves.json" if waves else "build.json")
+    binary = out.sim_build / top
     if binary.exists() and stamp_file.exists() and json.loads(stamp_file.read_text()) == stamp:
-        return Build(top, folder, stamp["config_hash"], 0.0, cached=True)
+        return out
     stamp_file.unlink(missing_ok=True)
     _environment()
     t0 = time.perf_counter()
     get_runner("verilator").build(
-        sources=[verilog],
+        sources=[public, verilog],
         hdl_toplevel=top,
-        build_dir=folder / "sim_build",
+        build_dir=out.sim_build,
         build_args=stamp["build_args"],
-        waves=True,
+        waves=waves,
         always=True,
-        log_file=folder / "build.log",
+        log_file=folder / ("build-waves.log" if waves else "build.log"),
     )
     seconds = time.perf_counter() - t0
     stamp_file.write_text(json.dumps(stamp, indent=2) + "\n")
-    return Build(top, folder, stamp["config_hash"], seconds, cached=False)
+    return replace(out, seconds=seconds, cached=False)
 
 
 def build_core(params: CoreParams, folder: Path) -> Build:
@@ -149,6 +192,16 @@ def build_rack(cores: list[CoreParams], folder: Path) -> Build:
         top="spikeforge_rack",
         emit=lambda out: generate_rack(cores, out),
         config_hash_key="rack_hash",
+    )
+
+
+def build_array(cores: list[CoreParams], folder: Path) -> Build:
+    """:func:`build` of a :class:`~spikeforge.hw.array.CoreArray` (keyed by its ``array_hash``)."""
+    return build(
+        folder,
+        top="spikeforge_array",
+        emit=lambda out: generate_array(cores, out),
+        config_hash_key="array_hash",
     )
 
 
@@ -202,7 +255,7 @@ def run(
     passed = ok and bool(detail.get("passed"))
     fst = None
     if not passed and waves_on_failure:
-        _simulate(b, folder, testbench, waves=True)
+        _simulate(b.traced(), folder, testbench, waves=True)
         fst = folder / "dump.fst" if (folder / "dump.fst").exists() else None
         result_file.write_text(json.dumps(detail, indent=2))  # keep the first run's figures
     return RunResult(

@@ -1,0 +1,68 @@
+"""cocotb testbench: a network trained on a generated :class:`~spikeforge.hw.array.CoreArray`.
+
+The testbench is the host: one cocotbext-axi driver and monitor on the array's one port
+(:class:`~spikeforge.sim.harness.AxiTransport`, random idle cycles on ``s_axis`` and random
+backpressure on ``m_axis``), :class:`~spikeforge.sim.array_session.ArraySession` for the
+routed commands. Spikes and errors move between cores on the array's links. The parts:
+
+* **model** -- :class:`~spikeforge.sw.golden.GoldenModel` trained on the same samples;
+* **checker** -- after every step every master weight of every layer equals the golden
+  model's (:func:`~spikeforge.sim.checker.check_step`).
+
+Measured per step (``step_cycles`` in ``result.json``): cycles from the first word of the step's
+LOAD_SPIKES packet to the last BACKWARD answer.
+
+Case keys: ``cores`` (``CoreParams.to_dict`` per core, in core order), ``steps``, ``seed``
+(weights, samples and stall patterns, as :mod:`spikeforge.sim.stimulus`), ``density``,
+``stall``, ``check_every`` (read the weights back after every ``check_every`` steps, and after
+the last).
+"""
+
+from __future__ import annotations
+
+import cocotb
+from cocotb.simtime import get_sim_time
+
+from spikeforge.hw.params import CoreParams
+from spikeforge.sim.array_session import ArraySession
+from spikeforge.sim.checker import check_step
+from spikeforge.sim.harness import (
+    CLOCK_NS,
+    AxiTransport,
+    Outcome,
+    case_timeout_ms,
+    load_case,
+    start,
+)
+from spikeforge.sim.stimulus import samples, weights_for_seed
+from spikeforge.sw.golden import GoldenModel
+
+
+# Generous: 2 ms per step covers a 20-core array of 256-neuron layers with stalls ~10x over.
+@cocotb.test(timeout_time=case_timeout_ms({"steps": 2.0}, base_ms=5.0), timeout_unit="ms")
+async def array_training_bit_exact(dut):
+    case = load_case()
+    cores = [CoreParams.from_dict(c) for c in case["cores"]]
+    net, seed = cores[0].net, case["seed"]
+    await start(dut)
+    async with Outcome(case) as outcome:
+        port = AxiTransport(dut, stall=case["stall"], seed=seed)
+        host = ArraySession(cores, port.send, port.recv)
+        weights = weights_for_seed(net, seed)
+        golden = GoldenModel(net, weights)
+        await host.write_weights(weights)
+        xs, labels = samples(net, seed, steps=case["steps"], density=case["density"])
+        step_cycles = []
+        for step, (x, y) in enumerate(zip(xs, labels, strict=True)):
+            expected = golden.train_step(x, labels=y).weights
+            t0 = get_sim_time("ns")
+            await host.train_step(x[0], int(y[0]))
+            step_cycles.append(int((get_sim_time("ns") - t0) // CLOCK_NS))
+            if (step + 1) % case["check_every"] and step + 1 != case["steps"]:
+                continue
+            got = await host.read_weights()
+            for layer, (exp, val) in enumerate(zip(expected, got, strict=True)):
+                where = f", layer {layer}"
+                check_step({"weights": exp}, {"weights": val}, step=step, seed=seed, where=where)
+        outcome.info["step_cycles"] = step_cycles
+        outcome.info["counters"] = {str(k): v for k, v in (await host.counters()).items()}
