@@ -20,14 +20,28 @@ module imports neither torch nor amaranth.
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from spikeforge.hw.devices import ecp5_device
 from spikeforge.hw.params import CoreParams
 from spikeforge.sw.config import ConfigError, SnnConfig, check_int
 
-__all__ = ["Mapping", "MappingError", "Slice", "map_network", "max_cores", "min_cores"]
+__all__ = [
+    "ARRAY_KEYS",
+    "Mapping",
+    "MappingError",
+    "Slice",
+    "map_network",
+    "max_cores",
+    "min_cores",
+    "read_network_toml",
+]
+
+ARRAY_KEYS = ("cores", "lanes", "device", "lr_range")
+"""Keys of the optional ``[array]`` table of a network TOML (:func:`read_network_toml`)."""
 
 
 class MappingError(ConfigError):
@@ -383,3 +397,61 @@ def map_network(
         for s in _layer_slices(layer, p, g, k[layer], lanes)
     ]
     return Mapping(net=net, slices=tuple(slices), device=device, lr_range=lr_range)
+
+
+def read_network_toml(path: str | Path) -> tuple[SnnConfig, dict[str, Any]]:
+    """Read a network TOML: the network and its optional ``[array]`` table.
+
+    The network keys are those of :class:`~spikeforge.sw.config.SnnConfig`, at the top level or
+    in a ``[network]`` table. The ``[array]`` table holds the arguments of :func:`map_network`:
+    any of ``cores``, ``lanes``, ``device`` and ``lr_range``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The TOML file.
+
+    Returns
+    -------
+    net : SnnConfig
+        The validated network.
+    array : dict
+        The ``[array]`` keys the file gives (an empty dict without the table); their values are
+        type-checked here, their ranges by :func:`map_network`.
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing or not valid TOML, or a network key or value is invalid.
+    MappingError
+        If ``array`` is not a table, it has a key outside :data:`ARRAY_KEYS` (the message lists
+        the allowed keys) or a value of the wrong type, or the file has a ``[core]`` table (a
+        single core's settings; an array takes ``[array]``).
+    """
+    raw = SnnConfig.read_toml(path)  # reports a missing file and TOML errors
+    data = tomllib.loads(Path(path).read_text())
+    where = f"network file {str(path)!r}"
+    if "core" in data:
+        raise MappingError(
+            f"{where} has a [core] table, which configures one core; an array takes an [array] "
+            f"table with keys {', '.join(ARRAY_KEYS)}"
+        )
+    array = data.get("array", {})
+    if not isinstance(array, dict):
+        raise MappingError(f"array in {where} must be an [array] table, not {array!r}")
+    unknown = sorted(set(array) - set(ARRAY_KEYS))
+    if unknown:
+        raise MappingError(
+            f"unknown [array] key(s) {', '.join(unknown)} in {where}; allowed keys: "
+            f"{', '.join(ARRAY_KEYS)}"
+        )
+    for key, value in array.items():
+        want = str if key == "device" else int
+        if isinstance(value, bool) or not isinstance(value, want):
+            raise MappingError(
+                f"[array] {key} in {where} must be {'a string' if want is str else 'an int'}, "
+                f"not {value!r}"
+            )
+    if not isinstance(data.get("network"), dict):  # network keys at the top level
+        raw = {k: v for k, v in raw.items() if k != "array"}
+    return SnnConfig.from_dict(raw), dict(array)

@@ -172,9 +172,77 @@ def core_params_from_args(args: argparse.Namespace):
     return CoreParams(net=SnnConfig.from_dict(net), **core)
 
 
+def _generate_array(args: argparse.Namespace) -> dict[str, Any]:
+    """``generate --network``: map the network on ``--cores`` cores and write the array."""
+    from spikeforge.codesign.mapping import map_network, read_network_toml
+    from spikeforge.hw.generate import generate_array, lint
+    from spikeforge.sw.config import SnnConfig
+
+    if args.config is not None:
+        raise CliError(
+            f"--network and --config are mutually exclusive: --network {args.network} is the "
+            f"network of a multi-core array, --config {args.config} the config of one core"
+        )
+    emit_flag = "--emit-error" if args.emit_error else "--no-emit-error"
+    for flag, key in (("--layer", "layer"), (emit_flag, "emit_error")):
+        if getattr(args, key) is not None:
+            raise CliError(
+                f"{flag} does not apply to an array (--network): the mapping gives every core "
+                "its layer, and every core past layer 0 emits W^T.delta"
+            )
+    net, array = read_network_toml(args.network)
+    changes = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(SnnConfig)
+        if f.init and getattr(args, f.name, None) is not None
+    }
+    if changes:
+        net = net.replace(**changes)
+    for key in ("cores", "lanes", "device", "lr_range"):
+        if getattr(args, key) is not None:
+            array[key] = getattr(args, key)
+    if "cores" not in array:
+        raise CliError(
+            f"--cores is required with --network (or cores in the [array] table of {args.network})"
+        )
+    mapping = map_network(net, **array)
+    out = args.out
+    man = generate_array(list(mapping.core_params()), out)
+    (out / "mapping.json").write_text(json.dumps(mapping.to_dict(), indent=2) + "\n")
+    summary = {
+        "out": str(out),
+        "verilog": str(out / man["verilog"]),
+        "manifest": str(out / "manifest.json"),
+        "mapping": str(out / "mapping.json"),
+        "array_hash": man["array_hash"],
+        "cores": mapping.cores,
+        "cores_per_layer": list(mapping.cores_per_layer),
+        "layers": man["layers"],
+    }
+    if args.lint:
+        warnings = lint(out / man["verilog"])
+        summary["lint_warnings"] = warnings
+        if warnings:
+            raise CliError("verilator --lint-only -Wall: " + "; ".join(warnings[:5]))
+    if not args.json:
+        print(mapping.describe())
+        print(
+            f"wrote {summary['verilog']} and {summary['manifest']} "
+            f"(array {man['array_hash']}: {mapping.cores} cores, layers "
+            + " ".join(str(group) for group in man["layers"])
+            + ")"
+            + ("; verilator lint clean" if args.lint else "")
+        )
+    return summary
+
+
 def cmd_generate(args: argparse.Namespace) -> dict[str, Any]:
     from spikeforge.hw.generate import generate, lint
 
+    if args.network is not None:
+        return _generate_array(args)
+    if args.cores is not None:
+        raise CliError("--cores needs --network TOML: it sets the cores of a multi-core array")
     params = core_params_from_args(args)
     man = generate(params, args.out)
     summary = {
@@ -380,11 +448,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     gen = sub.add_parser(
         "generate",
-        help="write the core's Verilog and JSON manifest",
+        help="write the Verilog and JSON manifest of one core or, with --network, an array",
         description=(
             "Generate the spiking training core (FP, BP, WG and update engines, AXI4-Stream host "
             "port) as Verilog, with a manifest of its parameters, ports, opcodes, memories and "
-            "config hash. The config TOML holds the network keys and an optional [core] table."
+            "config hash. The config TOML holds the network keys and an optional [core] table. "
+            "With --network NET.toml --cores C: map the network on C linked cores (the mapping "
+            "table is printed) and write the multi-core array behind one host port, its "
+            "manifest and mapping.json."
         ),
     )
     gen.add_argument("-o", "--out", type=Path, required=True, help="output folder")
@@ -392,6 +463,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--lint", action="store_true", help="also run verilator --lint-only -Wall (with waivers)"
     )
     gen.add_argument("--json", action="store_true", help="print a JSON summary as last line")
+    arr = gen.add_argument_group(
+        "array (--network; --lanes, --lr-range and --device apply to every core, --layer and "
+        "--emit-error do not apply)"
+    )
+    arr.add_argument(
+        "--network",
+        type=Path,
+        metavar="TOML",
+        help="network file (keys at the top level or in [network], network flags override "
+        "them) with an optional [array] table (cores, lanes, device, lr_range; flags override "
+        "it): generate the multi-core array instead of one core; excludes --config",
+    )
+    arr.add_argument(
+        "--cores",
+        type=int,
+        metavar="C",
+        help="cores of the array; needs --network [default: cores of the [array] table]",
+    )
     _add_core_flags(gen)
     _add_config_flags(gen)
     gen.set_defaults(func=cmd_generate)

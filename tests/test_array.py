@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from spikeforge.hw.array import CoreArray, layer_groups
+from spikeforge.codesign.mapping import map_network
+from spikeforge.hw.array import layer_groups
+from spikeforge.hw.array_cycles import array_step_cycles
 from spikeforge.hw.forward import forward_cycles
 from spikeforge.hw.params import CoreParams
 from spikeforge.hw.protocol import (
@@ -130,8 +132,8 @@ def test_a_broadcast_command_is_answered_once_by_every_core():
 def test_array_cores_must_tile_each_layer_in_order(order, message):
     net = SnnConfig(layers=(4, 4, 2), timesteps=2)
     all_cores = _linked(net, (0, 2, (0, 2)), (0, 2, (2, 4)), (1, 2, None))
-    with pytest.raises(ValueError, match=message):
-        CoreArray([all_cores[n] for n in order])
+    with pytest.raises(ValueError, match=message):  # CoreArray's own check
+        layer_groups([all_cores[n] for n in order], linked=True)
 
 
 def test_array_cores_must_be_linked():
@@ -140,3 +142,28 @@ def test_array_cores_must_be_linked():
         layer_groups(
             [CoreParams(net=net, lanes=2), CoreParams(net=net, layer=1, lanes=2)], linked=True
         )
+
+
+def _spikes(result) -> list:
+    """``[x, s_0, s_1, ...]`` of one golden training step, as the cycle model takes them."""
+    return [result.traces[0].x[0].tolist()] + [tr.s[0].tolist() for tr in result.traces]
+
+
+@pytest.mark.parametrize(
+    ("layers", "timesteps", "cores", "lanes"),
+    [
+        ((16, 16, 16, 8), 6, 3, 4),  # one core per layer: layer pipelining only
+        ((6, 8, 6, 4), 4, 5, 2),  # split layers: merged spikes, reduced errors
+        ((16, 32, 16, 8), 4, 6, 4),  # a layer split in three
+    ],
+)
+def test_the_cycle_model_predicts_every_cores_counters(layers, timesteps, cores, lanes):
+    """The array cycle model gives every core's FORWARD and BACKWARD counter exactly: links,
+    waiting for spikes and errors, merges and reductions included."""
+    net = SnnConfig(layers=layers, timesteps=timesteps, surrogate="triangle")
+    params = map_network(net, cores, lanes=lanes).core_params()
+    expected, got = _train_on_array(params, weights_for_seed(net, 1), steps=1, stalls=0)
+    model = array_step_cycles(params, layer_groups(params), _spikes(expected[0]))
+    counters = got[0][1]
+    assert [counters[n]["forward"] for n in range(cores)] == model.forward
+    assert [counters[n]["backward"] for n in range(cores)] == model.backward

@@ -1,0 +1,265 @@
+"""Cycle model of a :class:`~spikeforge.hw.array.CoreArray` training step, links included.
+
+Every core's engines follow their own exact formulas (:mod:`~spikeforge.hw.forward`,
+:mod:`~spikeforge.hw.backward`, :mod:`~spikeforge.hw.gradient`, :mod:`~spikeforge.hw.update`);
+what the array adds is *when* each timestep may start. The model replays the schedule timestep
+by timestep and word by word on the links:
+
+* **forward** -- every core starts FORWARD in the same cycle. Core timestep ``t`` issues
+  ``G (a_t + 1)`` tokens from ``E_t``; group ``g``'s spike mask reaches the emitter FIFO at
+  ``E_t + (g + 1)(a_t + 1) - 1 + FP_STAGES``. The serializer sends one word per spike and a
+  ``last`` word per timestep; the merge takes source 0's words of ``t``, then source 1's, ...;
+  the receiver counts timestep ``t`` :data:`~spikeforge.hw.links.LANDED` ``+ 1`` cycles after the
+  merged ``last`` word. ``E_{t+1} = X_t + 1 + FP_DEPTH`` if the next timestep's events were in
+  place at the last token ``X_t`` of ``t``, else ``max(X_t + FP_DEPTH + 1, avail_{t+1}) +
+  READ_LATENCY + 1`` (the header is fetched again).
+* **backward** -- the last layer starts first, the other layers :data:`BACKWARD_SKEW` cycles
+  later (their BACKWARD packet follows). BP's delta phase of ``t`` waits for ``e[t]``; its error
+  phase writes ``e_prev[t][i]`` ``BP_ERROR_STAGES`` cycles after the last group token of ``i``;
+  the reducer joins the partial sums of all cores of the layer and hands each value to the core
+  that owns neuron ``i``. WG follows BP's delta phases as in :func:`gradient_cycles`; the update
+  follows both.
+
+The model assumes the emitter FIFOs never fill (it reports ``fifo_peak``, the most entries one
+held, so a caller can see when that assumption fails: the engines would then pause).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from spikeforge.hw.backward import BP_DELTA_DRAIN, _tree_levels, bp_error_drain
+from spikeforge.hw.cycles import BACKWARD_HANDSHAKE, UPDATE_HANDSHAKE
+from spikeforge.hw.datapath import READ_LATENCY
+from spikeforge.hw.forward import FP_DEPTH
+from spikeforge.hw.gradient import WG_DRAIN
+from spikeforge.hw.links import LANDED
+from spikeforge.hw.params import CoreParams
+from spikeforge.hw.update import update_cycles
+
+__all__ = ["ArrayCycles", "array_step_cycles"]
+
+FP_STAGES = 2 * READ_LATENCY + 4
+"""Cycles from an integrate token to its spike mask entering the emitter FIFO (stage F)."""
+FIFO_LATENCY = 2
+"""Cycles from a FIFO write to the word being readable."""
+BP_ERROR_STAGES = READ_LATENCY + 5
+"""Cycles from the last group token of input ``i`` to ``e_prev[t][i]`` entering the emitter
+FIFO, plus the adder tree's levels."""
+BACKWARD_SKEW = 2
+"""Cycles between the last layer's BACKWARD and the other layers' (the second packet)."""
+
+
+ANSWER_CYCLES = 2
+"""Response-merger cycles per one-word answer packet (lock, then the word)."""
+STATUS_DELAY = 2
+"""Cycles from an engine's last busy cycle to its status word reaching the response merger."""
+HOST_FIXED = 21
+"""Cycles of a training step that depend on nothing above: the host's four round trips through
+the driver, router, cores' command decoders, response FIFOs and monitor (measured once under
+cocotb + Verilator with no idle or backpressure; docs/array.md)."""
+
+
+@dataclass(frozen=True)
+class ArrayCycles:
+    """Per-core counters (as the COUNTERS command reports them), the phase walls (the last
+    answer of the phase, from its start), and the whole step as the host sees it."""
+
+    forward: list[int]
+    backward: list[int]
+    forward_wall: int
+    backward_wall: int
+    step: int
+    fifo_peak: int
+
+    def to_dict(self) -> dict:
+        return {
+            "forward": self.forward,
+            "backward": self.backward,
+            "forward_wall": self.forward_wall,
+            "backward_wall": self.backward_wall,
+            "step": self.step,
+            "fifo_peak": self.fifo_peak,
+        }
+
+
+def _answers(ready: Sequence[int]) -> int:
+    """Cycle of the last answer word when the cores' status words are ready at ``ready``; the
+    merger takes one packet at a time, the earliest (lowest core on ties) first."""
+    free, last = 0, 0
+    for r in sorted(ready):
+        lock = max(r, free)
+        last, free = lock + 1, lock + ANSWER_CYCLES
+    return last
+
+
+def _serialize(entries, merge_free, first_free):
+    """Words of one source's timestep through its serializer.
+
+    ``entries``: ``(ready, spikes, last)`` in order; ``merge_free``: first cycle the merge takes
+    this source's words. Returns (the cycle of each word, the serializer's next free cycle).
+    """
+    free = first_free
+    times = []
+    for ready, spikes, last in entries:
+        load = max(ready, free)
+        words = spikes + (1 if last else 0)
+        if words == 0:
+            free = load + 2
+            continue
+        out = max(load + 1, merge_free)
+        for _ in range(words):
+            times.append(out)
+            out += 1
+        free = out  # the cycle after the last word
+    return times, free
+
+
+def _forward(cores: Sequence[CoreParams], layers, spikes) -> tuple[list[int], list[list[int]], int]:
+    """Forward: per-core FP busy cycles and per-layer avail times (cycles after the start)."""
+    T = cores[0].timesteps
+    busy = [0] * len(cores)
+    avail = None  # avail[t] of the current layer's receivers: first cycle avail > t
+    fifo_peak = 0
+    for layer, group in enumerate(layers):
+        x = spikes[layer]  # [T][n_in] input spikes of this layer
+        active = [sum(row) for row in x]
+        out = spikes[layer + 1]
+        last_layer = layer == len(layers) - 1
+        per_source = []
+        for n in group:
+            p = cores[n]
+            G, P = p.groups, p.lanes
+            E = []
+            cycle = 1  # HEAD: the cycle after the start
+            ok_next = True
+            for t in range(T):
+                if t == 0 or not ok_next:
+                    head = max(cycle, avail[t] if avail is not None else 0)
+                    start = head + READ_LATENCY + 1
+                else:
+                    start = cycle
+                E.append(start)
+                last_tok = start + G * (active[t] + 1) - 1
+                ok_next = avail is None or (t + 1 < T and avail[t + 1] <= last_tok)
+                cycle = last_tok + 1 + FP_DEPTH if ok_next else last_tok + FP_DEPTH + 1
+            busy[n] = E[-1] + G * (active[-1] + 1) + FP_DEPTH - 1
+            if not last_layer:
+                j0 = p.neuron_offset
+                entries = []
+                for t in range(T):
+                    row = []
+                    for g in range(G):
+                        pc = sum(out[t][j0 + g * P + q] for q in range(P))
+                        ready = E[t] + (g + 1) * (active[t] + 1) - 1 + FP_STAGES + FIFO_LATENCY
+                        row.append((ready, pc, g == G - 1))
+                    entries.append(row)
+                per_source.append(entries)
+        if last_layer:
+            break
+        # Merge: per timestep source 0's words, then source 1's, ...; one last word passes.
+        frees = [0] * len(per_source)
+        merge_free = 0
+        nxt = []
+        for t in range(T):
+            for s, entries in enumerate(per_source):
+                times, frees[s] = _serialize(entries[t], merge_free, frees[s])
+                merge_free = times[-1] + 1  # the source's last word; the merge moves on
+                fifo_peak = max(fifo_peak, _peak(entries[t], times))
+            nxt.append(merge_free - 1 + LANDED + 1)
+        avail = nxt
+    return busy, avail, fifo_peak
+
+
+def _peak(entries, times) -> int:
+    """Most entries waiting in a FIFO (rough: entries ready before the last word left)."""
+    if not times:
+        return 0
+    end = times[-1]
+    return sum(1 for ready, _, _ in entries if ready <= end)
+
+
+def _backward(cores: Sequence[CoreParams], layers, spikes) -> list[int]:
+    """Backward with update: per-core BACKWARD counters. Cycle 0 is the last layer's start."""
+    T = cores[0].timesteps
+    busy = [0] * len(cores)
+    arrive = None  # arrive[n][t]: first cycle core n's err_avail counts timestep t
+    for layer in reversed(range(len(layers))):
+        group = layers[layer]
+        active = [sum(row) for row in spikes[layer]]
+        start = 0 if layer == len(layers) - 1 else BACKWARD_SKEW
+        writes = []  # per core of this layer: e_prev[t][i] readable from its emitter
+        for n in group:
+            p = cores[n]
+            G = p.groups
+            cycle = start + 1  # the first DELTA cycle
+            visible = {}
+            ep = {}
+            for t in reversed(range(T)):
+                if arrive is not None:
+                    cycle = max(cycle, arrive[n][t])
+                cycle += G + BP_DELTA_DRAIN  # delta phase and its drain
+                visible[t] = cycle  # ready has dropped to t: WG may accumulate t
+                if p.emits_error:
+                    stages = BP_ERROR_STAGES + _tree_levels(p.lanes) + FIFO_LATENCY
+                    ep[t] = [cycle + i * G + G - 1 + stages for i in range(p.n_in)]
+                    cycle += p.n_in * G + bp_error_drain(p.lanes)
+            bp_end = cycle - 1
+            wg = start + 1
+            for t in reversed(range(T)):
+                wg = max(wg, visible[t]) + 1 + READ_LATENCY + 1
+                wg += active[t] * G + (WG_DRAIN if active[t] else 0)
+            engines = max(bp_end, wg - 1) - start
+            busy[n] = engines + BACKWARD_HANDSHAKE + update_cycles(p) + UPDATE_HANDSHAKE
+            writes.append(ep)
+        if layer == 0:
+            break
+        # The reducer passes value i of t once every core of this layer has written it, one
+        # value per cycle; the owner of neuron i counts t after its last value has landed.
+        passed = {}
+        prev = -1
+        for t in reversed(range(T)):
+            for i in range(cores[group[0]].n_in):
+                prev = max(max(ep[t][i] for ep in writes), prev + 1)
+                passed[t, i] = prev
+        arrive = {}
+        for n in layers[layer - 1]:
+            last = cores[n].neuron_range[1] - 1
+            arrive[n] = {t: passed[t, last] + LANDED + 1 for t in range(T)}
+    return busy
+
+
+def array_step_cycles(
+    cores: Sequence[CoreParams], layers: Sequence[Sequence[int]], spikes: Sequence
+) -> ArrayCycles:
+    """Cycles of one training step (FORWARD, then BACKWARD with update) on the array.
+
+    Parameters
+    ----------
+    cores : sequence of CoreParams
+        The array's cores in core order.
+    layers : sequence of sequence of int
+        Core indices per layer (:func:`~spikeforge.hw.array.layer_groups`).
+    spikes : sequence
+        ``spikes[0]``: the input spikes ``[T][n_in]``; ``spikes[l + 1]``: layer ``l``'s output
+        spikes ``[T][n_l]`` (0/1), as the golden model computes them.
+    """
+    fwd, _, peak = _forward(cores, layers, spikes)
+    bwd = _backward(cores, layers, spikes)
+    fwd_wall = _answers([c + STATUS_DELAY for c in fwd])
+    starts = [0 if n in layers[-1] else BACKWARD_SKEW for n in range(len(cores))]
+    bwd_wall = _answers([s + c + STATUS_DELAY for s, c in zip(starts, bwd, strict=True)])
+    T = cores[0].timesteps
+    load_words = 2 + T + sum(sum(row) for row in spikes[0])
+    # LOAD_SPIKES: every word, one decoder bubble per timestep and one per command, then the
+    # first layer's answers; SET_LABEL: the last layer's answers.
+    host = load_words + T + 1 + ANSWER_CYCLES * (len(layers[0]) + len(layers[-1]))
+    return ArrayCycles(
+        forward=fwd,
+        backward=bwd,
+        forward_wall=fwd_wall,
+        backward_wall=bwd_wall,
+        step=host + fwd_wall + bwd_wall + HOST_FIXED,
+        fifo_peak=peak,
+    )
