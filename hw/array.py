@@ -32,7 +32,7 @@ from amaranth.lib.wiring import In, Out
 
 from spikeforge.hw.core import SpikingCore
 from spikeforge.hw.datapath import index_range
-from spikeforge.hw.links import ErrorReduce, SpikeMerge
+from spikeforge.hw.links import STALL_STEPS, ErrorReduce, SpikeMerge, StallGate
 from spikeforge.hw.params import BUS_BITS, CoreParams
 from spikeforge.hw.protocol import ARRAY_TAG, MAX_ARRAY_CORES, ROUTE, Status
 
@@ -91,13 +91,22 @@ class CoreArray(wiring.Component):
     cores : sequence of CoreParams
         Linked cores, layer-major, each layer's slices in neuron order (at most
         :data:`~spikeforge.hw.protocol.MAX_ARRAY_CORES`).
+    link_stall : int
+        Verification only: block every link (both ends of every merge and reduction) on about
+        ``link_stall / 16`` of the cycles, pseudo-randomly
+        (:class:`~spikeforge.hw.links.StallGate`); 0 (default) builds no gates.
     """
 
-    def __init__(self, cores: Sequence[CoreParams]):
+    def __init__(self, cores: Sequence[CoreParams], *, link_stall: int = 0):
         cores = tuple(cores)
         self._groups = layer_groups(cores, linked=True)
         if len(cores) > MAX_ARRAY_CORES:
             raise ValueError(f"an array holds at most {MAX_ARRAY_CORES} cores, not {len(cores)}")
+        if isinstance(link_stall, bool) or not isinstance(link_stall, int):
+            raise TypeError(f"link_stall must be an int, not {link_stall!r}")
+        if not 0 <= link_stall < STALL_STEPS:
+            raise ValueError(f"link_stall must be in [0, {STALL_STEPS - 1}], not {link_stall}")
+        self._stall = link_stall
         self._cores = cores
         self._duts = [SpikingCore(p) for p in cores]
         super().__init__(
@@ -133,10 +142,27 @@ class CoreArray(wiring.Component):
         return "spikeforge_array"
 
     @property
+    def link_stall(self) -> int:
+        return self._stall
+
+    @property
     def array_hash(self) -> str:
-        """16 hex digits of SHA-256 over the cores' hashes in core order."""
-        canonical = json.dumps([p.core_hash for p in self._cores])
+        """16 hex digits of SHA-256 over the cores' hashes in core order (and the link stall
+        gates, if any)."""
+        hashes = [p.core_hash for p in self._cores]
+        canonical = json.dumps([*hashes, {"link_stall": self._stall}] if self._stall else hashes)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def _link(self, m: Module, source, sink, name: str) -> None:
+        """Connect a link's two ends, through a :class:`StallGate` when ``link_stall`` is set."""
+        if not self._stall:
+            wiring.connect(m, source, sink)
+            return
+        seed = 1 + (int(hashlib.sha256(name.encode()).hexdigest(), 16) % 0xFFFF)
+        gate = StallGate(source.signature, stall=self._stall, seed=seed)
+        m.submodules[f"stall_{name}"] = gate
+        wiring.connect(m, source, gate.i)
+        wiring.connect(m, gate.o, sink)
 
     def elaborate(self, platform):
         m = Module()
@@ -157,11 +183,11 @@ class CoreArray(wiring.Component):
             m.submodules[f"spikes{layer}"] = merge
             m.submodules[f"errors{layer}"] = reduce
             for s, n in enumerate(lower):
-                wiring.connect(m, self._duts[n].spk_o, getattr(merge, f"i{s}"))
-                wiring.connect(m, getattr(reduce, f"o{s}"), self._duts[n].err_i)
+                self._link(m, self._duts[n].spk_o, getattr(merge, f"i{s}"), f"spk_o{n}")
+                self._link(m, getattr(reduce, f"o{s}"), self._duts[n].err_i, f"err_i{n}")
             for d, n in enumerate(upper):
-                wiring.connect(m, getattr(merge, f"o{d}"), self._duts[n].spk_i)
-                wiring.connect(m, self._duts[n].err_o, getattr(reduce, f"i{d}"))
+                self._link(m, getattr(merge, f"o{d}"), self._duts[n].spk_i, f"spk_i{n}")
+                self._link(m, self._duts[n].err_o, getattr(reduce, f"i{d}"), f"err_o{n}")
 
         # -- router: host packets to the cores their route word names ------------------------------
         targets = Signal(C)

@@ -164,10 +164,13 @@ def generate_rack(cores: list[CoreParams], out_dir: Path) -> dict[str, Any]:
     return man
 
 
-def generate_array(cores: list[CoreParams], out_dir: Path) -> dict[str, Any]:
+def generate_array(
+    cores: list[CoreParams], out_dir: Path, *, link_stall: int = 0
+) -> dict[str, Any]:
     """Write a :class:`~spikeforge.hw.array.CoreArray` of ``cores`` and its manifest: the array's
-    ports, route word, layers (core indices) and one core manifest per core."""
-    array = CoreArray(cores)  # checked first: a half-built component would warn
+    ports, route word, layers (core indices) and one core manifest per core. ``link_stall``
+    adds the verification-only stall gates on every link."""
+    array = CoreArray(cores, link_stall=link_stall)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     text = verilog.convert(array, name=array.name, emit_src=False)
@@ -182,6 +185,7 @@ def generate_array(cores: list[CoreParams], out_dir: Path) -> dict[str, Any]:
         "route": {"word": "ROUTE << 24 | first << 12 | count", "ROUTE": ROUTE},
         "status_core_bits": "status word bits 0-15: the answering core (0xFFFF: the array)",
         "layers": array.layers,
+        "link_stall": link_stall,
         "cores": [manifest(p, dut, vname) for p, dut in zip(cores, array.duts, strict=True)],
         "verilator_waivers": LINT_WAIVERS,
         "versions": {"spikeforge": version("spikeforge"), "amaranth": version("amaranth")},

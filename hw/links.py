@@ -44,12 +44,14 @@ from spikeforge.hw.params import CoreParams
 
 __all__ = [
     "LINK_FIFO_DEPTH",
+    "STALL_STEPS",
     "ErrorEmitter",
     "ErrorReceiver",
     "ErrorReduce",
     "SpikeEmitter",
     "SpikeMerge",
     "SpikeReceiver",
+    "StallGate",
     "error_signature",
     "spike_layout",
     "spike_signature",
@@ -60,6 +62,42 @@ LINK_FIFO_DEPTH = 32
 LANDED = 2
 """Cycles from a receiver's last write request of a timestep until ``avail`` counts it: the
 registered write port, then the memory write itself."""
+
+
+STALL_STEPS = 16
+"""A :class:`StallGate` blocks ``stall`` of every :data:`STALL_STEPS` cycles on average."""
+
+
+class StallGate(wiring.Component):
+    """Verification only: passes a stream on pseudo-random cycles and blocks it on the others.
+
+    A 16-bit Fibonacci LFSR (taps 16, 14, 13, 11; ``seed`` must not be 0) steps every cycle; the
+    stream moves only when its low four bits are at least ``stall``, i.e. it is blocked on about
+    ``stall / 16`` of the cycles, in both directions (``valid`` and ``ready``). Put between two
+    ends of a link, it exercises the flow control the way a random backpressure inserter does.
+    """
+
+    def __init__(self, signature: stream.Signature, *, stall: int, seed: int):
+        if not 0 < stall < STALL_STEPS:
+            raise ValueError(f"stall must be in [1, {STALL_STEPS - 1}], not {stall!r}")
+        if not 0 < seed < 1 << 16:
+            raise ValueError(f"seed must be in [1, 65535], not {seed!r}")
+        self._stall, self._seed = stall, seed
+        super().__init__({"i": In(signature), "o": Out(signature)})
+
+    def elaborate(self, platform):
+        m = Module()
+        lfsr = Signal(16, init=self._seed)
+        feedback = lfsr[15] ^ lfsr[13] ^ lfsr[12] ^ lfsr[10]
+        m.d.sync += lfsr.eq(Cat(feedback, lfsr[:15]))
+        go = Signal()
+        m.d.comb += [
+            go.eq(lfsr[:4] >= self._stall),
+            self.o.payload.eq(self.i.payload),
+            self.o.valid.eq(self.i.valid & go),
+            self.i.ready.eq(self.o.ready & go),
+        ]
+        return m
 
 
 def spike_layout(neurons: int) -> data.StructLayout:

@@ -123,13 +123,15 @@ def run_array(
     stalls: int = 0,
     seed: int = 0,
     deadline: int | None = None,
+    link_stall: int = 0,
 ) -> object:
-    """Elaborate a :class:`~spikeforge.hw.array.CoreArray` of ``cores``, run ``script(host)``
-    (``host.send``/``host.recv`` packets on its one port), return its result. ``deadline``
-    (cycles) fails the run instead of letting a stuck array hang the test."""
+    """Elaborate a :class:`~spikeforge.hw.array.CoreArray` of ``cores`` (with ``link_stall``
+    gates on its links), run ``script(host)`` (``host.send``/``host.recv`` packets on its one
+    port), return its result. ``deadline`` (cycles) fails the run instead of letting a stuck
+    array hang the test."""
     from spikeforge.hw.array import CoreArray
 
-    dut = CoreArray(cores)
+    dut = CoreArray(cores, link_stall=link_stall)
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     result = {}

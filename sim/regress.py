@@ -144,10 +144,11 @@ def run_array(
     density: float = 0.5,
     stall: float = 0.3,
     check_every: int = 1,
+    link_stall: int = 0,
 ) -> tuple[Build, RunResult]:
-    """Build a :class:`~spikeforge.hw.array.CoreArray` of ``cores`` in ``folder`` and train
-    ``steps`` steps on it (``sim/tb_array.py``)."""
-    b = build_array(list(cores), folder)
+    """Build a :class:`~spikeforge.hw.array.CoreArray` of ``cores`` (``link_stall``: stall
+    gates on its links) in ``folder`` and train ``steps`` steps on it (``sim/tb_array.py``)."""
+    b = build_array(list(cores), folder, link_stall=link_stall)
     case = {
         "cores": [p.to_dict() for p in cores],
         "seed": seed,

@@ -195,12 +195,12 @@ def build_rack(cores: list[CoreParams], folder: Path) -> Build:
     )
 
 
-def build_array(cores: list[CoreParams], folder: Path) -> Build:
+def build_array(cores: list[CoreParams], folder: Path, *, link_stall: int = 0) -> Build:
     """:func:`build` of a :class:`~spikeforge.hw.array.CoreArray` (keyed by its ``array_hash``)."""
     return build(
         folder,
         top="spikeforge_array",
-        emit=lambda out: generate_array(cores, out),
+        emit=lambda out: generate_array(cores, out, link_stall=link_stall),
         config_hash_key="array_hash",
     )
 

@@ -38,7 +38,9 @@ def _linked(net: SnnConfig, *slices: tuple[int, int, tuple[int, int] | None]) ->
     ]
 
 
-def _train_on_array(cores, weights, *, steps: int, stalls: int, density: float = 0.6):
+def _train_on_array(
+    cores, weights, *, steps: int, stalls: int, density: float = 0.6, link_stall: int = 0
+):
     """``steps`` training steps on the array against the golden model; returns what the script
     returned after each step (weights, counters)."""
     net = cores[0].net
@@ -55,7 +57,7 @@ def _train_on_array(cores, weights, *, steps: int, stalls: int, density: float =
             out.append((await s.read_weights(), await s.counters()))
         return out
 
-    got = run_array(cores, script, stalls=stalls, deadline=DEADLINE)
+    got = run_array(cores, script, stalls=stalls, deadline=DEADLINE, link_stall=link_stall)
     for step, (exp, (w, _)) in enumerate(zip(expected, got, strict=True)):
         for layer in range(net.n_layers):
             assert torch.equal(w[layer], exp.weights[layer]), (step, layer)
@@ -72,6 +74,23 @@ def test_a_split_network_trains_bit_exact_on_five_linked_cores():
     )
     expected, _ = _train_on_array(cores, weights_for_seed(net, 1), steps=2, stalls=2)
     assert not torch.equal(expected[0].weights[0], weights_for_seed(net, 1)[0])
+
+
+@pytest.mark.parametrize("link_stall", [4, 12])
+def test_links_under_random_stalls_lose_and_duplicate_nothing(link_stall):
+    """Every link blocked on a pseudo-random 25% or 75% of the cycles (both ends of every merge
+    and reduction): still bit-exact, only slower than the cycle model's stall-free figure."""
+    net = SnnConfig(layers=(6, 8, 6, 4), timesteps=4, surrogate="triangle")
+    cores = _linked(
+        net, (0, 2, (0, 4)), (0, 4, (4, 8)), (1, 1, (0, 2)), (1, 2, (2, 6)), (2, 2, None)
+    )
+    expected, got = _train_on_array(
+        cores, weights_for_seed(net, 2), steps=2, stalls=1, link_stall=link_stall
+    )
+    for result, (_, counters) in zip(expected, got, strict=True):
+        free = array_step_cycles(cores, layer_groups(cores), _spikes(result))
+        slower = [counters[n]["forward"] > free.forward[n] for n in range(1, len(cores))]
+        assert any(slower)  # the gates really stalled the links
 
 
 def test_layers_integrate_at_the_same_time():

@@ -1,0 +1,115 @@
+"""Cycles per training sample of one network on 1, 2, 4, 8, 16 ... cores, measured under
+cocotb + Verilator, with the parallel efficiency and the array cycle model's error.
+
+For each core count the network is placed by the mapping compiler (``map_network``), the array
+is generated and Verilated (kept in ``OUT/c<C>/``), and ``steps`` training steps run without
+idle or backpressure cycles (every weight of every layer checked against the golden model after
+the last step). Per core count it prints the mean measured cycles per training sample, the
+speed-up and the parallel efficiency against the smallest core count in the list
+(``eff = cycles(C0) * C0 / (cycles(C) * C)``), the model's mean cycles and its worst per-step
+error, the Verilator build seconds and the simulation seconds.
+
+Run: ``.venv/bin/python bench/array_scaling.py [--layers 128,256] [--timesteps 8]
+[--cores 1,2,4,8,16] [--lanes 8] [--steps 3] [--density 0.2] [--out build/array-scaling]
+[--json]``. Results also go to ``OUT/results.json`` (rerunning reuses the builds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from spikeforge.codesign.mapping import map_network
+from spikeforge.sim.array_model import model_steps
+from spikeforge.sim.regress import run_array
+from spikeforge.sw.config import SnnConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(v) for v in text.split(","))
+
+
+def measure(net: SnnConfig, cores: int, args: argparse.Namespace) -> dict:
+    mapping = map_network(net, cores, lanes=args.lanes)
+    params = mapping.core_params()
+    t0 = time.perf_counter()
+    b, r = run_array(
+        params,
+        args.out / f"c{cores}",
+        seed=args.seed,
+        steps=args.steps,
+        density=args.density,
+        stall=0.0,
+        check_every=args.steps,
+    )
+    wall = time.perf_counter() - t0
+    if not r.passed:
+        raise SystemExit(f"{cores} cores: {r.report()}")
+    measured = r.detail["step_cycles"]
+    model = model_steps(params, seed=args.seed, steps=args.steps, density=args.density)
+    errors = [abs(m.step - c) / c for m, c in zip(model, measured, strict=True)]
+    return {
+        "cores": cores,
+        "cores_per_layer": list(mapping.cores_per_layer),
+        "cycles": measured,
+        "mean_cycles": sum(measured) / len(measured),
+        "model_cycles": [m.step for m in model],
+        "model_error_max": max(errors),
+        "fifo_peak": max(m.fifo_peak for m in model),
+        "build_seconds": round(b.seconds, 1),
+        "build_cached": b.cached,
+        "sim_seconds": round(r.seconds, 1),
+        "wall_seconds": round(wall, 1),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--layers", type=_ints, default=(128, 256))
+    ap.add_argument("--timesteps", type=int, default=8)
+    ap.add_argument("--cores", type=_ints, default=(1, 2, 4, 8, 16))
+    ap.add_argument("--lanes", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--density", type=float, default=0.2)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=ROOT / "build" / "array-scaling")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    net = SnnConfig(layers=args.layers, timesteps=args.timesteps)
+    rows = []
+    for cores in args.cores:
+        rows.append(measure(net, cores, args))
+        print(f"... {cores} cores done", flush=True)
+    base = rows[0]
+    for row in rows:
+        row["speedup"] = base["mean_cycles"] / row["mean_cycles"]
+        row["efficiency"] = row["speedup"] * base["cores"] / row["cores"]
+    args.out.mkdir(parents=True, exist_ok=True)
+    summary = {"network": list(args.layers), "timesteps": args.timesteps, "rows": rows}
+    (args.out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(
+        f"network {args.layers}, T = {args.timesteps}, density {args.density}, lanes <= "
+        f"{args.lanes}, {args.steps} steps per core count"
+    )
+    print(
+        f"{'cores':>5} {'per layer':>14} {'cycles/sample':>13} {'speed-up':>8} {'eff':>6} "
+        f"{'model':>9} {'err':>6} {'build s':>7} {'sim s':>6}"
+    )
+    for row in rows:
+        print(
+            f"{row['cores']:>5} {row['cores_per_layer']!s:>14} {row['mean_cycles']:>13.0f} "
+            f"{row['speedup']:>8.2f} {row['efficiency']:>6.1%} "
+            f"{sum(row['model_cycles']) / len(row['model_cycles']):>9.0f} "
+            f"{row['model_error_max']:>6.2%} {row['build_seconds']:>7.1f} "
+            f"{row['sim_seconds']:>6.1f}"
+        )
+    if args.json:
+        print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
