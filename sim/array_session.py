@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import torch
 
+from spikeforge.codesign.host_stream import train_step_stream
 from spikeforge.hw.array import layer_groups
 from spikeforge.hw.params import CoreParams
 from spikeforge.hw.protocol import (
@@ -127,15 +128,15 @@ class ArraySession:
         await self.call(self.all_cores, Opcode.FORWARD)
 
     async def train_step(self, x: torch.Tensor, label: int) -> None:
-        """Forward, the output error from ``label``, backward and the update on every core."""
-        await self.forward(x)
-        last = self.layers[-1]
-        await self.call(last, Opcode.SET_LABEL, int(label))
-        await self.post(last, Opcode.BACKWARD, 1)
-        rest = [n for g in self.layers[:-1] for n in g]
-        if rest:
-            await self.post(rest, Opcode.BACKWARD, 1 | 2)
-        await self.collect(dict.fromkeys(self.all_cores, Opcode.BACKWARD))
+        """Forward, the output error from ``label``, backward and the update on every core
+        (the packets of :func:`~spikeforge.codesign.host_stream.train_step_stream`)."""
+        pending: dict[int, Opcode] = {}
+        for packet in train_step_stream(self.layers, x.tolist(), int(label)):
+            await self._send(list(packet.words))
+            pending |= packet.answers
+            if packet.wait:
+                await self.collect(pending)
+                pending = {}
 
     async def predict(self, x: torch.Tensor) -> int:
         """The class the network predicts for ``x`` (same rule as the golden model)."""

@@ -174,6 +174,7 @@ def core_params_from_args(args: argparse.Namespace):
 
 def _generate_array(args: argparse.Namespace) -> dict[str, Any]:
     """``generate --network``: map the network on ``--cores`` cores and write the array."""
+    from spikeforge.codesign.host_stream import stream_template
     from spikeforge.codesign.mapping import map_network, read_network_toml
     from spikeforge.hw.generate import generate_array, lint
     from spikeforge.sw.config import SnnConfig
@@ -208,7 +209,8 @@ def _generate_array(args: argparse.Namespace) -> dict[str, Any]:
     mapping = map_network(net, **array)
     out = args.out
     man = generate_array(list(mapping.core_params()), out)
-    (out / "mapping.json").write_text(json.dumps(mapping.to_dict(), indent=2) + "\n")
+    recorded = {**mapping.to_dict(), "train_step_stream": stream_template(man["layers"])}
+    (out / "mapping.json").write_text(json.dumps(recorded, indent=2) + "\n")
     summary = {
         "out": str(out),
         "verilog": str(out / man["verilog"]),

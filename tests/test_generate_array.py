@@ -92,9 +92,17 @@ def test_cli_generates_the_array_the_mapping_places(tmp_path, capsys):
     assert man["array_hash"] == summary["array_hash"]
     assert [c["core_hash"] for c in man["cores"]] == [p.core_hash for p in mapping.core_params()]
     assert "module spikeforge_array(" in (out / "spikeforge_array.v").read_text()
-    assert json.loads((out / "mapping.json").read_text()) == json.loads(
-        json.dumps(mapping.to_dict())
-    )
+    recorded = json.loads((out / "mapping.json").read_text())
+    stream = recorded.pop("train_step_stream")
+    assert recorded == json.loads(json.dumps(mapping.to_dict()))
+    assert [(row["command"], row["cores"]) for row in stream] == [
+        ("LOAD_SPIKES", [0, 1]),
+        ("FORWARD", [0, 4]),
+        ("SET_LABEL", [4, 4]),
+        ("BACKWARD", [4, 4]),
+        ("BACKWARD", [0, 3]),
+    ]
+    assert stream[1]["route_word"] == "0xf0000005"  # cores 0 .. 4
 
 
 def test_cli_takes_cores_from_the_array_table_and_prints_the_mapping(tmp_path, capsys):

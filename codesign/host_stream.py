@@ -1,0 +1,93 @@
+"""The host command stream of a training step on a :class:`~spikeforge.hw.array.CoreArray`.
+
+A mapped network (``layers``: core indices per layer, as ``Mapping.core_params`` numbers them)
+trains one sample with four routed commands; between layers the array's own links carry the
+data, so the host sends nothing else. :func:`train_step_stream` gives the packets for one sample
+(the route word, the command, its payload) with the answers each packet draws and whether the
+host must collect them before sending on; :func:`stream_template` describes the same stream for
+a host driver (``mapping.json`` of ``spikeforge generate --network``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from spikeforge.hw.protocol import Opcode, command, route, spike_words
+
+__all__ = ["Packet", "stream_template", "train_step_stream"]
+
+
+@dataclass(frozen=True)
+class Packet:
+    """One host packet: its words, the core answering each, and whether to wait for them (and
+    the answers still pending) before the next packet."""
+
+    words: tuple[int, ...]
+    answers: dict[int, Opcode]
+    wait: bool
+
+
+def _packet(cores: Sequence[int], op: Opcode, arg: int, payload=(), *, wait: bool) -> Packet:
+    first = cores[0]
+    if list(cores) != list(range(first, first + len(cores))):
+        raise ValueError(f"cores {list(cores)} are not contiguous")
+    words = (route(first, len(cores)), command(op, arg), *[w & 0xFFFFFFFF for w in payload])
+    return Packet(words, dict.fromkeys(cores, op), wait)
+
+
+def _phases(layers: Sequence[Sequence[int]]):
+    everyone = [n for group in layers for n in group]
+    below = [n for group in layers[:-1] for n in group]
+    return everyone, list(layers[0]), list(layers[-1]), below
+
+
+def train_step_stream(
+    layers: Sequence[Sequence[int]], spikes: Sequence[Sequence[int]], label: int
+) -> list[Packet]:
+    """The packets of one training step: input ``spikes`` ``[T][n_in]`` (0/1) and ``label``.
+
+    LOAD_SPIKES to the first layer's cores, FORWARD to every core, SET_LABEL to the last layer's
+    cores, then BACKWARD with update to the last layer (from its label) and to every other core
+    (from the error link) without waiting in between, so all start within two cycles.
+    """
+    everyone, first, last, below = _phases(layers)
+    stream = [
+        _packet(first, Opcode.LOAD_SPIKES, 0, spike_words(spikes), wait=True),
+        _packet(everyone, Opcode.FORWARD, 0, wait=True),
+        _packet(last, Opcode.SET_LABEL, int(label), wait=True),
+        _packet(last, Opcode.BACKWARD, 1, wait=not below),
+    ]
+    if below:
+        stream.append(_packet(below, Opcode.BACKWARD, 1 | 2, wait=True))
+    return stream
+
+
+def stream_template(layers: Sequence[Sequence[int]]) -> list[dict[str, Any]]:
+    """JSON-able description of :func:`train_step_stream` for a host driver."""
+    everyone, first, last, below = _phases(layers)
+    rows = [
+        ("LOAD_SPIKES", first, 0, "per timestep: count, then the spiking input indices"),
+        ("FORWARD", everyone, 0, ""),
+        ("SET_LABEL", last, None, "arg = the label"),
+        ("BACKWARD", last, 1, "arg = 1: update after; error from the label"),
+    ]
+    if below:
+        rows.append(("BACKWARD", below, 3, "arg = 3: update after; error from the link"))
+    out = []
+    for n, (name, cores, arg, what) in enumerate(rows):
+        op = Opcode[name]
+        out.append(
+            {
+                "packet": n,
+                "command": name,
+                "cores": [cores[0], cores[-1]],
+                "route_word": f"{route(cores[0], len(cores)):#010x}",
+                "command_word": f"{command(op, arg):#010x}" if arg is not None else None,
+                "payload": what,
+                "answers": len(cores),
+                "wait_for_answers": not (name == "BACKWARD" and n == 3 and below),
+            }
+        )
+    return out

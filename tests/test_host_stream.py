@@ -1,0 +1,35 @@
+"""The host command stream of a training step on the array (codesign/host_stream.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from spikeforge.codesign.host_stream import train_step_stream
+from spikeforge.hw.protocol import Opcode, command, route, spike_words
+
+
+def test_a_training_step_is_five_packets_with_the_answers_they_draw():
+    layers = [[0, 1], [2, 3], [4]]
+    spikes = [[0, 1, 1], [1, 0, 0]]
+    stream = train_step_stream(layers, spikes, 3)
+    assert [p.words[:2] for p in stream] == [
+        (route(0, 2), command(Opcode.LOAD_SPIKES)),
+        (route(0, 5), command(Opcode.FORWARD)),
+        (route(4), command(Opcode.SET_LABEL, 3)),
+        (route(4), command(Opcode.BACKWARD, 1)),
+        (route(0, 4), command(Opcode.BACKWARD, 3)),
+    ]
+    assert list(stream[0].words[2:]) == spike_words(spikes) == [2, 1, 2, 1, 0]
+    assert [p.wait for p in stream] == [True, True, True, False, True]
+    assert stream[1].answers == dict.fromkeys(range(5), Opcode.FORWARD)
+
+
+def test_a_one_layer_array_waits_for_its_backward():
+    stream = train_step_stream([[0, 1]], [[1]], 0)
+    assert [p.words[1] >> 24 for p in stream][-1] == Opcode.BACKWARD
+    assert stream[-1].wait and stream[-1].answers == {0: Opcode.BACKWARD, 1: Opcode.BACKWARD}
+
+
+def test_cores_of_a_packet_must_be_contiguous():
+    with pytest.raises(ValueError, match=r"cores \[0, 2\] are not contiguous"):
+        train_step_stream([[0, 2], [1]], [[1]], 0)
