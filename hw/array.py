@@ -28,9 +28,8 @@ from collections.abc import Sequence
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
 
-from spikeforge.hw.core import SpikingCore
+from spikeforge.hw.core import SpikingCore, host_port_members
 from spikeforge.hw.datapath import index_range
 from spikeforge.hw.links import STALL_STEPS, ErrorReduce, SpikeMerge, StallGate
 from spikeforge.hw.params import BUS_BITS, CoreParams
@@ -109,18 +108,7 @@ class CoreArray(wiring.Component):
         self._stall = link_stall
         self._cores = cores
         self._duts = [SpikingCore(p) for p in cores]
-        super().__init__(
-            {
-                "s_axis_tdata": In(BUS_BITS),
-                "s_axis_tvalid": In(1),
-                "s_axis_tready": Out(1),
-                "s_axis_tlast": In(1),
-                "m_axis_tdata": Out(BUS_BITS),
-                "m_axis_tvalid": Out(1),
-                "m_axis_tready": In(1),
-                "m_axis_tlast": Out(1),
-            }
-        )
+        super().__init__(host_port_members())
 
     @property
     def cores(self) -> tuple[CoreParams, ...]:

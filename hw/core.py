@@ -41,7 +41,21 @@ from spikeforge.hw.links import (
 from spikeforge.hw.params import BUS_BITS, CoreParams
 from spikeforge.hw.update import UpdateEngine
 
-__all__ = ["SpikingCore"]
+__all__ = ["SpikingCore", "host_port_members"]
+
+
+def host_port_members() -> dict:
+    """The AXI4-Stream host port: commands in on ``s_axis_*``, responses out on ``m_axis_*``."""
+    return {
+        "s_axis_tdata": In(BUS_BITS),
+        "s_axis_tvalid": In(1),
+        "s_axis_tready": Out(1),
+        "s_axis_tlast": In(1),
+        "m_axis_tdata": Out(BUS_BITS),
+        "m_axis_tvalid": Out(1),
+        "m_axis_tready": In(1),
+        "m_axis_tlast": Out(1),
+    }
 
 
 class SpikingCore(wiring.Component):
@@ -58,14 +72,7 @@ class SpikingCore(wiring.Component):
         self._params = params
         super().__init__(
             {
-                "s_axis_tdata": In(BUS_BITS),
-                "s_axis_tvalid": In(1),
-                "s_axis_tready": Out(1),
-                "s_axis_tlast": In(1),
-                "m_axis_tdata": Out(BUS_BITS),
-                "m_axis_tvalid": Out(1),
-                "m_axis_tready": In(1),
-                "m_axis_tlast": Out(1),
+                **host_port_members(),
                 **({"spk_i": In(spike_signature(params.n_in))} if params.spikes_in else {}),
                 **(
                     {"spk_o": Out(spike_signature(params.layer_neurons))}

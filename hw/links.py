@@ -113,6 +113,13 @@ def error_signature(bits: int) -> stream.Signature:
     return stream.Signature(signed(bits))
 
 
+def _checked_margin(margin: int) -> int:
+    """An emitter's free-entry margin: at least one entry, less than the whole FIFO."""
+    if not 0 < margin < LINK_FIFO_DEPTH:
+        raise ValueError(f"margin must be in [1, {LINK_FIFO_DEPTH - 1}], not {margin!r}")
+    return margin
+
+
 class SpikeEmitter(wiring.Component):
     """FIFO of integrated groups ``(mask, group, last)`` and the serializer behind it.
 
@@ -122,9 +129,7 @@ class SpikeEmitter(wiring.Component):
 
     def __init__(self, params: CoreParams, *, margin: int):
         self._p = p = CoreParams.checked(params)
-        if not 0 < margin < LINK_FIFO_DEPTH:
-            raise ValueError(f"margin must be in [1, {LINK_FIFO_DEPTH - 1}], not {margin!r}")
-        self._margin = margin
+        self._margin = _checked_margin(margin)
         super().__init__(
             {
                 "push": In(1),
@@ -253,9 +258,7 @@ class ErrorEmitter(wiring.Component):
 
     def __init__(self, params: CoreParams, *, margin: int):
         self._p = p = CoreParams.checked(params)
-        if not 0 < margin < LINK_FIFO_DEPTH:
-            raise ValueError(f"margin must be in [1, {LINK_FIFO_DEPTH - 1}], not {margin!r}")
-        self._margin = margin
+        self._margin = _checked_margin(margin)
         super().__init__(
             {
                 "push": In(1),
