@@ -64,9 +64,9 @@ regress-full: setup ## all 20 matrix configs x 5 seeds x 4 steps; digits 200 sam
 sim-speed: setup ## cycles/s of the default core: cocotb + Verilator vs Amaranth's simulator
 	$(PY) bench/sim_speed.py
 
-array-scaling: setup ## Verilator: cycles/sample of one layer on 1-16 cores and a deep net on 4-24
+array-scaling: setup ## Verilator: cycles/sample of one layer on 1-16 cores and a deep net on 4, 12, 24
 	$(PY) bench/array_scaling.py --cores 1,2,4,8,16
-	$(PY) bench/array_scaling.py --layers 64,128,128,128,10 --cores 4,8,16,24 --steps 2 \
+	$(PY) bench/array_scaling.py --layers 64,128,128,128,10 --cores 4,12,24 --steps 2 \
 		--out build/array-scaling-deep
 
 clean: ## remove build and run outputs (keeps .venv)
