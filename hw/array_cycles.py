@@ -20,8 +20,12 @@ by timestep and word by word on the links:
   that owns neuron ``i``. WG follows BP's delta phases as in :func:`gradient_cycles`; the update
   follows both.
 
-The model assumes the emitter FIFOs never fill (it reports ``fifo_peak``, the most entries one
-held, so a caller can see when that assumption fails: the engines would then pause).
+Backward, a faster slice can fill its error FIFO while the reducer waits for a slower one; its
+BP engine then pauses, and the model follows that exactly (each core's error phase issues only
+while its FIFO level is below the threshold, with the reducer's pace and the FIFO levels solved
+together). Forward, the model assumes the spike FIFOs never fill; it reports ``fifo_peak``, the
+most entries one would hold, so a caller can see when that assumption fails (above
+``LINK_FIFO_DEPTH`` minus the emitter's margin, 18, the FP engine would pause).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from spikeforge.hw.cycles import BACKWARD_HANDSHAKE, UPDATE_HANDSHAKE
 from spikeforge.hw.datapath import READ_LATENCY
 from spikeforge.hw.forward import FP_DEPTH
 from spikeforge.hw.gradient import WG_DRAIN
-from spikeforge.hw.links import LANDED
+from spikeforge.hw.links import LANDED, LINK_FIFO_DEPTH
 from spikeforge.hw.params import CoreParams
 from spikeforge.hw.update import update_cycles
 
@@ -180,8 +184,53 @@ def _peak(entries, times) -> int:
     return sum(1 for ready, _, _ in entries if ready <= end)
 
 
+def _bp_schedule(p: CoreParams, start: int, arrive, pops):
+    """One core's BP: ``(bp_end, visible[t], ep[t][i])`` -- the last busy cycle, when WG may
+    take ``t``, and when ``e_prev[t][i]`` is readable from the emitter.
+
+    ``arrive[t]``: first cycle the error of ``t`` is in place (None: from the label). ``pops``:
+    the cycles the reducer takes this core's values, in order (None: at once); the error phase
+    issues a token only while the emitter FIFO's level a cycle earlier is below its threshold.
+    """
+    T, G = p.timesteps, p.groups
+    stages = BP_ERROR_STAGES + _tree_levels(p.lanes)  # token to the FIFO write (ep_wen)
+    threshold = LINK_FIFO_DEPTH - (bp_error_drain(p.lanes) + 2)  # the emitter's margin
+    written: list[int] = []
+    k_pop = 0
+    k_written = 0
+
+    def room(c: int) -> bool:
+        nonlocal k_pop, k_written
+        if pops is None:
+            return True
+        while k_written < len(written) and written[k_written] < c - 1:
+            k_written += 1
+        while k_pop < len(pops) and pops[k_pop] < c - 1:
+            k_pop += 1
+        return k_written - k_pop < threshold
+
+    cycle = start + 1  # the first DELTA cycle
+    visible, ep = {}, {}
+    for t in reversed(range(T)):
+        if arrive is not None:
+            cycle = max(cycle, arrive[t])
+        cycle += G + BP_DELTA_DRAIN  # delta phase and its drain
+        visible[t] = cycle  # ready has dropped to t: WG may accumulate t
+        if p.emits_error:
+            ep[t] = []
+            for _ in range(p.n_in):
+                for _ in range(G):
+                    while not room(cycle):
+                        cycle += 1
+                    cycle += 1
+                written.append(cycle - 1 + stages)
+                ep[t].append(cycle - 1 + stages + FIFO_LATENCY)
+            cycle += bp_error_drain(p.lanes)
+    return cycle - 1, visible, ep
+
+
 def _backward(cores: Sequence[CoreParams], layers, spikes) -> list[int]:
-    """Backward with update: per-core BACKWARD counters. Cycle 0 is the last layer's start."""
+    """Backward with update: per-core BACKWARD counters (cycle 0 is the last layer's start)."""
     T = cores[0].timesteps
     busy = [0] * len(cores)
     arrive = None  # arrive[n][t]: first cycle core n's err_avail counts timestep t
@@ -189,44 +238,38 @@ def _backward(cores: Sequence[CoreParams], layers, spikes) -> list[int]:
         group = layers[layer]
         active = [sum(row) for row in spikes[layer]]
         start = 0 if layer == len(layers) - 1 else BACKWARD_SKEW
-        writes = []  # per core of this layer: e_prev[t][i] readable from its emitter
-        for n in group:
-            p = cores[n]
-            G = p.groups
-            cycle = start + 1  # the first DELTA cycle
-            visible = {}
-            ep = {}
+        n_in = cores[group[0]].n_in
+        pops = None
+        while True:  # the reducer's pace and the emitters' room depend on each other
+            runs = {
+                n: _bp_schedule(cores[n], start, None if arrive is None else arrive[n], pops)
+                for n in group
+            }
+            if layer == 0:
+                break
+            # The reducer passes value i of t once every core has it, one value per cycle.
+            passed, prev = [], -1
             for t in reversed(range(T)):
-                if arrive is not None:
-                    cycle = max(cycle, arrive[n][t])
-                cycle += G + BP_DELTA_DRAIN  # delta phase and its drain
-                visible[t] = cycle  # ready has dropped to t: WG may accumulate t
-                if p.emits_error:
-                    stages = BP_ERROR_STAGES + _tree_levels(p.lanes) + FIFO_LATENCY
-                    ep[t] = [cycle + i * G + G - 1 + stages for i in range(p.n_in)]
-                    cycle += p.n_in * G + bp_error_drain(p.lanes)
-            bp_end = cycle - 1
+                for i in range(n_in):
+                    prev = max(max(run[2][t][i] for run in runs.values()), prev + 1)
+                    passed.append(prev)
+            if passed == pops:
+                break
+            pops = passed
+        for n, (bp_end, visible, _) in runs.items():
+            p = cores[n]
             wg = start + 1
             for t in reversed(range(T)):
                 wg = max(wg, visible[t]) + 1 + READ_LATENCY + 1
-                wg += active[t] * G + (WG_DRAIN if active[t] else 0)
+                wg += active[t] * p.groups + (WG_DRAIN if active[t] else 0)
             engines = max(bp_end, wg - 1) - start
             busy[n] = engines + BACKWARD_HANDSHAKE + update_cycles(p) + UPDATE_HANDSHAKE
-            writes.append(ep)
         if layer == 0:
             break
-        # The reducer passes value i of t once every core of this layer has written it, one
-        # value per cycle; the owner of neuron i counts t after its last value has landed.
-        passed = {}
-        prev = -1
-        for t in reversed(range(T)):
-            for i in range(cores[group[0]].n_in):
-                prev = max(max(ep[t][i] for ep in writes), prev + 1)
-                passed[t, i] = prev
         arrive = {}
         for n in layers[layer - 1]:
             last = cores[n].neuron_range[1] - 1
-            arrive[n] = {t: passed[t, last] + LANDED + 1 for t in range(T)}
+            arrive[n] = {t: pops[(T - 1 - t) * n_in + last] + LANDED + 1 for t in range(T)}
     return busy
 
 

@@ -174,6 +174,8 @@ def _spikes(result) -> list:
         ((16, 16, 16, 8), 6, 3, 4),  # one core per layer: layer pipelining only
         ((6, 8, 6, 4), 4, 5, 2),  # split layers: merged spikes, reduced errors
         ((16, 32, 16, 8), 4, 6, 4),  # a layer split in three
+        ((8, 64, 24, 4), 3, 4, 8),  # slices of 2 and 1 lane groups: the faster one's error
+        # FIFO fills while the reducer waits for the slower one, and its BP engine pauses
     ],
 )
 def test_the_cycle_model_predicts_every_cores_counters(layers, timesteps, cores, lanes):
