@@ -104,7 +104,8 @@ def main() -> None:
             f"{row['cores']:>5} {row['cores_per_layer']!s:>14} {row['mean_cycles']:>13.0f} "
             f"{row['speedup']:>8.2f} {row['efficiency']:>6.1%} "
             f"{sum(row['model_cycles']) / len(row['model_cycles']):>9.0f} "
-            f"{row['model_error_max']:>6.2%} {row['build_seconds']:>7.1f} "
+            f"{row['model_error_max']:>6.2%} "
+            f"{'cached' if row['build_cached'] else row['build_seconds']:>7} "
             f"{row['sim_seconds']:>6.1f}"
         )
     if args.json:
