@@ -146,8 +146,10 @@ def _forward(cores: Sequence[CoreParams], layers, spikes) -> tuple[list[int], li
                     start = cycle
                 E.append(start)
                 last_tok = start + G * (active[t] + 1) - 1
+                # Drained FP_DEPTH cycles later; if t+1's events were not in place at the last
+                # token, its header is fetched again after waiting for them (above).
                 ok_next = avail is None or (t + 1 < T and avail[t + 1] <= last_tok)
-                cycle = last_tok + 1 + FP_DEPTH if ok_next else last_tok + FP_DEPTH + 1
+                cycle = last_tok + 1 + FP_DEPTH
             busy[n] = E[-1] + G * (active[-1] + 1) + FP_DEPTH - 1
             if not last_layer:
                 j0 = p.neuron_offset
