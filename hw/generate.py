@@ -129,39 +129,41 @@ def manifest(params: CoreParams, dut: SpikingCore, verilog_name: str) -> dict[st
     }
 
 
+def _write_top(top, name: str, out_dir: Path, describe) -> dict[str, Any]:
+    """Write ``top``'s Verilog as ``out_dir/<name>.v`` and ``describe(verilog file name)`` as
+    ``out_dir/manifest.json``; return the manifest."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    vname = f"{name}.v"
+    (out_dir / vname).write_text(verilog.convert(top, name=name, emit_src=False))
+    man = describe(vname)
+    (out_dir / "manifest.json").write_text(json.dumps(man, indent=2) + "\n")
+    return man
+
+
 def generate(params: CoreParams, out_dir: Path) -> dict[str, Any]:
     """Write the core's Verilog and manifest into ``out_dir``; return the manifest."""
     if not isinstance(params, CoreParams):
         raise TypeError(f"params must be a CoreParams, not {params!r}")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     dut = SpikingCore(params)
-    text = verilog.convert(dut, name=params.name, emit_src=False)
-    vname = f"{params.name}.v"
-    (out_dir / vname).write_text(text)
-    man = manifest(params, dut, vname)
-    (out_dir / "manifest.json").write_text(json.dumps(man, indent=2) + "\n")
-    return man
+    return _write_top(dut, params.name, out_dir, lambda vname: manifest(params, dut, vname))
 
 
 def generate_rack(cores: list[CoreParams], out_dir: Path) -> dict[str, Any]:
     """Write a :class:`~spikeforge.hw.rack.CoreRack` of ``cores`` and its manifest (one core
     manifest per entry, under ``cores``, with ports prefixed ``c{n}_``)."""
     rack = CoreRack(check_cores(cores))  # checked first: a half-built component would warn
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    text = verilog.convert(rack, name=rack.name, emit_src=False)
-    vname = f"{rack.name}.v"
-    (out_dir / vname).write_text(text)
-    man = {
-        "top": rack.name,
-        "verilog": vname,
-        "rack_hash": rack.rack_hash,
-        "port_prefixes": [f"c{n}_" for n in range(len(cores))],
-        "cores": [manifest(p, dut, vname) for p, dut in zip(cores, rack.duts, strict=True)],
-    }
-    (out_dir / "manifest.json").write_text(json.dumps(man, indent=2) + "\n")
-    return man
+
+    def describe(vname: str) -> dict[str, Any]:
+        return {
+            "top": rack.name,
+            "verilog": vname,
+            "rack_hash": rack.rack_hash,
+            "port_prefixes": [f"c{n}_" for n in range(len(cores))],
+            "cores": [manifest(p, dut, vname) for p, dut in zip(cores, rack.duts, strict=True)],
+        }
+
+    return _write_top(rack, rack.name, out_dir, describe)
 
 
 def generate_array(
@@ -171,27 +173,24 @@ def generate_array(
     ports, route word, layers (core indices) and one core manifest per core. ``link_stall``
     adds the verification-only stall gates on every link."""
     array = CoreArray(cores, link_stall=link_stall)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    text = verilog.convert(array, name=array.name, emit_src=False)
-    vname = f"{array.name}.v"
-    (out_dir / vname).write_text(text)
-    man = {
-        "top": array.name,
-        "verilog": vname,
-        "array_hash": array.array_hash,
-        "net_hash": cores[0].net.config_hash,
-        "ports": _ports(array),
-        "route": {"word": "ROUTE << 24 | first << 12 | count", "ROUTE": ROUTE},
-        "status_core_bits": "status word bits 0-15: the answering core (0xFFFF: the array)",
-        "layers": array.layers,
-        "link_stall": link_stall,
-        "cores": [manifest(p, dut, vname) for p, dut in zip(cores, array.duts, strict=True)],
-        "verilator_waivers": LINT_WAIVERS,
-        "versions": {"spikeforge": version("spikeforge"), "amaranth": version("amaranth")},
-    }
-    (out_dir / "manifest.json").write_text(json.dumps(man, indent=2) + "\n")
-    return man
+
+    def describe(vname: str) -> dict[str, Any]:
+        return {
+            "top": array.name,
+            "verilog": vname,
+            "array_hash": array.array_hash,
+            "net_hash": cores[0].net.config_hash,
+            "ports": _ports(array),
+            "route": {"word": "ROUTE << 24 | first << 12 | count", "ROUTE": ROUTE},
+            "status_core_bits": "status word bits 0-15: the answering core (0xFFFF: the array)",
+            "layers": array.layers,
+            "link_stall": link_stall,
+            "cores": [manifest(p, dut, vname) for p, dut in zip(cores, array.duts, strict=True)],
+            "verilator_waivers": LINT_WAIVERS,
+            "versions": {"spikeforge": version("spikeforge"), "amaranth": version("amaranth")},
+        }
+
+    return _write_top(array, array.name, out_dir, describe)
 
 
 def lint(verilog_path: Path, *, waivers: dict[str, str] = LINT_WAIVERS) -> list[str]:

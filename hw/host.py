@@ -17,7 +17,7 @@ from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.hw.datapath import READ_LATENCY, delay_line, index_range
+from spikeforge.hw.datapath import READ_LATENCY, delay_line, index_range, write_port_members
 from spikeforge.hw.params import BUS_BITS, CoreParams
 from spikeforge.hw.protocol import COUNTERS, MAGIC, Opcode, Quantity, Status
 
@@ -80,12 +80,8 @@ class HostController(wiring.Component):
             "addr": Out(max(s.addr_bits for s in specs.values())),
             "lane": Out(index_range(p.lanes)),
             "wdata": Out(BUS_BITS),
-            "ev_wen": Out(1),
-            "ev_waddr": Out(specs["events"].addr_bits),
-            "ev_wdata": Out(specs["events"].word_bits),
-            "hdr_wen": Out(1),
-            "hdr_waddr": Out(specs["event_heads"].addr_bits),
-            "hdr_wdata": Out(specs["event_heads"].word_bits),
+            **write_port_members("ev", specs["events"]),
+            **write_port_members("hdr", specs["event_heads"]),
             "fp_start": Out(1),
             "bp_start": Out(1),
             "wg_start": Out(1),

@@ -39,7 +39,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.hw.datapath import delay_line, index_range, rnd, sat
+from spikeforge.hw.datapath import delay_line, index_range, rnd, sat, write_port_members
 from spikeforge.hw.params import CoreParams
 
 __all__ = [
@@ -203,12 +203,8 @@ class SpikeReceiver(wiring.Component):
                 "arm": In(1),
                 "avail": Out(range(p.timesteps + 1)),
                 "active": Out(1),
-                "ev_wen": Out(1),
-                "ev_waddr": Out(mem["events"].addr_bits),
-                "ev_wdata": Out(mem["events"].word_bits),
-                "hdr_wen": Out(1),
-                "hdr_waddr": Out(mem["event_heads"].addr_bits),
-                "hdr_wdata": Out(mem["event_heads"].word_bits),
+                **write_port_members("ev", mem["events"]),
+                **write_port_members("hdr", mem["event_heads"]),
             }
         )
 
