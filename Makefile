@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-fast lint format bench wbits-table core-cycles synth-table \
+.PHONY: help setup demo demo-train test test-fast lint format bench wbits-table core-cycles synth-table \
 	regress regress-full sim-speed array-scaling clean
 
 help: ## list the targets
@@ -22,7 +22,10 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m spikeforge.toolchain  # LZ4 for Verilator's FST waveforms, from its PyPI sdist
 	touch $@
 
-demo: setup ## train the digits network in float and integer (8-bit) mode
+demo: setup ## co-design sweep of the small space (24 points): Pareto front + runs/demo-sweep/report.html
+	$(VENV)/bin/spikeforge sweep --space small --out runs/demo-sweep
+
+demo-train: setup ## train the digits network in float and integer (8-bit) mode
 	$(VENV)/bin/spikeforge train --mode float --epochs 20 --out runs/demo-float
 	$(VENV)/bin/spikeforge train --mode int --epochs 20 --out runs/demo-int
 

@@ -35,7 +35,7 @@ from spikeforge.hw.links import STALL_STEPS, ErrorReduce, SpikeMerge, StallGate
 from spikeforge.hw.params import BUS_BITS, CoreParams
 from spikeforge.hw.protocol import ARRAY_TAG, MAX_ARRAY_CORES, ROUTE, Status
 
-__all__ = ["CoreArray", "layer_groups"]
+__all__ = ["CoreArray", "array_hash", "layer_groups"]
 
 
 def layer_groups(cores: Sequence[CoreParams], *, linked: bool = False) -> list[list[int]]:
@@ -80,6 +80,14 @@ def layer_groups(cores: Sequence[CoreParams], *, linked: bool = False) -> list[l
     if linked and [n for g in groups for n in g] != list(range(len(cores))):
         raise ValueError("cores must be listed layer by layer, each layer's slices in order")
     return groups
+
+
+def array_hash(cores: Sequence[CoreParams], *, link_stall: int = 0) -> str:
+    """16 hex digits of SHA-256 over the cores' hashes in core order (and the link stall
+    gates, if any): identifies the generated array without elaborating it."""
+    hashes = [p.core_hash for p in cores]
+    canonical = json.dumps([*hashes, {"link_stall": link_stall}] if link_stall else hashes)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 class CoreArray(wiring.Component):
@@ -135,11 +143,8 @@ class CoreArray(wiring.Component):
 
     @property
     def array_hash(self) -> str:
-        """16 hex digits of SHA-256 over the cores' hashes in core order (and the link stall
-        gates, if any)."""
-        hashes = [p.core_hash for p in self._cores]
-        canonical = json.dumps([*hashes, {"link_stall": self._stall}] if self._stall else hashes)
-        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+        """:func:`array_hash` of this array."""
+        return array_hash(self._cores, link_stall=self._stall)
 
     def _link(self, m: Module, source, sink, name: str) -> None:
         """Connect a link's two ends, through a :class:`StallGate` when ``link_stall`` is set."""

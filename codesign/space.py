@@ -1,0 +1,360 @@
+"""The declared design space of a co-design sweep: which values each dimension may take.
+
+A space fixes the network (the :class:`~spikeforge.sw.config.SnnConfig` keys that do not vary),
+the training budget and the hardware target, and lists the values of every swept dimension:
+
+============  ==================================================================================
+dimension     meaning
+============  ==================================================================================
+cores         cores of the :class:`~spikeforge.hw.array.CoreArray` (mapping compiler)
+lanes         most neuron lanes per core
+w_bits        forward/backward weight width
+v_bits        membrane width (``"auto"``: derived, ``w_bits + 8``)
+g_bits        error/delta width
+timesteps     ``T``
+bptt          ``"bptt"`` or ``"sltt"``
+rounding      ``"stochastic"`` or ``"nearest"`` weight-update rounding
+surrogate     ``"boxcar"`` or ``"triangle"``
+============  ==================================================================================
+
+A dimension a space does not list keeps one value (:data:`DEFAULTS`). Built-in spaces:
+``small`` (24 points, a grid: 1-4 cores, ``w_bits`` 4/8/16, BPTT and SLTT on the single-layer
+digits network) and ``full`` (the two-layer digits network, every dimension, NSGA-II). A TOML
+file declares its own (docs/codesign.md). Every value is checked when the space is read; a
+point whose combination the mapping compiler or the config rejects is recorded as failed with
+that reason, not dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spikeforge.sw.config import ConfigError, SnnConfig
+
+__all__ = [
+    "BUILTIN_SPACES",
+    "DEFAULTS",
+    "DIMENSIONS",
+    "DesignSpace",
+    "load_space",
+    "point_config",
+    "point_id",
+]
+
+DIMENSIONS: dict[str, tuple[Any, ...] | tuple[int, int]] = {
+    "cores": (1, 256),
+    "lanes": (1, 64),
+    "w_bits": (2, 16),
+    "v_bits": (3, 32),
+    "g_bits": (2, 24),
+    "timesteps": (1, 256),
+    "bptt": ("bptt", "sltt"),
+    "rounding": ("stochastic", "nearest"),
+    "surrogate": ("boxcar", "triangle"),
+}
+"""Every dimension with its allowed range (ints) or its allowed values (strings)."""
+
+DEFAULTS: dict[str, Any] = {
+    "cores": 1,
+    "lanes": 8,
+    "w_bits": 8,
+    "v_bits": "auto",
+    "g_bits": 8,
+    "timesteps": 8,
+    "bptt": "bptt",
+    "rounding": "stochastic",
+    "surrogate": "boxcar",
+}
+"""The value of a dimension a space does not sweep."""
+
+SAMPLERS = ("grid", "nsga2")
+TRAINING_KEYS = {
+    "epochs": (1, 1000),
+    "train_samples": (0, 10**7),
+    "activity_samples": (1, 4096),
+    "train_timeout": (1, 10**6),
+}
+HARDWARE_KEYS = {
+    "device",
+    "synth",
+    "synth_timeout",
+    "fmax",
+    "fmax_points",
+    "pnr_timeout",
+    "target_mhz",
+}
+TOP_KEYS = {
+    "name",
+    "sampler",
+    "trials",
+    "population",
+    "seed",
+    "network",
+    "training",
+    "hardware",
+    "dimensions",
+}
+
+BUILTIN_SPACES: dict[str, dict[str, Any]] = {
+    "small": {
+        "name": "small",
+        "sampler": "grid",
+        "network": {"layers": [64, 10]},
+        "training": {"epochs": 3},
+        "hardware": {"pnr_timeout": 150, "fmax_points": 1},
+        "dimensions": {
+            "cores": [1, 2, 3, 4],
+            "lanes": [2],
+            "w_bits": [4, 8, 16],
+            "bptt": ["bptt", "sltt"],
+        },
+    },
+    "full": {
+        "name": "full",
+        "sampler": "nsga2",
+        "trials": 120,
+        "population": 24,
+        "network": {"layers": [64, 32, 10]},
+        "training": {"epochs": 6},
+        "hardware": {"pnr_timeout": 900},
+        "dimensions": {
+            "cores": [2, 3, 4, 6, 8],
+            "lanes": [2, 4, 8],
+            "w_bits": [4, 6, 8, 12, 16],
+            "v_bits": ["auto", 16, 24],
+            "g_bits": [6, 8, 12],
+            "timesteps": [4, 8, 16],
+            "bptt": ["bptt", "sltt"],
+            "rounding": ["stochastic", "nearest"],
+            "surrogate": ["boxcar", "triangle"],
+        },
+    },
+}
+"""The built-in spaces as they would be written in a space TOML file."""
+
+
+def _check_keys(where: str, data: Mapping[str, Any], allowed) -> None:
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
+        )
+
+
+def _check_int(name: str, value: Any, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be an int in [{lo}, {hi}], not {value!r}")
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name} = {value} is out of range: allowed [{lo}, {hi}]")
+    return value
+
+
+def _check_values(name: str, values: Any) -> tuple[Any, ...]:
+    if not isinstance(values, list | tuple) or not values:
+        raise ConfigError(f"dimensions.{name} must be a non-empty list of values, not {values!r}")
+    allowed = DIMENSIONS[name]
+    for v in values:
+        if name == "v_bits" and v == "auto":
+            continue
+        if isinstance(allowed[0], str):
+            if v not in allowed:
+                raise ConfigError(
+                    f"dimensions.{name} value {v!r} is not allowed: choose from "
+                    f"{', '.join(allowed)}"
+                )
+        else:
+            _check_int(f"dimensions.{name} value", v, *allowed)
+    if len(set(values)) != len(values):
+        raise ConfigError(f"dimensions.{name} lists a value twice: {list(values)}")
+    return tuple(values)
+
+
+@dataclass(frozen=True)
+class DesignSpace:
+    """A validated design space (see the module docstring).
+
+    Parameters
+    ----------
+    name : str
+        Shown in the report and the study name.
+    sampler : {"grid", "nsga2"}
+        Optuna's grid sampler (every point once) or NSGA-II (multi-objective evolution).
+    dimensions : mapping of str to tuple
+        Values per swept dimension; the others keep :data:`DEFAULTS`.
+    network : mapping
+        :class:`SnnConfig` keys that do not vary (``layers`` at least).
+    training : mapping
+        ``epochs`` of integer on-chip training, ``train_samples`` (0: the whole training split),
+        ``activity_samples`` (test samples whose spikes feed the cycle and energy models),
+        ``train_timeout`` (seconds).
+    hardware : mapping
+        ``device`` (ECP5 ``25k``/``45k``/``85k``), ``synth`` (run Yosys; ``false`` skips the
+        resource objectives), ``synth_timeout``, ``fmax`` (place and route the Pareto points),
+        ``pnr_timeout`` (seconds per point; past it: 'Fmax unknown'), ``fmax_points`` (most
+        Pareto points to place and route, the accuracy-vs-LUT front first; 0: all) and
+        ``target_mhz``.
+    trials : int or None
+        Points to evaluate (grid: at most the grid size; default: all of it).
+    population : int
+        NSGA-II population size.
+    seed : int
+        Sampler seed.
+    """
+
+    name: str
+    sampler: str
+    dimensions: Mapping[str, tuple[Any, ...]]
+    network: Mapping[str, Any]
+    training: Mapping[str, Any] = field(default_factory=dict)
+    hardware: Mapping[str, Any] = field(default_factory=dict)
+    trials: int | None = None
+    population: int = 24
+    seed: int = 1
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, where: str = "space") -> DesignSpace:
+        """Validate ``data`` (the TOML layout of :data:`BUILTIN_SPACES`) into a space."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{where} must be a table, not {data!r}")
+        _check_keys(where, data, TOP_KEYS)
+        sampler = data.get("sampler", "grid")
+        if sampler not in SAMPLERS:
+            raise ConfigError(
+                f"{where}: sampler = {sampler!r} is not allowed: choose one of "
+                f"{', '.join(SAMPLERS)}"
+            )
+        dims = data.get("dimensions", {})
+        _check_keys(f"{where} [dimensions]", dims, DIMENSIONS)
+        dimensions = {name: _check_values(name, v) for name, v in dims.items()}
+        network = dict(data.get("network", {}))
+        clash = sorted(
+            set(network) & ({"w_bits", "v_bits", "g_bits", "timesteps"} | set(DIMENSIONS))
+        )
+        if clash:
+            raise ConfigError(
+                f"{where} [network]: {', '.join(clash)} are design dimensions; list them under "
+                "[dimensions] instead"
+            )
+        SnnConfig.from_dict(network)  # the fixed part must be a valid config on its own
+        training = dict(data.get("training", {}))
+        _check_keys(f"{where} [training]", training, TRAINING_KEYS)
+        for key, value in training.items():
+            _check_int(f"training.{key}", value, *TRAINING_KEYS[key])
+        hardware = dict(data.get("hardware", {}))
+        _check_keys(f"{where} [hardware]", hardware, HARDWARE_KEYS)
+        for key in ("synth", "fmax"):
+            if key in hardware and not isinstance(hardware[key], bool):
+                raise ConfigError(f"hardware.{key} must be true or false, not {hardware[key]!r}")
+        for key in ("synth_timeout", "pnr_timeout", "target_mhz"):
+            if key in hardware:
+                _check_int(f"hardware.{key}", hardware[key], 1, 10**6)
+        if "fmax_points" in hardware:
+            _check_int("hardware.fmax_points", hardware["fmax_points"], 0, 10**6)
+        if hardware.get("device", "85k") not in ("25k", "45k", "85k"):
+            raise ConfigError(
+                f"hardware.device = {hardware['device']!r} is not allowed: choose 25k, 45k, 85k"
+            )
+        trials = data.get("trials")
+        if trials is not None:
+            _check_int("trials", trials, 1, 10**6)
+        return cls(
+            name=str(data.get("name", where)),
+            sampler=sampler,
+            dimensions=dimensions,
+            network=network,
+            training=training,
+            hardware=hardware,
+            trials=trials,
+            population=_check_int("population", data.get("population", 24), 2, 10**4),
+            seed=_check_int("seed", data.get("seed", 1), 0, 2**32 - 1),
+        )
+
+    # -- the points ------------------------------------------------------------------------
+    @property
+    def grid_size(self) -> int:
+        """Number of points of the full grid (the product of the value counts)."""
+        n = 1
+        for values in self.dimensions.values():
+            n *= len(values)
+        return n
+
+    def grid(self) -> list[dict[str, Any]]:
+        """Every point of the grid, dimensions in :data:`DIMENSIONS` order."""
+        names = [d for d in DIMENSIONS if d in self.dimensions]
+        combos = itertools.product(*(self.dimensions[d] for d in names))
+        return [self.complete(dict(zip(names, c, strict=True))) for c in combos]
+
+    def complete(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``params`` with every unswept dimension set to its default."""
+        return {d: params.get(d, DEFAULTS[d]) for d in DIMENSIONS}
+
+    @property
+    def n_trials(self) -> int:
+        """Points the sweep evaluates: ``trials``, for a grid at most the grid size."""
+        if self.sampler == "grid":
+            return min(self.trials or self.grid_size, self.grid_size)
+        return self.trials or 4 * self.population
+
+    def setting(self, group: str, key: str, default: Any) -> Any:
+        return getattr(self, group).get(key, default)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "sampler": self.sampler,
+            "trials": self.trials,
+            "population": self.population,
+            "seed": self.seed,
+            "network": dict(self.network),
+            "training": dict(self.training),
+            "hardware": dict(self.hardware),
+            "dimensions": {k: list(v) for k, v in self.dimensions.items()},
+        }
+
+
+def point_config(space: DesignSpace, params: Mapping[str, Any]) -> SnnConfig:
+    """The network config of a point: the space's fixed keys plus the point's widths and rules."""
+    keys = {
+        k: params[k] for k in ("w_bits", "g_bits", "timesteps", "bptt", "rounding", "surrogate")
+    }
+    if params["v_bits"] != "auto":
+        keys["v_bits"] = params["v_bits"]
+    return SnnConfig.from_dict({**space.network, **keys})
+
+
+def point_id(space: DesignSpace, params: Mapping[str, Any]) -> str:
+    """12 hex digits identifying a point: its parameters, the network and the training budget
+    (a point with another budget is another point)."""
+    blob = {
+        "params": dict(space.complete(params)),
+        "network": dict(space.network),
+        "training": dict(space.training),
+        "hardware": {k: v for k, v in space.hardware.items() if k in ("device", "synth")},
+    }
+    text = json.dumps(blob, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def load_space(spec: str | Path) -> DesignSpace:
+    """A built-in space by name (``small``, ``full``) or a space TOML file."""
+    if isinstance(spec, str) and spec in BUILTIN_SPACES:
+        return DesignSpace.from_dict(BUILTIN_SPACES[spec], where=f"space {spec!r}")
+    path = Path(spec)
+    if not path.is_file():
+        raise ConfigError(
+            f"--space {str(spec)!r} is neither a built-in space ({', '.join(BUILTIN_SPACES)}) "
+            "nor an existing TOML file"
+        )
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"space file {str(path)!r} is not valid TOML: {exc}") from None
+    data.setdefault("name", path.stem)
+    return DesignSpace.from_dict(data, where=f"space file {str(path)!r}")

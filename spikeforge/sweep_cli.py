@@ -1,0 +1,124 @@
+"""``spikeforge sweep``: the co-design search from the command line (codesign/search.py)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_sweep_parser", "cmd_sweep", "pareto_table"]
+
+
+def _progress(enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    def make(total: int, initial: int, desc: str):
+        return tqdm(total=total, initial=initial, desc=desc, unit="point", file=sys.stderr)
+
+    return make
+
+
+def pareto_table(summary: dict[str, Any], records: list[dict[str, Any]]) -> str:
+    """The Pareto points as a text table."""
+    by_id = {r["id"]: r for r in records}
+    head = (
+        f"{'point':12}  {'cores':>5} {'lanes':>5} {'w':>3} {'T':>3} {'rule':5}  {'acc':>6} "
+        f"{'LUT4':>7} {'cyc/train':>9} {'nJ/sample':>9} {'Fmax':>12}"
+    )
+    lines = [head, "-" * len(head)]
+    for pid in summary["pareto"]:
+        r = by_id[pid]
+        p = r["params"]
+        luts = "-" if r.get("luts") is None else f"{r['luts']:,}"
+        if r.get("fmax_mhz") is not None:
+            fmax = f"{r['fmax_mhz']:.1f} MHz"
+        elif r.get("fmax_status") == "timeout":
+            fmax = "unknown"
+        else:
+            fmax = "-"
+        lines.append(
+            f"{pid:12}  {p['cores']:>5} {p['lanes']:>5} {p['w_bits']:>3} {p['timesteps']:>3} "
+            f"{p['bptt']:5}  {100 * r['accuracy']:5.1f}% {luts:>7} {r['train_cycles']:>9,} "
+            f"{r['energy_nj']:>9.1f} {fmax:>12}"
+        )
+    return "\n".join(lines)
+
+
+def cmd_sweep(args: argparse.Namespace) -> dict[str, Any]:
+    from spikeforge.codesign.search import load_records, run_sweep
+    from spikeforge.codesign.space import load_space
+
+    space = load_space(args.space)
+    out = args.out or Path("runs") / f"sweep-{space.name}"
+    summary = run_sweep(
+        space,
+        out,
+        trials=args.trials,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        storage=args.storage,
+        progress=_progress(not args.no_progress),
+    )
+    if not args.json:
+        print(pareto_table(summary, load_records(Path(summary["out"]))))
+        print(
+            f"\n{summary['points']} points ({summary['done']} done, {summary['failed']} failed; "
+            f"{summary['computed']} computed now, {summary['reused']} reused) in "
+            f"{summary['seconds']:.0f} s; Pareto set: {len(summary['pareto'])} points\n"
+            f"report: {summary['report']}"
+        )
+    return summary
+
+
+def add_sweep_parser(sub) -> None:
+    sweep = sub.add_parser(
+        "sweep",
+        help="co-design search: core counts, lanes and bit widths against accuracy, LUTs, "
+        "cycles and energy, with a Pareto report",
+        description=(
+            "Evaluate the design points of a space: test accuracy from bit-exact integer "
+            "on-chip training (batch 1), cycles per sample from the cycle model, LUT/FF/BRAM/DSP "
+            "from Yosys synth_ecp5, energy and DRAM traffic estimates; then Fmax from "
+            "nextpnr-ecp5 for the Pareto points. Optuna proposes the points (grid or NSGA-II), "
+            "Dask evaluates them in parallel. The run folder keeps the study (SQLite), every "
+            "point's record and the caches: run the same command again to resume a stopped "
+            "sweep without recomputing a finished point. Writes results.csv/json, Pareto plots "
+            "(PNG) and report.html into the run folder."
+        ),
+    )
+    sweep.add_argument(
+        "--space",
+        default="small",
+        metavar="small|full|FILE",
+        help="built-in space (small: 24 points, 1-4 cores, w_bits 4/8/16, BPTT/SLTT; full: "
+        "every dimension, NSGA-II) or a space TOML file (docs/codesign.md) [default: small]",
+    )
+    sweep.add_argument(
+        "--trials", type=int, metavar="N", help="points to evaluate [default: the space's]"
+    )
+    sweep.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        metavar="N",
+        help="worker processes of the local Dask cluster [default: 2]",
+    )
+    sweep.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="use this running Dask scheduler (e.g. tcp://host:8786) instead of a local cluster",
+    )
+    sweep.add_argument(
+        "--storage",
+        metavar="URL",
+        help="Optuna storage URL [default: sqlite:///OUT/study.db]",
+    )
+    sweep.add_argument(
+        "--out", type=Path, help="run folder [default: runs/sweep-SPACE]; resumes if it exists"
+    )
+    sweep.add_argument("--json", action="store_true", help="print a JSON summary as last line")
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sweep.set_defaults(func=cmd_sweep)

@@ -1,0 +1,100 @@
+"""The declared design spaces: built-ins, TOML files and the errors bad input gets."""
+
+from __future__ import annotations
+
+import pytest
+
+from spikeforge.codesign.mapping import map_network
+from spikeforge.codesign.space import (
+    BUILTIN_SPACES,
+    DesignSpace,
+    load_space,
+    point_config,
+    point_id,
+)
+from spikeforge.sw.config import ConfigError
+
+
+def test_the_small_space_has_24_mappable_points_over_1_to_4_cores_and_4_to_16_bits():
+    space = load_space("small")
+    grid = space.grid()
+    assert len(grid) == space.grid_size == space.n_trials == 24
+    assert {p["cores"] for p in grid} == {1, 2, 3, 4}
+    assert {p["w_bits"] for p in grid} == {4, 8, 16}
+    assert len({point_id(space, p) for p in grid}) == 24
+    for p in grid:
+        net = point_config(space, p)
+        assert net.w_bits == p["w_bits"] and net.bptt == p["bptt"]
+        assert map_network(net, p["cores"], lanes=p["lanes"]).cores == p["cores"]
+
+
+def test_the_full_space_sweeps_every_dimension_with_nsga2():
+    space = load_space("full")
+    assert space.sampler == "nsga2"
+    assert set(space.dimensions) == {
+        "cores",
+        "lanes",
+        "w_bits",
+        "v_bits",
+        "g_bits",
+        "timesteps",
+        "bptt",
+        "rounding",
+        "surrogate",
+    }
+    assert space.n_trials == BUILTIN_SPACES["full"]["trials"]
+
+
+def test_a_point_id_changes_with_the_training_budget():
+    a = load_space("small")
+    b = DesignSpace.from_dict({**BUILTIN_SPACES["small"], "training": {"epochs": 5}})
+    p = a.grid()[0]
+    assert point_id(a, p) != point_id(b, p)
+
+
+def test_a_space_file_is_read_and_unset_dimensions_take_the_defaults(tmp_path):
+    f = tmp_path / "mine.toml"
+    f.write_text(
+        'sampler = "grid"\n[network]\nlayers = [64, 10]\n[dimensions]\ncores = [1, 2]\n'
+        'v_bits = ["auto", 20]\n'
+    )
+    space = load_space(f)
+    assert space.name == "mine" and space.grid_size == 4
+    p = space.grid()[-1]
+    assert p == {**p, "cores": 2, "v_bits": 20, "w_bits": 8, "timesteps": 8, "lanes": 8}
+    assert point_config(space, p).v_bits == 20
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "[dimensions]\nw_bits = [4, 40]\n",
+            r"dimensions.w_bits value = 40 is out of range: allowed \[2, 16\]",
+        ),
+        (
+            "[dimensions]\nbptt = ['bptt', 'tbptt']\n",
+            "'tbptt' is not allowed: choose from bptt, sltt",
+        ),
+        ("[dimensions]\nwbits = [4]\n", "unknown key.*wbits.*allowed: bptt, cores"),
+        ("[dimensions]\ncores = []\n", "dimensions.cores must be a non-empty list"),
+        ("[dimensions]\ncores = [2, 2]\n", "lists a value twice"),
+        ("sampler = 'random'\n", "sampler = 'random' is not allowed: choose one of grid, nsga2"),
+        ("[network]\nw_bits = 8\n", r"w_bits are design dimensions"),
+        ("[network]\nlayers = [64]\n", "layers must be a sequence of at least 2"),
+        ("[training]\nepochs = 0\n", r"training.epochs = 0 is out of range: allowed \[1, 1000\]"),
+        ("[hardware]\ndevice = '12k'\n", "hardware.device = '12k' is not allowed"),
+        ("[hardware]\nsynth = 'yes'\n", "hardware.synth must be true or false"),
+        ("trials = 0\n", r"trials = 0 is out of range"),
+    ],
+)
+def test_bad_space_files_fail_early_naming_the_value(tmp_path, text, message):
+    f = tmp_path / "bad.toml"
+    f.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_space(f)
+
+
+def test_an_unknown_space_name_says_what_is_allowed():
+    with pytest.raises(ConfigError, match=r"neither a built-in space \(small, full\) nor an"):
+        load_space("medium")

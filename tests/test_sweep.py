@@ -1,0 +1,242 @@
+"""The sweep end to end through the CLI: kill and resume, and a real two-worker Dask cluster.
+
+Both run ``spikeforge sweep`` as a separate process, as a user would, on small spaces of the
+single-layer digits network (a few hundred training samples, so a point takes seconds).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+BIN = Path(sys.executable).parent
+TINY = """
+name = "tiny"
+sampler = "grid"
+[network]
+layers = [64, 10]
+[training]
+epochs = 1
+train_samples = 300
+activity_samples = 4
+[hardware]
+synth = false
+[dimensions]
+cores = [1, 6]
+lanes = [2]
+timesteps = [4]
+w_bits = [4, 6, 8, 12, 16]
+bptt = ["bptt", "sltt"]
+"""
+
+
+def _sweep(space: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        str(BIN / "spikeforge"),
+        "sweep",
+        "--space",
+        str(space),
+        "--out",
+        str(out),
+        "--no-progress",
+        "--json",
+        *extra,
+    ]
+
+
+def _log(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "evaluations.jsonl").read_text().splitlines()]
+
+
+def _trained(out: Path) -> int:
+    points = [json.loads(p.read_text()) for p in (out / "points").glob("*.json")]
+    return sum(p["params"]["cores"] == 1 for p in points)
+
+
+def test_a_killed_sweep_resumes_keeping_every_completed_point(tmp_path):
+    space = tmp_path / "tiny.toml"
+    space.write_text(TINY)
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        _sweep(space, out, "--workers", "1"),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 240
+    while _trained(out) < 2:  # two points through training, then kill
+        assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+        assert time.monotonic() < deadline, "no 2 trained points within 240 s"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the sweep and its Dask cluster, mid-way
+    proc.wait()
+    proc.stderr.close()
+    kept = {p.stem: p.read_text() for p in (out / "points").glob("*.json")}
+    assert 3 <= len(kept) < 20
+    first_run = _log(out)
+
+    done = subprocess.run(
+        _sweep(space, out, "--workers", "1"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+
+    assert summary["points"] == 20 and summary["done"] + summary["failed"] == 20
+    assert summary["computed"] == 20 - len(kept)  # nothing kept was computed again
+    for pid, text in kept.items():  # every completed point kept as it was
+        assert (out / "points" / f"{pid}.json").read_text() == text
+    second_run = _log(out)[len(first_run) :]
+    assert not {e["id"] for e in second_run} & set(kept)
+    assert len({e["id"] for e in second_run}) == len(second_run) == 20 - len(kept)
+    records = [json.loads(p.read_text()) for p in (out / "points").glob("*.json")]
+    invalid = [r for r in records if r["params"]["cores"] == 6]
+    assert len(invalid) == 10 and all(  # 10 neurons in lane groups of 2: at most 5 cores
+        r["status"] == "failed"
+        and r["reason"].startswith("invalid point: ")
+        and "at most 5 cores" in r["reason"]
+        for r in invalid
+    )
+    study = optuna.load_study(study_name="spikeforge-tiny", storage=f"sqlite:///{out}/study.db")
+    told = [
+        t
+        for t in study.trials
+        if t.state.is_finished() and not t.user_attrs.get("reason", "").startswith("interrupted")
+    ]
+    assert sorted(t.user_attrs["point_id"] for t in told) == sorted(
+        p.stem for p in (out / "points").glob("*.json")
+    )
+    assert summary["interrupted"] == len(study.trials) - len(told)
+
+
+DASK_SPACE = """
+name = "dask"
+sampler = "grid"
+[network]
+layers = [64, 10]
+[training]
+epochs = 2
+train_samples = 600
+activity_samples = 4
+[hardware]
+pnr_timeout = 3
+[dimensions]
+cores = [1]
+lanes = [5]
+timesteps = [4]
+w_bits = [4, 5]
+"""
+
+
+@pytest.fixture
+def dask_cluster(tmp_path):
+    """A Dask scheduler and two single-threaded workers, each its own process."""
+    sched_file = tmp_path / "scheduler.json"
+    dask = str(BIN / "dask")
+    procs = [
+        subprocess.Popen(
+            [
+                dask,
+                "scheduler",
+                "--scheduler-file",
+                str(sched_file),
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--host",
+                "127.0.0.1",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        while not sched_file.is_file():
+            assert time.monotonic() < deadline, "the scheduler did not start"
+            time.sleep(0.2)
+        time.sleep(0.5)
+        address = json.loads(sched_file.read_text())["address"]
+        for _ in range(2):
+            procs.append(
+                subprocess.Popen(
+                    [
+                        dask,
+                        "worker",
+                        address,
+                        "--nworkers",
+                        "1",
+                        "--nthreads",
+                        "1",
+                        "--no-dashboard",
+                        "--host",
+                        "127.0.0.1",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        wait = (
+            "from dask.distributed import Client; c = Client(%r, timeout=60); "
+            "c.wait_for_workers(2, timeout=120); print(len(c.nthreads())); c.close()"
+        )
+        ready = subprocess.run(
+            [sys.executable, "-c", wait % address],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+        assert ready.stdout.strip() == "2", ready.stderr[-2000:]
+        yield address
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def test_the_sweep_runs_on_a_dask_cluster_of_two_worker_processes(tmp_path, dask_cluster):
+    space = tmp_path / "dask.toml"
+    space.write_text(DASK_SPACE)
+    out = tmp_path / "run"
+    done = subprocess.run(
+        _sweep(space, out, "--scheduler", dask_cluster),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["points"] == 2 and summary["done"] == 2, summary
+    records = [json.loads(p.read_text()) for p in (out / "points").glob("*.json")]
+    workers = {w for r in records for w in r["workers"]}
+    assert len(workers) == 2, workers  # both worker processes trained or synthesized
+    assert all(f"pid {os.getpid()}" not in w for w in workers)
+    for r in records:  # synthesized for real by Yosys, on the worker
+        assert r["luts"] > 1000 and r["ffs"] > 500 and r["brams"] >= 1
+        assert 0.15 < r["accuracy"] <= 1
+        assert r["train_cycles"] > r["infer_cycles"] > 0
+    front = summary["pareto"]
+    assert front and set(front) <= {r["id"] for r in records}
+    for r in records:  # the Pareto points were placed and routed; 3 s is too short for it
+        assert r["fmax_status"] == ("timeout" if r["id"] in front else "not run")
+        assert r["fmax_mhz"] is None
+    html = (out / "report.html").read_text()
+    assert "Fmax unknown" in html and html.count("data:image/png;base64,") == 3
