@@ -347,16 +347,22 @@ def _pct(value: Any) -> str:
 
 
 def _fmax(r: Mapping[str, Any]) -> str:
-    """Fmax cell: MHz when measured, 'Fmax unknown' after a P&R timeout, a dash when not run."""
+    """Fmax cell: MHz when measured; 'Fmax unknown' after a place-and-route timeout; 'not
+    measured' for a Pareto point beyond ``fmax_points``; 'P&R failed' after an error; a dash
+    when not run. The status is the cell's tooltip."""
     mhz = _number(r.get("fmax_mhz"))
     status = r.get("fmax_status") or "not run"
     if mhz is not None:
         return f"{mhz:.1f} MHz"
-    if status == "timeout":
-        return "Fmax unknown"
     if status in ("not run", "ok"):
         return _DASH
-    return "Fmax unknown (" + _esc(status) + ")"
+    if status == "timeout":
+        text = "Fmax unknown"
+    elif status.startswith("skipped"):
+        text = "not measured"
+    else:
+        text = "Fmax unknown (P&amp;R failed)"
+    return f'<span title="{_esc(status)}">{text}</span>'
 
 
 def _duration(seconds: Any) -> str:
@@ -393,6 +399,7 @@ def _table(heads: Sequence[str], rows: Sequence[Sequence[str]], classes: Sequenc
 
 
 def _chosen_table(chosen: Sequence[Mapping[str, Any]]) -> str:
+    """The Pareto points, each followed by a full-width row with its generate command."""
     if not chosen:
         return "<p>No point finished with every objective: the Pareto set is empty.</p>"
     heads = [
@@ -403,10 +410,11 @@ def _chosen_table(chosen: Sequence[Mapping[str, Any]]) -> str:
         "cycles / train sample",
         "nJ / train sample (est.)",
         "Fmax",
-        "command",
     ]
-    rows = [
-        [
+    head = "".join(f"<th>{_esc(h)}</th>" for h in heads)
+    body = []
+    for r in chosen:
+        cells = [
             f"<code>{_esc(r['id'])}</code>",
             *_param_cells(r),
             _pct(r.get("accuracy")),
@@ -414,11 +422,16 @@ def _chosen_table(chosen: Sequence[Mapping[str, Any]]) -> str:
             _int(r.get("train_cycles")),
             _dec(r.get("energy_nj")),
             _fmax(r),
-            f'<code class="cmd">{_esc(r.get("generate_cmd") or _DASH)}</code>',
         ]
-        for r in chosen
-    ]
-    return _table(heads, rows, ["chosen"] * len(rows))
+        body.append('<tr class="chosen">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        cmd = _esc(r.get("generate_cmd") or _DASH)
+        body.append(
+            f'<tr class="cmd"><td colspan="{len(heads)}"><code class="cmd">{cmd}</code></td></tr>'
+        )
+    return (
+        f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
+        "<tbody>\n" + "\n".join(body) + "\n</tbody></table></div>"
+    )
 
 
 def _results_table(records: Sequence[Mapping[str, Any]], front: set[str]) -> str:
@@ -517,8 +530,8 @@ _HOW_TO_READ = """<p>Every point is one configuration of the training array. <b>
 the test accuracy of bit-exact integer training (the golden model the generated Verilog matches
 bit for bit); <b>cycles</b> come from the cycle model, exact against Verilator; <b>LUT4s</b>, FFs,
 BRAMs and DSPs from Yosys <code>synth_ecp5</code>; <b>Fmax</b> from nextpnr-ecp5, measured for
-the Pareto points only ('Fmax unknown': place and route ran past its time limit; a dash: not
-run).</p>
+the Pareto points ('Fmax unknown': place and route ran past its time limit; 'not measured':
+beyond the space's <code>fmax_points</code>; a dash: not run; the cell's tooltip says why).</p>
 <p>Energy per sample, samples per joule and the DRAM saving are <b>estimates</b>, not
 measurements: per-operation energies times the operations performed, and off-chip traffic
 against a GPU-style BPTT baseline (see <code>docs/energy.md</code>).</p>
@@ -542,8 +555,8 @@ th { background: #eef; white-space: normal }
 tr.chosen td { background: #eef6ff }
 tr.failed td { background: #fff1f0; color: #666 }
 code { font-size: 11.5px }
-code.cmd { display: block; text-align: left; white-space: normal; overflow-wrap: anywhere;
-  min-width: 32em }
+code.cmd { display: block; text-align: left; white-space: normal; overflow-wrap: anywhere }
+tr.cmd td { text-align: left; padding-bottom: 6px }
 .reason { display: block; text-align: left; white-space: normal; min-width: 20em; max-width: 40em }
 .plots { display: flex; flex-wrap: wrap; gap: 8px }
 figure { margin: 0; border: 1px solid #ddd }

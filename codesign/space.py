@@ -107,8 +107,8 @@ BUILTIN_SPACES: dict[str, dict[str, Any]] = {
         "name": "small",
         "sampler": "grid",
         "network": {"layers": [64, 10]},
-        "training": {"epochs": 3},
-        "hardware": {"pnr_timeout": 150, "fmax_points": 1},
+        "training": {"epochs": 10},
+        "hardware": {"pnr_timeout": 240, "fmax_points": 4},
         "dimensions": {
             "cores": [1, 2, 3, 4],
             "lanes": [2],

@@ -21,29 +21,38 @@ def _progress(enabled: bool):
     return make
 
 
+def _fmax_text(r: dict[str, Any]) -> str:
+    status = r.get("fmax_status") or "not run"
+    if r.get("fmax_mhz") is not None:
+        return f"{r['fmax_mhz']:.1f} MHz"
+    if status == "timeout":
+        return "unknown"
+    if status.startswith("skipped"):
+        return "not measured"
+    return "-" if status in ("not run", "ok") else "P&R failed"
+
+
 def pareto_table(summary: dict[str, Any], records: list[dict[str, Any]]) -> str:
-    """The Pareto points as a text table."""
+    """The Pareto points as a text table, best accuracy first (then fewest LUTs)."""
     by_id = {r["id"]: r for r in records}
     head = (
         f"{'point':12}  {'cores':>5} {'lanes':>5} {'w':>3} {'T':>3} {'rule':5}  {'acc':>6} "
-        f"{'LUT4':>7} {'cyc/train':>9} {'nJ/sample':>9} {'Fmax':>12}"
+        f"{'LUT4':>7} {'cyc/train':>9} {'nJ/sample*':>10} {'Fmax':>12}"
     )
     lines = [head, "-" * len(head)]
-    for pid in summary["pareto"]:
-        r = by_id[pid]
+    chosen = sorted(
+        (by_id[pid] for pid in summary["pareto"]),
+        key=lambda r: (-r["accuracy"], r.get("luts") or 0, r["train_cycles"]),
+    )
+    for r in chosen:
         p = r["params"]
         luts = "-" if r.get("luts") is None else f"{r['luts']:,}"
-        if r.get("fmax_mhz") is not None:
-            fmax = f"{r['fmax_mhz']:.1f} MHz"
-        elif r.get("fmax_status") == "timeout":
-            fmax = "unknown"
-        else:
-            fmax = "-"
         lines.append(
-            f"{pid:12}  {p['cores']:>5} {p['lanes']:>5} {p['w_bits']:>3} {p['timesteps']:>3} "
-            f"{p['bptt']:5}  {100 * r['accuracy']:5.1f}% {luts:>7} {r['train_cycles']:>9,} "
-            f"{r['energy_nj']:>9.1f} {fmax:>12}"
+            f"{r['id']:12}  {p['cores']:>5} {p['lanes']:>5} {p['w_bits']:>3} "
+            f"{p['timesteps']:>3} {p['bptt']:5}  {100 * r['accuracy']:5.1f}% {luts:>7} "
+            f"{r['train_cycles']:>9,} {r['energy_nj']:>10.1f} {_fmax_text(r):>12}"
         )
+    lines.append("* energy per training sample: an estimate (docs/energy.md), not a measurement")
     return "\n".join(lines)
 
 

@@ -124,13 +124,16 @@ def test_bad_arguments_are_named(call, error, match):
 # ---------------------------------------------------------------------------------- report
 
 
+SKIP = "skipped: the space measures at most fmax_points = 1 Pareto points"
+
+
 def _sweep():
     recs = [
         _rec("a1", 0.90, 4000, number=0, cores=1, w_bits=8, fmax_status="timeout"),
         _rec("b2", 0.95, 8000, number=1, cores=2, w_bits=8, fmax_mhz=101.5, fmax_status="ok"),
         _rec("c3", 0.80, 12000, number=2, cores=3, w_bits=4, train_cycles=500, energy_nj=40.0),
         _rec("d4", 0.70, 16000, number=3, cores=4, w_bits=4, train_cycles=600),
-        _rec("e5", 0.60, 3000, number=4, cores=1, w_bits=4, energy_nj=45.0),
+        _rec("e5", 0.60, 3000, number=4, cores=1, w_bits=4, energy_nj=45.0, fmax_status=SKIP),
         _rec("f6", None, None, "failed", number=5, reason=EVIL, energy_nj=None, train_cycles=None),
     ]
     front = pareto_front(recs)
@@ -224,6 +227,8 @@ def test_the_html_formats_numbers_and_fmax(tmp_path):
     assert "Fmax unknown" in rows["a1"] and "MHz" not in rows["a1"]
     assert "101.5 MHz" in rows["b2"]
     assert "<td>\u2014</td>" in rows["c3"] and "Fmax unknown" not in rows["c3"]
+    assert f'<span title="{SKIP}">not measured</span>' in rows["e5"]
+    assert 'title="timeout">Fmax unknown</span>' in rows["a1"]
     assert "90.0%" in rows["a1"] and "16,000" in rows["d4"] and "20,000,000" in rows["d4"]
 
 
@@ -274,3 +279,16 @@ def test_a_record_with_only_id_status_and_reason_is_reported(tmp_path):
     assert rows[-1]["cores"] == "" and rows[-1]["luts"] == ""
     page = Path(paths["html"]).read_text(encoding="utf-8")
     assert "worker lost: KilledWorker" in page and "<code>h8</code>" in page
+
+
+def test_the_cli_table_lists_the_front_best_accuracy_first_and_says_why_fmax_is_missing():
+    from spikeforge.sweep_cli import pareto_table
+
+    recs, front, summary = _sweep()
+    rows = pareto_table(summary, recs).splitlines()[2:-1]
+    assert [row.split()[0] for row in rows] == sorted(
+        front, key=lambda p: -next(r["accuracy"] for r in recs if r["id"] == p)
+    )
+    by_id = {row.split()[0]: row for row in rows}
+    assert by_id["a1"].endswith("unknown") and by_id["b2"].endswith("101.5 MHz")
+    assert by_id["e5"].endswith("not measured") and by_id["c3"].endswith("-")
