@@ -7,7 +7,8 @@ idle or backpressure cycles (every weight of every layer checked against the gol
 every step; the read-back is not counted). Per core count it prints the mean measured cycles
 per training sample, the speed-up and the parallel efficiency against the smallest core count
 in the list (``eff = cycles(C0) * C0 / (cycles(C) * C)``), the model's mean cycles and its
-worst per-step error, the Verilator build seconds and the simulation seconds.
+worst per-step error, the cycles of one inference pass (LOAD_SPIKES and FORWARD, measured and
+modelled), the Verilator build seconds and the simulation seconds.
 
 Run: ``.venv/bin/python bench/array_scaling.py [--layers 128,256] [--timesteps 8]
 [--cores 1,2,4,8,16] [--lanes 8] [--steps 3] [--density 0.2] [--out build/array-scaling]
@@ -52,6 +53,8 @@ def measure(net: SnnConfig, cores: int, args: argparse.Namespace) -> dict:
     measured = r.detail["step_cycles"]
     model = model_steps(params, seed=args.seed, steps=args.steps, density=args.density)
     errors = [abs(m.step - c) / c for m, c in zip(model, measured, strict=True)]
+    infer = r.detail["infer_cycles"]
+    errors.append(abs(model[0].infer - infer) / infer)
     return {
         "cores": cores,
         "cores_per_layer": list(mapping.cores_per_layer),
@@ -59,6 +62,8 @@ def measure(net: SnnConfig, cores: int, args: argparse.Namespace) -> dict:
         "mean_cycles": sum(measured) / len(measured),
         "model_cycles": [m.step for m in model],
         "model_error_max": max(errors),
+        "infer_cycles": infer,
+        "model_infer_cycles": model[0].infer,
         "fifo_peak": max(m.fifo_peak for m in model),
         "build_seconds": round(b.seconds, 1),
         "build_cached": b.cached,
@@ -97,7 +102,7 @@ def main() -> None:
     )
     print(
         f"{'cores':>5} {'per layer':>14} {'cycles/sample':>13} {'speed-up':>8} {'eff':>6} "
-        f"{'model':>9} {'err':>6} {'build s':>7} {'sim s':>6}"
+        f"{'model':>9} {'err':>6} {'infer':>6} {'model':>6} {'build s':>7} {'sim s':>6}"
     )
     for row in rows:
         print(
@@ -105,6 +110,7 @@ def main() -> None:
             f"{row['speedup']:>8.2f} {row['efficiency']:>6.1%} "
             f"{sum(row['model_cycles']) / len(row['model_cycles']):>9.0f} "
             f"{row['model_error_max']:>6.2%} "
+            f"{row['infer_cycles']:>6} {row['model_infer_cycles']:>6} "
             f"{'cached' if row['build_cached'] else row['build_seconds']:>7} "
             f"{row['sim_seconds']:>6.1f}"
         )

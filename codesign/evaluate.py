@@ -141,7 +141,7 @@ def _unpack(rows: list[str], n: int) -> list[list[int]]:
 
 
 def _cycles(cores, layers, net, trained) -> tuple[float, float]:
-    from spikeforge.hw.array_cycles import ANSWER_CYCLES, array_step_cycles
+    from spikeforge.hw.array_cycles import array_step_cycles
 
     sizes = net.layers
     n_samples = len(trained["trains"][0])
@@ -150,7 +150,7 @@ def _cycles(cores, layers, net, trained) -> tuple[float, float]:
         spikes = [_unpack(trained["trains"][i][k], n) for i, n in enumerate(sizes)]
         c = array_step_cycles(cores, layers, spikes)
         train += c.step
-        infer += c.step - c.backward_wall - ANSWER_CYCLES * len(layers[-1])
+        infer += c.infer
     return train / n_samples, infer / n_samples
 
 

@@ -570,7 +570,7 @@ def _chosen(
     records: Sequence[Mapping[str, Any]], summary: Mapping[str, Any]
 ) -> list[Mapping[str, Any]]:
     """The Pareto records (``summary["pareto"]``, else :func:`pareto_front`), best accuracy
-    first."""
+    first, then fewest LUTs."""
     ids = summary.get("pareto")
     if ids is None:
         ids = pareto_front(records)
@@ -581,7 +581,10 @@ def _chosen(
     if unknown:
         raise ValueError(f"summary['pareto'] names points not in records: {unknown!r}")
     chosen = [by_id[i] for i in dict.fromkeys(ids)]
-    return sorted(chosen, key=lambda r: -(_number(r.get("accuracy")) or 0.0))
+    return sorted(
+        chosen,
+        key=lambda r: (-(_number(r.get("accuracy")) or 0.0), _number(r.get("luts")) or 0.0),
+    )
 
 
 def write_html(

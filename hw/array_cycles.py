@@ -1,4 +1,5 @@
-"""Cycle model of a :class:`~spikeforge.hw.array.CoreArray` training step, links included.
+"""Cycle model of a :class:`~spikeforge.hw.array.CoreArray` training step (and of an inference
+pass, its first two commands), links included.
 
 Every core's engines follow their own exact formulas (:mod:`~spikeforge.hw.forward`,
 :mod:`~spikeforge.hw.backward`, :mod:`~spikeforge.hw.gradient`, :mod:`~spikeforge.hw.update`);
@@ -63,12 +64,16 @@ HOST_FIXED = 21
 """Cycles of a training step that depend on nothing above: the host's four round trips through
 the driver, router, cores' command decoders, response FIFOs and monitor (measured once under
 cocotb + Verilator with no idle or backpressure; docs/array.md)."""
+HOST_FIXED_INFER = 10
+"""The same for an inference pass (LOAD_SPIKES and FORWARD: two round trips)."""
 
 
 @dataclass(frozen=True)
 class ArrayCycles:
     """Per-core counters (as the COUNTERS command reports them), the phase walls (the last
-    answer of the phase, from its start), and the whole step as the host sees it."""
+    answer of the phase, from its start), the whole step as the host sees it, and an
+    inference pass (LOAD_SPIKES and FORWARD only, to the last FORWARD answer) on the same
+    sample and weights."""
 
     forward: list[int]
     backward: list[int]
@@ -76,6 +81,7 @@ class ArrayCycles:
     backward_wall: int
     step: int
     fifo_peak: int
+    infer: int
 
     def to_dict(self) -> dict:
         return {
@@ -85,6 +91,7 @@ class ArrayCycles:
             "backward_wall": self.backward_wall,
             "step": self.step,
             "fifo_peak": self.fifo_peak,
+            "infer": self.infer,
         }
 
 
@@ -278,7 +285,12 @@ def _backward(cores: Sequence[CoreParams], layers, spikes) -> list[int]:
 def array_step_cycles(
     cores: Sequence[CoreParams], layers: Sequence[Sequence[int]], spikes: Sequence
 ) -> ArrayCycles:
-    """Cycles of one training step (FORWARD, then BACKWARD with update) on the array.
+    """Cycles of one training step (FORWARD, then BACKWARD with update) on the array, and of an
+    inference pass on the same sample.
+
+    ``step = L + T + 1 + 2 (k_first + k_last) + forward wall + backward wall + HOST_FIXED`` and
+    ``infer = L + T + 1 + 2 k_first + forward wall + HOST_FIXED_INFER``, with ``L`` the
+    LOAD_SPIKES words (``2 + T +`` input spikes) and ``k`` the cores of the first/last layer.
 
     Parameters
     ----------
@@ -299,7 +311,8 @@ def array_step_cycles(
     load_words = 2 + T + sum(sum(row) for row in spikes[0])
     # LOAD_SPIKES: every word, one decoder bubble per timestep and one per command, then the
     # first layer's answers; SET_LABEL: the last layer's answers.
-    host = load_words + T + 1 + ANSWER_CYCLES * (len(layers[0]) + len(layers[-1]))
+    load = load_words + T + 1 + ANSWER_CYCLES * len(layers[0])
+    host = load + ANSWER_CYCLES * len(layers[-1])
     return ArrayCycles(
         forward=fwd,
         backward=bwd,
@@ -307,4 +320,5 @@ def array_step_cycles(
         backward_wall=bwd_wall,
         step=host + fwd_wall + bwd_wall + HOST_FIXED,
         fifo_peak=peak,
+        infer=load + fwd_wall + HOST_FIXED_INFER,
     )

@@ -1,8 +1,9 @@
 """The array cycle model for the testbench's own stimulus: what ``tb_array`` should measure.
 
-:func:`model_step_cycles` replays the golden model on the samples and weights a case draws
+:func:`model_steps` replays the golden model on the samples and weights a case draws
 (:mod:`spikeforge.sim.stimulus`) and asks :func:`~spikeforge.hw.array_cycles.array_step_cycles`
-for each step's cycles, so a measured run can be compared step by step.
+for each step's cycles (and the inference pass on its sample), so a measured run can be
+compared step by step.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from spikeforge.hw.params import CoreParams
 from spikeforge.sim.stimulus import samples, weights_for_seed
 from spikeforge.sw.golden import GoldenModel
 
-__all__ = ["model_step_cycles", "model_steps"]
+__all__ = ["model_steps"]
 
 
 def model_steps(
@@ -32,10 +33,3 @@ def model_steps(
         spikes = [result.traces[0].x[0].tolist()] + [tr.s[0].tolist() for tr in result.traces]
         out.append(array_step_cycles(cores, groups, spikes))
     return out
-
-
-def model_step_cycles(
-    cores: Sequence[CoreParams], *, seed: int, steps: int, density: float
-) -> list[int]:
-    """Cycles of every training step of a ``tb_array`` case without stalls, as modelled."""
-    return [m.step for m in model_steps(cores, seed=seed, steps=steps, density=density)]

@@ -10,7 +10,9 @@ routed commands. Spikes and errors move between cores on the array's links. The 
   model's (:func:`~spikeforge.sim.checker.check_step`).
 
 Measured per step (``step_cycles`` in ``result.json``): cycles from the first word of the step's
-LOAD_SPIKES packet to the last BACKWARD answer.
+LOAD_SPIKES packet to the last BACKWARD answer. Before the first step, one inference pass on the
+first sample (LOAD_SPIKES and FORWARD; ``infer_cycles``): from its first word to the last
+FORWARD answer. The training step that follows computes the same forward pass again.
 
 Case keys: ``cores`` (``CoreParams.to_dict`` per core, in core order), ``steps``, ``seed``
 (weights, samples and stall patterns, as :mod:`spikeforge.sim.stimulus`), ``density``,
@@ -52,6 +54,9 @@ async def array_training_bit_exact(dut):
         golden = GoldenModel(net, weights)
         await host.write_weights(weights)
         xs, labels = samples(net, seed, steps=case["steps"], density=case["density"])
+        t0 = get_sim_time("ns")
+        await host.forward(xs[0][0])
+        outcome.info["infer_cycles"] = int((get_sim_time("ns") - t0) // CLOCK_NS)
         step_cycles = []
         for step, (x, y) in enumerate(zip(xs, labels, strict=True)):
             expected = golden.train_step(x, labels=y).weights

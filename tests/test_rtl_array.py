@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from spikeforge.codesign.mapping import map_network
-from spikeforge.sim.array_model import model_step_cycles
+from spikeforge.sim.array_model import model_steps
 from spikeforge.sim.regress import run_array
 from spikeforge.sw.config import SnnConfig
 
@@ -23,7 +23,8 @@ def test_a_three_layer_network_on_five_cores_trains_bit_exact(seed, stall, link_
     """(32, 48, 32, 10) mapped on five cores: layers 0 and 1 split in two, layer 2 on one core
     with 5 lanes; three training steps. Seeds 1 and 2: 30% idle/backpressure on the host port
     and every link blocked on ~6/16 of the cycles by the stall gates. Seed 3: no stalls, and
-    every step takes exactly the cycles the array cycle model gives."""
+    every step, and the inference pass before the first, takes exactly the cycles the array
+    cycle model gives."""
     net = SnnConfig(layers=(32, 48, 32, 10), timesteps=8)
     mapping = map_network(net, 5, lanes=8)
     assert mapping.cores_per_layer == (2, 2, 1)
@@ -33,8 +34,11 @@ def test_a_three_layer_network_on_five_cores_trains_bit_exact(seed, stall, link_
     assert result.passed, result.report()
     assert sorted(result.detail["counters"]) == [str(n) for n in range(5)]
     measured = result.detail["step_cycles"]
-    modelled = model_step_cycles(cores, seed=seed, steps=3, density=0.5)
+    model = model_steps(cores, seed=seed, steps=3, density=0.5)
+    modelled = [m.step for m in model]
     if stall == 0.0 and not link_stall:
         assert measured == modelled
+        assert result.detail["infer_cycles"] == model[0].infer
     else:
         assert all(m > c for m, c in zip(measured, modelled, strict=True))
+        assert result.detail["infer_cycles"] > model[0].infer
