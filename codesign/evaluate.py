@@ -1,21 +1,25 @@
 """Evaluate one design point: accuracy, cycles, resources, energy and off-chip traffic.
 
-:func:`evaluate_point` runs on a Dask worker (or in-process). Its stages, in order:
+The sweep (:mod:`spikeforge.codesign.search`) runs a point as separate Dask tasks, its stages:
 
-1. **config and mapping** -- the point's :class:`~spikeforge.sw.config.SnnConfig` and the
-   mapping compiler's placement on ``cores`` cores (rejected: the point fails with the reason);
-2. **accuracy** -- integer on-chip training with the golden model, batch 1, exactly what the
-   RTL learns (bit-exact, docs/verification.md), then the test split's accuracy; the trained
-   model's spikes on ``activity_samples`` test samples are kept for the next stages. Cached per
-   network config (the core count does not change what is learnt);
-3. **cycles** -- :func:`~spikeforge.hw.array_cycles.array_step_cycles` on those spike trains
-   (exact against Verilator), averaged: per training sample and per inference sample;
-4. **resources** -- Yosys ``synth_ecp5`` (:mod:`spikeforge.codesign.resources`);
-5. **energy and traffic** -- :mod:`spikeforge.codesign.energy` and
-   :mod:`spikeforge.codesign.traffic` on the mean spike counts (estimates).
+1. **config and mapping** (:func:`plan_point`, in the sweep's process) -- the point's
+   :class:`~spikeforge.sw.config.SnnConfig` and the mapping compiler's placement on ``cores``
+   cores (rejected: the point fails with the reason);
+2. **accuracy** (:func:`train_stage`) -- integer on-chip training with the golden model, batch
+   1, exactly what the RTL learns (bit-exact, docs/verification.md), then the test split's
+   accuracy; the trained model's spikes on ``activity_samples`` test samples are kept for the
+   next stages. Cached per network config (the core count does not change what is learnt);
+3. **resources** (:func:`core_stage` per core shape, :func:`glue_stage` for the interconnect)
+   -- Yosys ``synth_ecp5`` (:mod:`spikeforge.codesign.resources`);
+4. **cycles, energy, traffic and the record** (:func:`finish_point`) --
+   :func:`~spikeforge.hw.array_cycles.array_step_cycles` on those spike trains (exact against
+   Verilator), averaged per training sample and per inference pass;
+   :mod:`spikeforge.codesign.energy` and :mod:`spikeforge.codesign.traffic` on the mean spike
+   counts (estimates); the resources composed.
 
 A stage that fails (invalid point, training diverged or timed out, synthesis error or timeout)
 ends the point with ``status = "failed"`` and its reason; what was measured before is kept.
+Stages 2 and 3 never raise: a failure comes back as ``{"error": reason}``.
 """
 
 from __future__ import annotations
@@ -37,7 +41,6 @@ __all__ = [
     "DIVERGED_FACTOR",
     "PointFailed",
     "core_stage",
-    "evaluate_point",
     "finish_point",
     "generate_command",
     "glue_stage",
@@ -189,7 +192,7 @@ def train_stage(net, training: Mapping[str, Any], cache_dir: str) -> dict[str, A
 
 
 def core_stage(shape, cache_dir: str, timeout: float) -> dict[str, Any]:
-    """Stage 4 for one core shape (cached by its hash); never raises."""
+    """Stage 3 for one core shape (cached by its hash); never raises."""
     from spikeforge.codesign.resources import synth_core
 
     out = _guarded("synthesis", synth_core, shape, Path(cache_dir) / "synth", timeout)
@@ -197,7 +200,7 @@ def core_stage(shape, cache_dir: str, timeout: float) -> dict[str, Any]:
 
 
 def glue_stage(cores, cache_dir: str, timeout: float) -> dict[str, Any]:
-    """Stage 4 for the interconnect (cached by the array hash); never raises."""
+    """Stage 3 for the interconnect (cached by the array hash); never raises."""
     from spikeforge.codesign.resources import synth_glue
 
     return _guarded("synthesis", synth_glue, cores, Path(cache_dir) / "synth", timeout)
@@ -245,7 +248,7 @@ def finish_point(
     core_reports: list[Mapping[str, Any]] | None,
     glue: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
-    """Stages 3 and 5 and the record: accuracy, cycles, traffic, energy and resources from the
+    """Stage 4, the record: accuracy, cycles, traffic, energy and resources from the
     stage results (``core_reports``/``glue`` are ``None`` without synthesis). Never raises."""
     record = {**record, "seconds": dict(record.get("seconds", {}))}
     stages = [trained, *(core_reports or []), *([glue] if glue else [])]
@@ -302,26 +305,3 @@ def _finish(record, net, cores, trained, core_reports, glue) -> None:
     record.update({k: res[k] for k in ("luts", "ffs", "brams", "dsps")})
     record["synth_parts"] = res["parts"]
     record["seconds"]["synth"] = res["synth_seconds"]
-
-
-def evaluate_point(
-    params: Mapping[str, Any], space: Mapping[str, Any], cache_dir: str, network_toml: str
-) -> dict[str, Any]:
-    """Evaluate one point, every stage here one after the other (the sweep runs the stages as
-    separate Dask tasks instead); always returns a record, never raises.
-
-    ``space`` is :meth:`DesignSpace.to_dict` (plain data).
-    """
-    from spikeforge.codesign.resources import shapes
-
-    sp = DesignSpace.from_dict(space)
-    record, net, cores = plan_point(sp, params, network_toml)
-    if net is None:
-        return record
-    trained = train_stage(net, sp.training, cache_dir)
-    core_reports = glue = None
-    if sp.setting("hardware", "synth", True):
-        timeout = sp.setting("hardware", "synth_timeout", 1800)
-        core_reports = [core_stage(shape, cache_dir, timeout) for shape in shapes(cores)]
-        glue = glue_stage(cores, cache_dir, timeout)
-    return finish_point(record, net, cores, trained, core_reports, glue)

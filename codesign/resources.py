@@ -38,7 +38,6 @@ from spikeforge.hw.synth import SynthError, count_resources, synthesize
 
 __all__ = [
     "array_fmax",
-    "array_resources",
     "compose",
     "core_shape",
     "shapes",
@@ -140,21 +139,6 @@ def compose(
     for k in RESOURCES:
         totals[k] += glue_counts[k]
     return {**totals, "parts": parts, "synth_seconds": round(seconds, 1)}
-
-
-def array_resources(
-    cores: Sequence[CoreParams], cache_dir: Path, *, timeout: float = 1800
-) -> dict[str, Any]:
-    """LUT4/FF/BRAM/DSP of the array of ``cores``, composed as the module docstring says
-    (:func:`compose`), every part synthesized here one after the other.
-
-    Raises
-    ------
-    SynthError
-        If Yosys fails or passes ``timeout`` seconds on any part.
-    """
-    reports = {s.core_hash: synth_core(s, cache_dir, timeout) for s in shapes(cores)}
-    return compose(cores, reports, synth_glue(cores, cache_dir, timeout))
 
 
 def array_fmax(

@@ -99,13 +99,12 @@ def _prepare(space: DesignSpace, out: Path) -> Path:
             )
     else:
         _write_json(recorded, mine)
-    net = point_config(space, space.complete({}))  # validates the fixed part once more
+    point_config(space, space.complete({}))  # validates the fixed part once more
     lines = [f"# network of sweep {space.name!r}: the dimensions come as flags"]
     for key, value in space.network.items():
         lines.append(f"{key} = {json.dumps(value)}")
     toml = out / "network.toml"
     toml.write_text("\n".join(lines) + "\n")
-    del net
     return toml
 
 
