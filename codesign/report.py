@@ -61,12 +61,14 @@ COLUMNS: tuple[str, ...] = (
     "gpu_bptt_bytes",
     "dram_saving",
     "seconds",
-    "cached",
-    "worker",
+    "train_cached",
+    "workers",
     "generate_cmd",
 )
-"""Columns of ``results.csv`` in order: the parameters (:data:`DIMENSIONS`) flattened, and
-``seconds`` the sum of the record's per-stage seconds."""
+"""Columns of ``results.csv`` in order: the parameters (:data:`DIMENSIONS`) flattened,
+``seconds`` the sum of the record's per-stage seconds, ``train_cached`` whether the training
+result came from the cache, ``workers`` the Dask workers that ran the point's stages (``; ``
+between them)."""
 
 _PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -131,6 +133,8 @@ def _csv_row(r: Mapping[str, Any]) -> list[Any]:
             value = params.get(col)
         elif col == "seconds":
             value = _seconds(r)
+        elif col == "workers":
+            value = "; ".join(r.get("workers") or [])
         else:
             value = r.get(col)
         row.append(value)  # csv writes None as an empty field

@@ -60,8 +60,9 @@ def _rec(pid, acc, luts, status="ok", *, cores=1, w_bits=8, **more):
         "dram_saving": 0.989,
         "generate_cmd": f"spikeforge generate --network n.toml --cores {cores} -o build/p-{pid}",
         "seconds": {"train": 1.5, "synth": 2.25},
-        "worker": "tcp://127.0.0.1:1 pid 1",
-        "cached": False,
+        "worker": "vm pid 1",
+        "workers": ["vm pid 1", "vm pid 2"],
+        "train_cached": False,
     }
     record.update(more)
     return record
@@ -170,6 +171,7 @@ def test_the_tables_have_one_row_per_point_and_round_trip(tmp_path):
     assert rows[5]["status"] == "failed" and rows[5]["reason"] == EVIL
     assert rows[5]["accuracy"] == "" and rows[1]["fmax_mhz"] == "101.5"
     assert rows[0]["seconds"] == "3.75"  # the stages summed
+    assert rows[0]["workers"] == "vm pid 1; vm pid 2" and rows[0]["train_cached"] == "False"
     assert json.loads(json_path.read_text()) == recs
 
 
