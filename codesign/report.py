@@ -28,7 +28,15 @@ from matplotlib.ticker import FuncFormatter
 from spikeforge.codesign.pareto import OBJECTIVES, pareto_front
 from spikeforge.codesign.space import DIMENSIONS
 
-__all__ = ["COLUMNS", "PLOTS", "plot_fronts", "write_html", "write_report", "write_tables"]
+__all__ = [
+    "COLUMNS",
+    "PLOTS",
+    "fmax_text",
+    "plot_fronts",
+    "write_html",
+    "write_report",
+    "write_tables",
+]
 
 PLOTS = (
     ("luts", "LUT4s"),
@@ -350,23 +358,29 @@ def _pct(value: Any) -> str:
     return _DASH if v is None else f"{100 * v:.1f}%"
 
 
-def _fmax(r: Mapping[str, Any]) -> str:
-    """Fmax cell: MHz when measured; 'Fmax unknown' after a place-and-route timeout; 'not
-    measured' for a Pareto point beyond ``fmax_points``; 'P&R failed' after an error; a dash
-    when not run. The status is the cell's tooltip."""
+def fmax_text(r: Mapping[str, Any]) -> str | None:
+    """A record's Fmax in words: MHz when measured; 'Fmax unknown' after a place-and-route
+    timeout; 'not measured' for a Pareto point beyond ``fmax_points``; 'P&R failed' after an
+    error; ``None`` when not run."""
     mhz = _number(r.get("fmax_mhz"))
     status = r.get("fmax_status") or "not run"
     if mhz is not None:
         return f"{mhz:.1f} MHz"
     if status in ("not run", "ok"):
-        return _DASH
+        return None
     if status == "timeout":
-        text = "Fmax unknown"
-    elif status.startswith("skipped"):
-        text = "not measured"
-    else:
-        text = "Fmax unknown (P&amp;R failed)"
-    return f'<span title="{_esc(status)}">{text}</span>'
+        return "Fmax unknown"
+    return "not measured" if status.startswith("skipped") else "P&R failed"
+
+
+def _fmax(r: Mapping[str, Any]) -> str:
+    """Fmax cell: :func:`fmax_text` (a dash when not run), the status as its tooltip."""
+    text = fmax_text(r)
+    if text is None:
+        return _DASH
+    if r.get("fmax_mhz") is not None:
+        return text
+    return f'<span title="{_esc(r.get("fmax_status"))}">{_esc(text)}</span>'
 
 
 def _duration(seconds: Any) -> str:

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spikeforge.sw.config import ConfigError, SnnConfig
+from spikeforge.sw.config import ConfigError, SnnConfig, check_int
 
 __all__ = [
     "BUILTIN_SPACES",
@@ -148,14 +148,6 @@ def _check_keys(where: str, data: Mapping[str, Any], allowed) -> None:
         )
 
 
-def _check_int(name: str, value: Any, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{name} must be an int in [{lo}, {hi}], not {value!r}")
-    if not lo <= value <= hi:
-        raise ConfigError(f"{name} = {value} is out of range: allowed [{lo}, {hi}]")
-    return value
-
-
 def _check_values(name: str, values: Any) -> tuple[Any, ...]:
     if not isinstance(values, list | tuple) or not values:
         raise ConfigError(f"dimensions.{name} must be a non-empty list of values, not {values!r}")
@@ -170,7 +162,7 @@ def _check_values(name: str, values: Any) -> tuple[Any, ...]:
                     f"{', '.join(allowed)}"
                 )
         else:
-            _check_int(f"dimensions.{name} value", v, *allowed)
+            check_int(f"dimensions.{name} value", v, *allowed)
     if len(set(values)) != len(values):
         raise ConfigError(f"dimensions.{name} lists a value twice: {list(values)}")
     return tuple(values)
@@ -246,7 +238,7 @@ class DesignSpace:
         training = dict(data.get("training", {}))
         _check_keys(f"{where} [training]", training, TRAINING_KEYS)
         for key, value in training.items():
-            _check_int(f"training.{key}", value, *TRAINING_KEYS[key])
+            check_int(f"training.{key}", value, *TRAINING_KEYS[key])
         hardware = dict(data.get("hardware", {}))
         _check_keys(f"{where} [hardware]", hardware, HARDWARE_KEYS)
         for key in ("synth", "fmax"):
@@ -254,16 +246,16 @@ class DesignSpace:
                 raise ConfigError(f"hardware.{key} must be true or false, not {hardware[key]!r}")
         for key in ("synth_timeout", "pnr_timeout", "target_mhz"):
             if key in hardware:
-                _check_int(f"hardware.{key}", hardware[key], 1, 10**6)
+                check_int(f"hardware.{key}", hardware[key], 1, 10**6)
         if "fmax_points" in hardware:
-            _check_int("hardware.fmax_points", hardware["fmax_points"], 0, 10**6)
+            check_int("hardware.fmax_points", hardware["fmax_points"], 0, 10**6)
         if hardware.get("device", "85k") not in ("25k", "45k", "85k"):
             raise ConfigError(
                 f"hardware.device = {hardware['device']!r} is not allowed: choose 25k, 45k, 85k"
             )
         trials = data.get("trials")
         if trials is not None:
-            _check_int("trials", trials, 1, 10**6)
+            check_int("trials", trials, 1, 10**6)
         return cls(
             name=str(data.get("name", where)),
             sampler=sampler,
@@ -272,8 +264,8 @@ class DesignSpace:
             training=training,
             hardware=hardware,
             trials=trials,
-            population=_check_int("population", data.get("population", 24), 2, 10**4),
-            seed=_check_int("seed", data.get("seed", 1), 0, 2**32 - 1),
+            population=check_int("population", data.get("population", 24), 2, 10**4),
+            seed=check_int("seed", data.get("seed", 1), 0, 2**32 - 1),
         )
 
     # -- the points ------------------------------------------------------------------------

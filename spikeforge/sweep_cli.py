@@ -21,19 +21,10 @@ def _progress(enabled: bool):
     return make
 
 
-def _fmax_text(r: dict[str, Any]) -> str:
-    status = r.get("fmax_status") or "not run"
-    if r.get("fmax_mhz") is not None:
-        return f"{r['fmax_mhz']:.1f} MHz"
-    if status == "timeout":
-        return "unknown"
-    if status.startswith("skipped"):
-        return "not measured"
-    return "-" if status in ("not run", "ok") else "P&R failed"
-
-
 def pareto_table(summary: dict[str, Any], records: list[dict[str, Any]]) -> str:
     """The Pareto points as a text table, best accuracy first (then fewest LUTs)."""
+    from spikeforge.codesign.report import fmax_text
+
     by_id = {r["id"]: r for r in records}
     head = (
         f"{'point':12}  {'cores':>5} {'lanes':>5} {'w':>3} {'T':>3} {'rule':5}  {'acc':>6} "
@@ -50,7 +41,7 @@ def pareto_table(summary: dict[str, Any], records: list[dict[str, Any]]) -> str:
         lines.append(
             f"{r['id']:12}  {p['cores']:>5} {p['lanes']:>5} {p['w_bits']:>3} "
             f"{p['timesteps']:>3} {p['bptt']:5}  {100 * r['accuracy']:5.1f}% {luts:>7} "
-            f"{r['train_cycles']:>9,} {r['energy_nj']:>10.1f} {_fmax_text(r):>12}"
+            f"{r['train_cycles']:>9,} {r['energy_nj']:>10.1f} {fmax_text(r) or '-':>12}"
         )
     lines.append("* energy per training sample: an estimate (docs/energy.md), not a measurement")
     return "\n".join(lines)

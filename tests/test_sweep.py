@@ -52,6 +52,15 @@ def _sweep(space: Path, out: Path, *extra: str) -> list[str]:
     ]
 
 
+def _run(space: Path, out: Path, *extra: str, timeout: float) -> dict:
+    """Run a sweep to its end; its ``--json`` summary (the last line of standard output)."""
+    done = subprocess.run(
+        _sweep(space, out, *extra), capture_output=True, text=True, timeout=timeout, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def _log(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "evaluations.jsonl").read_text().splitlines()]
 
@@ -83,15 +92,7 @@ def test_a_killed_sweep_resumes_keeping_every_completed_point(tmp_path):
     assert 3 <= len(kept) < 20
     first_run = _log(out)
 
-    done = subprocess.run(
-        _sweep(space, out, "--workers", "1"),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    summary = _run(space, out, "--workers", "1", timeout=600)
 
     assert summary["points"] == 20 and summary["done"] + summary["failed"] == 20
     assert summary["computed"] == 20 - len(kept)  # nothing kept was computed again
@@ -215,15 +216,7 @@ def test_the_sweep_runs_on_a_dask_cluster_of_two_worker_processes(tmp_path, dask
     space = tmp_path / "dask.toml"
     space.write_text(DASK_SPACE)
     out = tmp_path / "run"
-    done = subprocess.run(
-        _sweep(space, out, "--scheduler", dask_cluster),
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    summary = _run(space, out, "--scheduler", dask_cluster, timeout=900)
     assert summary["points"] == 2 and summary["done"] == 2, summary
     records = [json.loads(p.read_text()) for p in (out / "points").glob("*.json")]
     workers = {w for r in records for w in r["workers"]}
