@@ -19,39 +19,61 @@ from spikeforge.hw.core import SpikingCore
 from spikeforge.hw.params import CoreParams
 from spikeforge.hw.protocol import Opcode, Status, command, parse_status
 
+DEADLINE = 200_000
+"""Cycles a :class:`SimHost` waits for the core to take a word or to answer one, by default."""
 
-async def stream_put(ctx, dut, word: int, idle: int = 0, last: int = 0) -> None:
+
+async def _wait(ctx, signal, deadline: int, what: str) -> tuple:
+    """Tick until ``signal`` is high at a clock edge; the values sampled there. Raises
+    :class:`TimeoutError` naming ``what`` after ``deadline`` cycles."""
+    for _ in range(deadline):
+        *_, value = await ctx.tick().sample(signal)
+        if value:
+            return
+    raise TimeoutError(f"{what} within {deadline} cycles")
+
+
+async def stream_put(
+    ctx, dut, word: int, idle: int = 0, last: int = 0, deadline: int = DEADLINE
+) -> None:
     """Offer ``word`` (with ``tlast = last``) on ``s_axis`` after ``idle`` cycles with
-    ``tvalid`` low."""
+    ``tvalid`` low; :class:`TimeoutError` if the core does not take it within ``deadline``."""
     for _ in range(idle):
         await ctx.tick()
     ctx.set(dut.s_axis_tdata, word)
     ctx.set(dut.s_axis_tlast, last)
     ctx.set(dut.s_axis_tvalid, 1)
-    await ctx.tick().until(dut.s_axis_tready)
+    await _wait(ctx, dut.s_axis_tready, deadline, f"the core did not take word {word:#010x}")
     ctx.set(dut.s_axis_tvalid, 0)
 
 
-async def stream_get(ctx, dut, stall: int = 0) -> tuple[int, int]:
-    """Take one ``(tdata, tlast)`` from ``m_axis`` after ``stall`` cycles with ``tready`` low."""
+async def stream_get(ctx, dut, stall: int = 0, deadline: int = DEADLINE) -> tuple[int, int]:
+    """Take one ``(tdata, tlast)`` from ``m_axis`` after ``stall`` cycles with ``tready`` low;
+    :class:`TimeoutError` if none comes within ``deadline`` cycles."""
     ctx.set(dut.m_axis_tready, 0)
     for _ in range(stall):
         await ctx.tick()
     ctx.set(dut.m_axis_tready, 1)
-    data, last = (
-        await ctx.tick().sample(dut.m_axis_tdata, dut.m_axis_tlast).until(dut.m_axis_tvalid)
-    )
+    for _ in range(deadline):
+        *_, valid, data, last = await ctx.tick().sample(
+            dut.m_axis_tvalid, dut.m_axis_tdata, dut.m_axis_tlast
+        )
+        if valid:
+            ctx.set(dut.m_axis_tready, 0)
+            return data, last
     ctx.set(dut.m_axis_tready, 0)
-    return data, last
+    raise TimeoutError(f"no answer word within {deadline} cycles")
 
 
 class SimHost:
     """Protocol-level access to the simulated core; ``stalls`` > 0 inserts random idle and
-    backpressure cycles (up to that many) before words."""
+    backpressure cycles (up to that many) before words. Every wait for the core (to take a word,
+    to answer one) gives up after ``deadline`` cycles with :class:`TimeoutError`."""
 
-    def __init__(self, ctx, dut, *, stalls: int = 0, seed: int = 0):
+    def __init__(self, ctx, dut, *, stalls: int = 0, seed: int = 0, deadline: int = DEADLINE):
         self.ctx, self.dut = ctx, dut
         self.stalls = stalls
+        self.deadline = deadline
         self.rng = random.Random(seed)
 
     def _gap(self) -> int:
@@ -60,15 +82,16 @@ class SimHost:
     async def send(self, words: Sequence[int]) -> None:
         """One packet on ``s_axis``, ``tlast`` on its last word."""
         for n, word in enumerate(words):
+            last = int(n == len(words) - 1)
             await stream_put(
-                self.ctx, self.dut, word & 0xFFFFFFFF, self._gap(), int(n == len(words) - 1)
+                self.ctx, self.dut, word & 0xFFFFFFFF, self._gap(), last, self.deadline
             )
 
     async def recv(self) -> list[int]:
         """One response packet from ``m_axis`` (up to and with its ``tlast`` word)."""
         data = []
         while True:
-            word, last = await stream_get(self.ctx, self.dut, self._gap())
+            word, last = await stream_get(self.ctx, self.dut, self._gap(), self.deadline)
             data.append(word)
             if last:
                 return data
@@ -90,9 +113,11 @@ def run_cores(
     stalls: int = 0,
     seed: int = 0,
     vcd: str | None = None,
+    host_deadline: int = DEADLINE,
 ) -> object:
     """Elaborate several cores side by side (one clock), run ``script(hosts)``, return its
-    result. The host chains them: e.g. one core's spikes become the next core's input."""
+    result. The host chains them: e.g. one core's spikes become the next core's input. Each
+    host waits at most ``host_deadline`` cycles for a core to take or answer a word."""
     top = Module()
     duts = []
     for n, p in enumerate(params):
@@ -104,7 +129,10 @@ def run_cores(
     result = {}
 
     async def bench(ctx):
-        hosts = [SimHost(ctx, d, stalls=stalls, seed=seed + n) for n, d in enumerate(duts)]
+        hosts = [
+            SimHost(ctx, d, stalls=stalls, seed=seed + n, deadline=host_deadline)
+            for n, d in enumerate(duts)
+        ]
         result["value"] = await script(hosts)
 
     sim.add_testbench(bench)
@@ -124,11 +152,12 @@ def run_array(
     seed: int = 0,
     deadline: int | None = None,
     link_stall: int = 0,
+    host_deadline: int = DEADLINE,
 ) -> object:
     """Elaborate a :class:`~spikeforge.hw.array.CoreArray` of ``cores`` (with ``link_stall``
     gates on its links), run ``script(host)`` (``host.send``/``host.recv`` packets on its one
     port), return its result. ``deadline`` (cycles) fails the run instead of letting a stuck
-    array hang the test."""
+    array hang the test; the host waits at most ``host_deadline`` cycles for each word."""
     from spikeforge.hw.array import CoreArray
 
     dut = CoreArray(cores, link_stall=link_stall)
@@ -137,7 +166,8 @@ def run_array(
     result = {}
 
     async def bench(ctx):
-        result["value"] = await script(SimHost(ctx, dut, stalls=stalls, seed=seed))
+        host = SimHost(ctx, dut, stalls=stalls, seed=seed, deadline=host_deadline)
+        result["value"] = await script(host)
 
     async def watchdog(ctx):
         for _ in range(deadline):
@@ -158,10 +188,11 @@ def run_core(
     stalls: int = 0,
     seed: int = 0,
     vcd: str | None = None,
+    host_deadline: int = DEADLINE,
 ) -> object:
     """Elaborate a core, run ``script(host)`` in Amaranth's simulator, return its result."""
 
     async def one(hosts):
         return await script(hosts[0])
 
-    return run_cores([params], one, stalls=stalls, seed=seed, vcd=vcd)
+    return run_cores([params], one, stalls=stalls, seed=seed, vcd=vcd, host_deadline=host_deadline)
