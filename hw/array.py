@@ -9,9 +9,13 @@ builds:
   layer ``l``'s cores, merged per timestep, to every core of layer ``l+1``) and a
   :class:`~spikeforge.hw.links.ErrorReduce` (the ``e_prev`` of layer ``l+1``'s cores, reduced,
   rounded and saturated once, each value to the core of layer ``l`` that owns it);
-* the host port (``s_axis_*``/``m_axis_*``): a router that sends each host packet to the cores
-  its route word names (:func:`~spikeforge.hw.protocol.route`) and a response merger that
-  forwards whole response packets, tagging each status word with the core's index.
+* the host port (``cmd``/``rsp`` streams): a :class:`~spikeforge.hw.router.PacketRouter` that
+  sends each host packet to the cores its route word names
+  (:func:`~spikeforge.hw.protocol.route`) and a :class:`~spikeforge.hw.router.ResponseMerger`
+  that forwards whole response packets, tagging each status word with the core's index, with
+  the watchdog that answers for a stuck core;
+* ABORT: a core's ``abort`` pulse also clears the merge and the reducer on both of its layer
+  boundaries, so no spike or error of an aborted step is left on a link.
 
 Schedule (docs/array.md): the host broadcasts FORWARD to every core; each core runs its
 timesteps as soon as the previous layer's spikes of that timestep have arrived, so layer ``l+1``
@@ -26,14 +30,14 @@ import hashlib
 import json
 from collections.abc import Sequence
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, ResetInserter
 from amaranth.lib import wiring
 
 from spikeforge.hw.core import SpikingCore, host_port_members
-from spikeforge.hw.datapath import index_range
 from spikeforge.hw.links import STALL_STEPS, ErrorReduce, SpikeMerge, StallGate
-from spikeforge.hw.params import BUS_BITS, CoreParams
-from spikeforge.hw.protocol import ARRAY_TAG, MAX_ARRAY_CORES, ROUTE, Status
+from spikeforge.hw.params import CoreParams
+from spikeforge.hw.protocol import MAX_ARRAY_CORES
+from spikeforge.hw.router import PacketRouter, ResponseMerger, default_timeout
 
 __all__ = ["CoreArray", "array_hash", "layer_groups"]
 
@@ -82,11 +86,19 @@ def layer_groups(cores: Sequence[CoreParams], *, linked: bool = False) -> list[l
     return groups
 
 
-def array_hash(cores: Sequence[CoreParams], *, link_stall: int = 0) -> str:
-    """16 hex digits of SHA-256 over the cores' hashes in core order (and the link stall
-    gates, if any): identifies the generated array without elaborating it."""
+def array_hash(
+    cores: Sequence[CoreParams], *, link_stall: int = 0, timeout: int | None = None
+) -> str:
+    """16 hex digits of SHA-256 over the cores' hashes in core order (and the link stall gates
+    and a watchdog reset value other than the default, if any): identifies the generated array
+    without elaborating it."""
+    extra = {}
+    if link_stall:
+        extra["link_stall"] = link_stall
+    if timeout is not None and timeout != default_timeout(cores):
+        extra["timeout"] = timeout
     hashes = [p.core_hash for p in cores]
-    canonical = json.dumps([*hashes, {"link_stall": link_stall}] if link_stall else hashes)
+    canonical = json.dumps([*hashes, extra] if extra else hashes)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
@@ -102,9 +114,14 @@ class CoreArray(wiring.Component):
         Verification only: block every link (both ends of every merge and reduction) on about
         ``link_stall / 16`` of the cycles, pseudo-randomly
         (:class:`~spikeforge.hw.links.StallGate`); 0 (default) builds no gates.
+    timeout : int or None
+        The watchdog's cycles at reset (:mod:`spikeforge.hw.router`; the host changes them with
+        SET_TIMEOUT). Default: :func:`~spikeforge.hw.router.default_timeout`.
     """
 
-    def __init__(self, cores: Sequence[CoreParams], *, link_stall: int = 0):
+    def __init__(
+        self, cores: Sequence[CoreParams], *, link_stall: int = 0, timeout: int | None = None
+    ):
         cores = tuple(cores)
         self._groups = layer_groups(cores, linked=True)
         if len(cores) > MAX_ARRAY_CORES:
@@ -115,6 +132,7 @@ class CoreArray(wiring.Component):
             raise ValueError(f"link_stall must be in [0, {STALL_STEPS - 1}], not {link_stall}")
         self._stall = link_stall
         self._cores = cores
+        self._timeout = default_timeout(cores) if timeout is None else timeout
         self._duts = [SpikingCore(p) for p in cores]
         super().__init__(host_port_members())
 
@@ -142,9 +160,14 @@ class CoreArray(wiring.Component):
         return self._stall
 
     @property
+    def timeout(self) -> int:
+        """The watchdog's cycles at reset."""
+        return self._timeout
+
+    @property
     def array_hash(self) -> str:
         """:func:`array_hash` of this array."""
-        return array_hash(self._cores, link_stall=self._stall)
+        return array_hash(self._cores, link_stall=self._stall, timeout=self._timeout)
 
     def _link(self, m: Module, source, sink, name: str) -> None:
         """Connect a link's two ends, through a :class:`StallGate` when ``link_stall`` is set."""
@@ -173,8 +196,10 @@ class CoreArray(wiring.Component):
                 sources=[self._cores[n] for n in upper],
                 sinks=[self._cores[n].neuron_range for n in lower],
             )
-            m.submodules[f"spikes{layer}"] = merge
-            m.submodules[f"errors{layer}"] = reduce
+            # ABORT of any core on either side clears the boundary's links.
+            cleared = Cat(*[self._duts[n].abort for n in lower + upper]).any()
+            m.submodules[f"spikes{layer}"] = ResetInserter(cleared)(merge)
+            m.submodules[f"errors{layer}"] = ResetInserter(cleared)(reduce)
             for s, n in enumerate(lower):
                 self._link(m, self._duts[n].spk_o, getattr(merge, f"i{s}"), f"spk_o{n}")
                 self._link(m, getattr(reduce, f"o{s}"), self._duts[n].err_i, f"err_i{n}")
@@ -182,84 +207,23 @@ class CoreArray(wiring.Component):
                 self._link(m, getattr(merge, f"o{d}"), self._duts[n].spk_i, f"spk_i{n}")
                 self._link(m, self._duts[n].err_o, getattr(reduce, f"i{d}"), f"err_o{n}")
 
-        # -- router: host packets to the cores their route word names ------------------------------
-        targets = Signal(C)
-        all_ready = Signal()
-        m.d.comb += all_ready.eq(
-            Cat(*[~targets[n] | dut.s_axis_tready for n, dut in enumerate(self._duts)]).all()
+        # -- host port: the router, the response merger and their watchdog ---------------------
+        m.submodules.router = router = PacketRouter(
+            C, timeout=self._timeout, array_hash=self.array_hash
         )
-        word = self.s_axis_tdata
-        first, count = word[12:24], word[:12]
-        reply = Signal()  # the array's own BAD_ARG answer is pending
-        reply_op = Signal(8)
-        for dut in self._duts:
-            m.d.comb += [
-                dut.s_axis_tdata.eq(word),
-                dut.s_axis_tlast.eq(self.s_axis_tlast),
-            ]
-        with m.FSM(name="router"):
-            with m.State("HEADER"):
-                m.d.comb += self.s_axis_tready.eq(~reply)
-                with m.If(self.s_axis_tvalid & ~reply):
-                    good = (word[24:] == ROUTE) & (count != 0) & (first + count <= C)
-                    with m.If(good):
-                        m.d.sync += targets.eq(
-                            Cat(*[(first <= n) & (n < first + count) for n in range(C)])
-                        )
-                        with m.If(~self.s_axis_tlast):
-                            m.next = "ROUTE"
-                    with m.Else():
-                        m.d.sync += reply_op.eq(word[24:])
-                        with m.If(self.s_axis_tlast):
-                            m.d.sync += reply.eq(1)
-                        with m.Else():
-                            m.next = "DRAIN"
-            with m.State("ROUTE"):
-                m.d.comb += self.s_axis_tready.eq(all_ready)
-                for n, dut in enumerate(self._duts):
-                    m.d.comb += dut.s_axis_tvalid.eq(self.s_axis_tvalid & targets[n] & all_ready)
-                with m.If(self.s_axis_tvalid & all_ready & self.s_axis_tlast):
-                    m.next = "HEADER"
-            with m.State("DRAIN"):
-                m.d.comb += self.s_axis_tready.eq(1)
-                with m.If(self.s_axis_tvalid & self.s_axis_tlast):
-                    m.d.sync += reply.eq(1)
-                    m.next = "HEADER"
-
-        # -- response merger: whole packets, the lowest waiting source first ----------------------
-        # Source C is the array itself (its one-word BAD_ARG answer).
-        sources = [
-            (dut.m_axis_tvalid, dut.m_axis_tdata, dut.m_axis_tlast) for dut in self._duts
-        ] + [(reply, Cat(Const(0, 16), Const(Status.BAD_ARG, 8), reply_op), Const(1))]
-        locked = Signal()
-        sel = Signal(index_range(C + 1))
-        pick = Signal(index_range(C + 1))
-        for n in reversed(range(C + 1)):
-            with m.If(sources[n][0]):
-                m.d.comb += pick.eq(n)
-        any_valid = Cat(*[s[0] for s in sources]).any()
-        with m.If(~locked & any_valid):
-            m.d.sync += [locked.eq(1), sel.eq(pick)]
-        valid, tdata, tlast = Signal(), Signal(BUS_BITS), Signal()
-        with m.Switch(sel):
-            for n, (v, d, last) in enumerate(sources):
-                with m.Case(n):
-                    tag = ARRAY_TAG if n == C else n
-                    m.d.comb += [
-                        valid.eq(v),
-                        tdata.eq(Mux(last, d | tag, d)),
-                        tlast.eq(last),
-                    ]
-        m.d.comb += [
-            self.m_axis_tvalid.eq(locked & valid),
-            self.m_axis_tdata.eq(tdata),
-            self.m_axis_tlast.eq(tlast),
-        ]
-        take = locked & valid & self.m_axis_tready
+        m.submodules.merger = merger = ResponseMerger(C)
+        wiring.connect(m, wiring.flipped(self.cmd), router.i)
+        wiring.connect(m, merger.o, wiring.flipped(self.rsp))
+        wiring.connect(m, router.own, merger.own)
         for n, dut in enumerate(self._duts):
-            m.d.comb += dut.m_axis_tready.eq(take & (sel == n))
-        with m.If(take & tlast):
-            m.d.sync += locked.eq(0)
-            with m.If(sel == C):
-                m.d.sync += reply.eq(0)
+            wiring.connect(m, getattr(router, f"o{n}"), dut.cmd)
+            wiring.connect(m, dut.rsp, getattr(merger, f"i{n}"))
+        m.d.comb += [
+            merger.timeout.eq(router.timeout),
+            merger.delivered.eq(router.delivered),
+            merger.gave_up.eq(router.gave_up),
+            merger.partial.eq(router.partial),
+            merger.op.eq(router.op),
+            router.pending.eq(merger.pending),
+        ]
         return m

@@ -1,8 +1,9 @@
-"""The spiking training core: memories, FP/BP/WG/update engines and the AXI4-Stream host port.
+"""The spiking training core: memories, FP/BP/WG/update engines and the host port.
 
-Top-level ports use the standard AXI4-Stream names so cocotbext-axi and vendor IP tools
-recognise them: commands arrive on ``s_axis_*``, responses leave on ``m_axis_*`` (32-bit words,
-protocol in :mod:`spikeforge.hw.protocol`). Every memory is a single-clock
+The host port is two streams of 32-bit words (:func:`~spikeforge.hw.protocol.command_signature`
+in, :func:`~spikeforge.hw.protocol.response_signature` out; protocol in
+:mod:`spikeforge.hw.protocol`); the generated top gives them AXI4-Stream names
+(:mod:`spikeforge.hw.axis`). Every memory is a single-clock
 :class:`amaranth.lib.memory.Memory` with registered (non-transparent) read ports, which Yosys
 maps to block RAM when large enough. Each memory port is shared by the engines that use it
 through a small address multiplexer; engines that run at the same time (BP and WG) use
@@ -17,11 +18,14 @@ Schedule of one training step (FORWARD, then BACKWARD with update)::
 
 BP's delta phase for ``t`` unlocks WG for ``t`` (``ready``), so WG accumulates ``t`` while BP
 computes ``e_prev[t]`` and ``delta[t-1]``. The update starts when both are done.
+
+ABORT (the host controller's ``abort`` pulse) resets every engine and the core's link ends
+(emitter FIFOs, receivers) to idle: nothing the engines had in flight is written afterwards.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -29,7 +33,7 @@ from amaranth.lib.wiring import In, Out
 from spikeforge.hw.backward import BackwardEngine, bp_error_drain
 from spikeforge.hw.forward import FP_IN_FLIGHT, ForwardEngine
 from spikeforge.hw.gradient import GradientEngine
-from spikeforge.hw.host import READABLE, HostController
+from spikeforge.hw.host import HostController, readable_memories
 from spikeforge.hw.links import (
     ErrorEmitter,
     ErrorReceiver,
@@ -38,24 +42,16 @@ from spikeforge.hw.links import (
     error_signature,
     spike_signature,
 )
-from spikeforge.hw.params import BUS_BITS, CoreParams
+from spikeforge.hw.params import CoreParams
+from spikeforge.hw.protocol import command_signature, response_signature
 from spikeforge.hw.update import UpdateEngine
 
 __all__ = ["SpikingCore", "host_port_members"]
 
 
 def host_port_members() -> dict:
-    """The AXI4-Stream host port: commands in on ``s_axis_*``, responses out on ``m_axis_*``."""
-    return {
-        "s_axis_tdata": In(BUS_BITS),
-        "s_axis_tvalid": In(1),
-        "s_axis_tready": Out(1),
-        "s_axis_tlast": In(1),
-        "m_axis_tdata": Out(BUS_BITS),
-        "m_axis_tvalid": Out(1),
-        "m_axis_tready": In(1),
-        "m_axis_tlast": Out(1),
-    }
+    """The host port: packets in on ``cmd``, answers out on ``rsp``."""
+    return {"cmd": In(command_signature()), "rsp": Out(response_signature())}
 
 
 class SpikingCore(wiring.Component):
@@ -65,6 +61,10 @@ class SpikingCore(wiring.Component):
     ----------
     params : CoreParams
         Validated core parameters (sizes, widths, rules, seeds).
+
+    A linked core (in a :class:`~spikeforge.hw.array.CoreArray`) also has its links and an
+    ``abort`` output, the pulse that resets its engines and link ends (the array clears the
+    links between cores with it).
     """
 
     def __init__(self, params: CoreParams):
@@ -81,6 +81,7 @@ class SpikingCore(wiring.Component):
                 ),
                 **({"err_i": In(error_signature(params.net.g_bits))} if params.errors_in else {}),
                 **({"err_o": Out(error_signature(params.eprev_bits))} if params.errors_out else {}),
+                **({"abort": Out(1)} if params.linked else {}),
             }
         )
 
@@ -97,6 +98,8 @@ class SpikingCore(wiring.Component):
         # -- memories ----------------------------------------------------------------------------
         mems, rd, wr = {}, {}, {}
         for name, spec in specs.items():
+            if spec.owner != "core":
+                continue
             init = []
             if name == "lfsr":
                 seeds = p.lfsr_seeds()
@@ -115,20 +118,22 @@ class SpikingCore(wiring.Component):
             rdata[name] = Signal.like(port.data, name=f"{name}_rdata")
             m.d.sync += rdata[name].eq(port.data)
 
-        m.submodules.fp = fp = ForwardEngine(p)
-        m.submodules.bp = bp = BackwardEngine(p)
-        m.submodules.wg = wg = GradientEngine(p)
-        m.submodules.upd = upd = UpdateEngine(p)
-
         m.submodules.host = host = HostController(p)
+        wiring.connect(m, wiring.flipped(self.cmd), host.cmd)
+        wiring.connect(m, host.rsp, wiring.flipped(self.rsp))
+        if p.linked:
+            m.d.comb += self.abort.eq(host.abort)
+
+        def abortable(name, component):
+            """``component`` as submodule ``name``, reset to idle by ABORT."""
+            m.submodules[name] = ResetInserter(host.abort)(component)
+            return component
+
+        fp = abortable("fp", ForwardEngine(p))
+        bp = abortable("bp", BackwardEngine(p))
+        wg = abortable("wg", GradientEngine(p))
+        upd = abortable("upd", UpdateEngine(p))
         m.d.comb += [
-            host.s_axis_tdata.eq(self.s_axis_tdata),
-            host.s_axis_tvalid.eq(self.s_axis_tvalid),
-            self.s_axis_tready.eq(host.s_axis_tready),
-            self.m_axis_tdata.eq(host.m_axis_tdata),
-            self.m_axis_tvalid.eq(host.m_axis_tvalid),
-            self.m_axis_tlast.eq(host.m_axis_tlast),
-            host.m_axis_tready.eq(self.m_axis_tready),
             fp.start.eq(host.fp_start),
             bp.start.eq(host.bp_start),
             wg.start.eq(host.wg_start),
@@ -143,9 +148,14 @@ class SpikingCore(wiring.Component):
             upd.u_sel.eq(host.u_sel),
             wg.ready.eq(bp.ready),
         ]
-        for name in sorted({n for n in READABLE.values() if n in specs}):
+        for name in readable_memories(p):
             m.d.comb += getattr(host, f"rd_{name}").eq(rdata[name])
-        host_addr, host_lane, host_wdata = host.addr, host.lane, host.wdata
+        host_raddr, host_waddr, host_lane, host_wdata = (
+            host.raddr,
+            host.waddr,
+            host.wlane,
+            host.wdata,
+        )
 
         def word_en(spec, wen, lane_sel=None):
             """Byte-lane style enables: every lane, or only ``lane_sel``."""
@@ -158,11 +168,12 @@ class SpikingCore(wiring.Component):
             return Cat(*[value[: spec.width] for _ in range(spec.lanes)])
 
         # -- port multiplexing -------------------------------------------------------------------
-        def rsel(port, *owners):
-            """Drive a read port's address from the first busy owner, else the host."""
-            expr = host_addr
+        def rsel(port, *owners, base=None):
+            """Drive a read port's address from the first busy owner, else the host; ``base``
+            (the event bank's first word) is added to the owners' addresses."""
+            expr = host_raddr
             for busy, addr in reversed(owners):
-                expr = Mux(busy, addr, expr)
+                expr = Mux(busy, addr if base is None else base + addr, expr)
             m.d.sync += port.addr.eq(expr)  # registered: the block RAM sees it a cycle later
 
         rsel(rd["weights"], (fp.busy, fp.w_raddr), (bp.busy, bp.w_raddr), (upd.busy, upd.w_raddr))
@@ -172,8 +183,10 @@ class SpikingCore(wiring.Component):
         rsel(rd["errors"], (bp.busy, bp.err_raddr))
         rsel(rd["grads"], (wg.busy, wg.gr_raddr), (upd.busy, upd.gr_raddr))
         rsel(rd["lfsr"], (upd.busy, upd.lf_raddr))
-        rsel(rd["events"], (fp.busy, fp.ev_raddr), (wg.busy, wg.ev_raddr))
-        rsel(rd["event_heads"], (fp.busy, fp.hdr_raddr), (wg.busy, wg.hdr_raddr))
+        bank = host.bank if p.loads_spikes else Const(0)
+        events, heads = Mux(bank, p.timesteps * p.n_in, 0), Mux(bank, p.timesteps, 0)
+        rsel(rd["events"], (fp.busy, fp.ev_raddr), (wg.busy, wg.ev_raddr), base=events)
+        rsel(rd["event_heads"], (fp.busy, fp.hdr_raddr), (wg.busy, wg.hdr_raddr), base=heads)
         if p.emits_error:
             rsel(rd["eprev"])
         m.d.sync += rd_b.addr.eq(wg.d_raddr)
@@ -208,24 +221,16 @@ class SpikingCore(wiring.Component):
         wport("deltas", bp.d_waddr, bp.d_wdata, word_en(specs["deltas"], bp.d_wen))
         if p.emits_error:
             wport("eprev", bp.ep_waddr, bp.ep_wdata, word_en(specs["eprev"], bp.ep_wen))
+        # Input events: from the link during FORWARD (a linked core of a layer > 0), else from
+        # LOAD_SPIKES into the spare bank.
+        events_from = abortable("spk_rx", SpikeReceiver(p)) if p.spikes_in else host
         if p.spikes_in:
-            # Input events from the link (during FORWARD) or from LOAD_SPIKES (never both).
-            m.submodules.spk_rx = srx = SpikeReceiver(p)
-            wiring.connect(m, wiring.flipped(self.spk_i), srx.i)
-            m.d.comb += [srx.arm.eq(host.fp_start), fp.avail.eq(srx.avail)]
-            for name, pre in [("events", "ev"), ("event_heads", "hdr")]:
-                use = getattr(srx, f"{pre}_wen")
-                wport(
-                    name,
-                    Mux(use, getattr(srx, f"{pre}_waddr"), getattr(host, f"{pre}_waddr")),
-                    Mux(use, getattr(srx, f"{pre}_wdata"), getattr(host, f"{pre}_wdata")),
-                    use | getattr(host, f"{pre}_wen"),
-                )
-        else:
-            wport("events", host.ev_waddr, host.ev_wdata, host.ev_wen)
-            wport("event_heads", host.hdr_waddr, host.hdr_wdata, host.hdr_wen)
+            wiring.connect(m, wiring.flipped(self.spk_i), events_from.i)
+            m.d.comb += [events_from.arm.eq(host.fp_start), fp.avail.eq(events_from.avail)]
+        for name, pre in [("events", "ev"), ("event_heads", "hdr")]:
+            wport(name, *(getattr(events_from, f"{pre}_{x}") for x in ("waddr", "wdata", "wen")))
         if p.spikes_out:
-            m.submodules.spk_tx = stx = SpikeEmitter(p, margin=FP_IN_FLIGHT + 2)
+            stx = abortable("spk_tx", SpikeEmitter(p, margin=FP_IN_FLIGHT + 2))
             wiring.connect(m, stx.o, wiring.flipped(self.spk_o))
             m.d.comb += [
                 stx.push.eq(fp.spk_push),
@@ -235,7 +240,7 @@ class SpikingCore(wiring.Component):
                 fp.spk_room.eq(stx.room),
             ]
         if p.errors_out:
-            m.submodules.err_tx = etx = ErrorEmitter(p, margin=bp_error_drain(P) + 2)
+            etx = abortable("err_tx", ErrorEmitter(p, margin=bp_error_drain(P) + 2))
             wiring.connect(m, etx.o, wiring.flipped(self.err_o))
             m.d.comb += [
                 etx.push.eq(bp.ep_wen),
@@ -245,9 +250,9 @@ class SpikingCore(wiring.Component):
 
         def shared_wport(name, host_wen, *owners):
             """A write port driven by the first busy owner ``(busy, addr, data, wen)`` (whole
-            words), else by the host (one lane of the word at ``host_addr``)."""
+            words), else by the host (one lane of the word at ``host_waddr``)."""
             spec = specs[name]
-            addr, data = host_addr, replicate(spec, host_wdata)
+            addr, data = host_waddr, replicate(spec, host_wdata)
             en = word_en(spec, host_wen, host_lane)
             for busy, o_addr, o_data, o_wen in reversed(owners):
                 addr, data = Mux(busy, o_addr, addr), Mux(busy, o_data, data)
@@ -264,14 +269,14 @@ class SpikingCore(wiring.Component):
         shared_wport("lfsr", host.wen_lfsr, (upd.busy, upd.lf_waddr, upd.lf_wdata, upd.lf_wen))
         if p.errors_in:
             # The external error from the link (during BACKWARD) or from WRITE (never both).
-            m.submodules.err_rx = erx = ErrorReceiver(p)
+            erx = abortable("err_rx", ErrorReceiver(p))
             wiring.connect(m, wiring.flipped(self.err_i), erx.i)
             m.d.comb += [erx.arm.eq(host.bp_start & host.ext_error), bp.err_avail.eq(erx.avail)]
             spec = specs["errors"]
             use = erx.wen
             wport(
                 "errors",
-                Mux(use, erx.addr, host_addr),
+                Mux(use, erx.addr, host_waddr),
                 Mux(use, replicate(spec, erx.data), replicate(spec, host_wdata)),
                 Mux(use, word_en(spec, use, erx.lane), word_en(spec, host.wen_errors, host_lane)),
             )

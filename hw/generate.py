@@ -15,14 +15,25 @@ from typing import Any
 
 from amaranth.back import verilog
 from amaranth.hdl import Shape
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
 from spikeforge.hw import backward, forward, gradient, update
 from spikeforge.hw.array import CoreArray
+from spikeforge.hw.axis import AxiStreamTop
 from spikeforge.hw.core import SpikingCore
 from spikeforge.hw.datapath import READ_LATENCY
 from spikeforge.hw.params import BUS_BITS, CoreParams
-from spikeforge.hw.protocol import COUNTERS, MAGIC, QUANTITIES, ROUTE, Opcode, Status
+from spikeforge.hw.protocol import (
+    COUNTERS,
+    MAGIC,
+    QUANTITIES,
+    ROUTE,
+    WRITABLE,
+    ArrayRules,
+    CoreRules,
+    Status,
+)
 from spikeforge.hw.rack import CoreRack, check_cores
 
 __all__ = ["LINT_WAIVERS", "generate", "generate_array", "generate_rack", "lint", "manifest"]
@@ -39,7 +50,8 @@ LINT_WAIVERS = {
     "DECLFILENAME": "Amaranth writes the whole hierarchy into one file; submodules are named "
     "after their path (spikeforge_core.bp), so only the top matches the file name",
     "UNUSEDSIGNAL": "Amaranth keeps unused bits of sliced intermediate wires (e.g. the low "
-    "fraction bits of master weights and the unused s_axis_tlast); Yosys removes them",
+    "fraction bits of master weights, bits of a word a check only partly needs); Yosys "
+    "removes them",
 }
 """Every Verilator -Wall warning class the generated Verilog is allowed to raise, with why."""
 
@@ -76,8 +88,11 @@ def _ports(dut) -> list[dict[str, Any]]:
     return ports
 
 
-def manifest(params: CoreParams, dut: SpikingCore, verilog_name: str) -> dict[str, Any]:
+def manifest(params: CoreParams, dut: wiring.Component, verilog_name: str) -> dict[str, Any]:
+    """The manifest of one core; ``dut`` is the component whose ports it lists (the generated
+    top, or the core inside a rack or an array)."""
     ports = _ports(dut)
+    rules = CoreRules.of(params)
     return {
         "top": params.name,
         "verilog": verilog_name,
@@ -97,8 +112,10 @@ def manifest(params: CoreParams, dut: SpikingCore, verilog_name: str) -> dict[st
         "bus_bits": BUS_BITS,
         "ports": ports,
         "magic": MAGIC,
-        "opcodes": {op.name: int(op) for op in Opcode},
+        "opcodes": {op.name: int(op) for op in rules.commands},
         "status": {st.name: int(st) for st in Status},
+        "write_buffer": params.write_buffer,
+        "write_rows": {q.name: rules.chunk_rows(q) for q in WRITABLE},
         "quantities": {
             q.name: {
                 "id": int(q),
@@ -145,8 +162,8 @@ def generate(params: CoreParams, out_dir: Path) -> dict[str, Any]:
     """Write the core's Verilog and manifest into ``out_dir``; return the manifest."""
     if not isinstance(params, CoreParams):
         raise TypeError(f"params must be a CoreParams, not {params!r}")
-    dut = SpikingCore(params)
-    return _write_top(dut, params.name, out_dir, lambda vname: manifest(params, dut, vname))
+    top = AxiStreamTop(SpikingCore(params))
+    return _write_top(top, params.name, out_dir, lambda vname: manifest(params, top, vname))
 
 
 def generate_rack(cores: list[CoreParams], out_dir: Path) -> dict[str, Any]:
@@ -173,6 +190,7 @@ def generate_array(
     ports, route word, layers (core indices) and one core manifest per core. ``link_stall``
     adds the verification-only stall gates on every link."""
     array = CoreArray(cores, link_stall=link_stall)
+    top = AxiStreamTop(array)
 
     def describe(vname: str) -> dict[str, Any]:
         return {
@@ -180,8 +198,13 @@ def generate_array(
             "verilog": vname,
             "array_hash": array.array_hash,
             "net_hash": cores[0].net.config_hash,
-            "ports": _ports(array),
-            "route": {"word": "ROUTE << 24 | first << 12 | count", "ROUTE": ROUTE},
+            "ports": _ports(top),
+            "route": {
+                "word": "ROUTE << 24 | first << 12 | count (count 0: the array itself)",
+                "ROUTE": ROUTE,
+            },
+            "array_opcodes": {op.name: int(op) for op in ArrayRules(len(cores)).commands},
+            "watchdog_cycles": array.timeout,
             "status_core_bits": "status word bits 0-15: the answering core (0xFFFF: the array)",
             "layers": array.layers,
             "link_stall": link_stall,
@@ -190,7 +213,7 @@ def generate_array(
             "versions": {"spikeforge": version("spikeforge"), "amaranth": version("amaranth")},
         }
 
-    return _write_top(array, array.name, out_dir, describe)
+    return _write_top(top, array.name, out_dir, describe)
 
 
 def lint(verilog_path: Path, *, waivers: dict[str, str] = LINT_WAIVERS) -> list[str]:

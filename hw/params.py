@@ -25,7 +25,10 @@ from spikeforge.sw.config import ConfigError, SnnConfig, check_int, clog2
 __all__ = ["BUS_BITS", "CoreParams", "MemorySpec"]
 
 BUS_BITS = 32
-"""Width of the AXI4-Stream command and response words."""
+"""Width of the host port's command and response words."""
+WRITE_BUFFER = 512
+"""Default WRITE staging buffer, in values (one ECP5 block RAM of 512 x 36)."""
+MAX_WRITE_BUFFER = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,9 @@ class MemorySpec:
     lanes: int
     purpose: str
     read_ports: int = 1
+    owner: str = "core"
+    """``"core"``: built by the core and shared by its engines; ``"host"``: private to the host
+    controller (the WRITE staging buffer)."""
 
     @property
     def word_bits(self) -> int:
@@ -56,15 +62,20 @@ class MemorySpec:
     def bram_estimate(self) -> int:
         """ECP5 block RAMs as Yosys maps this memory.
 
-        Up to 16 words go to distributed RAM (``TRELLIS_DPR16X4``). Deeper ones use 512 x 36
-        ``PDPW16KD`` blocks whose write enables cover 9-bit bytes, so a lane written on its own
-        occupies whole bytes: ``36 // (9 * ceil(width / 9))`` lanes per block. Each extra read
-        port duplicates the blocks. (The default core: 19 estimated, 19 ``DP16KD`` in Yosys.)
+        Up to 16 words go to distributed RAM (``TRELLIS_DPR16X4``). A one-field memory takes the
+        cheapest of the ``DP16KD`` shapes (16384 x 1 ... 1024 x 18, and 512 x 36 as
+        ``PDPW16KD``). Multi-lane memories use 512 x 36 blocks whose write enables cover 9-bit
+        bytes, so a lane written on its own occupies whole bytes: ``36 // (9 * ceil(width /
+        9))`` lanes per block. Each extra read port duplicates the blocks. (The default core: 19
+        estimated, 19 ``DP16KD`` in Yosys before the staging buffer and the event banks.)
         """
         if self.depth <= 16:
             return 0
         if self.lanes == 1:
-            cols = math.ceil(self.width / 36)
+            blocks = min(
+                math.ceil(self.width / width) * math.ceil(self.depth / depth)
+                for depth, width in BRAM_SHAPES
+            )
         else:
             slot = 9 * math.ceil(self.width / 9)
             cols = (
@@ -72,7 +83,12 @@ class MemorySpec:
                 if slot <= 36
                 else self.lanes * (math.ceil(slot / 36))
             )
-        return cols * math.ceil(self.depth / 512) * self.read_ports
+            blocks = cols * math.ceil(self.depth / 512)
+        return blocks * self.read_ports
+
+
+BRAM_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+"""``(depth, width)`` shapes of one ECP5 18 kbit block RAM."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,6 +121,11 @@ class CoreParams:
         layer over links, each timestep as soon as it is ready (docs/array.md).
     device : str
         ECP5 device whose block RAM budget the memories must fit.
+    write_buffer : int or None
+        Values the host controller stages before it commits a WRITE: one WRITE packet carries
+        at most this many (whole rows), and nothing is written unless the whole packet is right.
+        Default: :data:`WRITE_BUFFER` (one 512 x 36 block RAM), at most the largest writable
+        quantity, at least its longest row.
     """
 
     net: SnnConfig
@@ -115,6 +136,7 @@ class CoreParams:
     neurons: tuple[int, int] | None = None
     linked: bool = False
     device: str = "85k"
+    write_buffer: int | None = None
     _resolved_emit: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -158,6 +180,11 @@ class CoreParams:
             )
         if self.device not in ECP5_DEVICES:
             ecp5_device(self.device)  # raises with the allowed names
+        row = max(self.n_in, self.n_out)  # the longest row of a writable quantity
+        if self.write_buffer is None:
+            largest = max(self.n_out * self.n_in, self.timesteps * self.n_out)
+            object.__setattr__(self, "write_buffer", max(row, min(WRITE_BUFFER, largest)))
+        check_int("write_buffer", self.write_buffer, row, MAX_WRITE_BUFFER)
         # Widths that must fit the 32-bit host words and the datapath.
         check_int("w_bits + frac_bits (master weight width)", net.master_bits, 2, BUS_BITS)
         check_int("v_bits", net.v_bits, net.w_bits + 1, BUS_BITS)
@@ -291,9 +318,21 @@ class CoreParams:
 
     # -- memories ----------------------------------------------------------------------------
     @property
+    def loads_spikes(self) -> bool:
+        """The host loads the input spikes (LOAD_SPIKES), into the spare one of two event banks;
+        a core fed by a spike link has one bank, which the link writes."""
+        return not self.spikes_in
+
+    @property
+    def event_banks(self) -> int:
+        return 2 if self.loads_spikes else 1
+
+    @property
     def memories(self) -> list[MemorySpec]:
         n, t, g, p = self.n_in, self.timesteps, self.groups, self.lanes
         net = self.net
+        b = self.event_banks
+        banks = " (two banks: LOAD_SPIKES fills the spare one)" if b == 2 else ""
         mems = [
             MemorySpec("weights", g * n, net.master_bits, p, "master weights, word (g, i)"),
             MemorySpec("grads", g * n, net.acc_bits, p, "gradient accumulators, word (g, i)"),
@@ -302,8 +341,13 @@ class CoreParams:
             MemorySpec("errors", t * g, net.g_bits, p, "external error e[t], word (t, g)"),
             MemorySpec("counts", g, self.count_bits, p, "spike counts, word g"),
             MemorySpec("lfsr", g, 32, p, "update LFSR states, word g"),
-            MemorySpec("events", t * n, max(1, clog2(n)), 1, "input spike indices (AER)"),
-            MemorySpec("event_heads", t, self.event_ptr_bits + clog2(n + 1), 1, "start, count"),
+            MemorySpec("events", b * t * n, max(1, clog2(n)), 1, f"input spike indices{banks}"),
+            MemorySpec(
+                "event_heads", b * t, self.event_ptr_bits + clog2(n + 1), 1, f"start, count{banks}"
+            ),
+            MemorySpec(
+                "stage", self.write_buffer, BUS_BITS, 1, "WRITE staging buffer", owner="host"
+            ),
         ]
         if self.emits_error:
             what = "partial sum of e_prev[t][i]" if self.split else "e_prev[t][i]"
@@ -324,6 +368,7 @@ class CoreParams:
 
     @property
     def event_ptr_bits(self) -> int:
+        """Bits of an event pointer within one bank."""
         return max(1, clog2(self.timesteps * self.n_in))
 
     @property
@@ -361,6 +406,7 @@ class CoreParams:
             **({} if self.neurons is None else {"neurons": list(self.neurons)}),
             **({"linked": True} if self.linked else {}),
             "device": self.device,
+            "write_buffer": self.write_buffer,
         }
 
     @classmethod
@@ -378,7 +424,8 @@ class CoreParams:
     @staticmethod
     def read_toml(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
         """``(network keys, [core] keys)`` of a config TOML: network keys at the top (or in
-        ``[network]``), core keys ``layer``, ``lanes``, ``lr_range``, ``emit_error``, ``device``
+        ``[network]``), core keys ``layer``, ``lanes``, ``lr_range``, ``emit_error``, ``device``,
+        ``write_buffer``
         in an optional ``[core]`` table."""
         raw = SnnConfig.read_toml(path)  # reports missing files and TOML errors
         core = tomllib.loads(Path(path).read_text()).get("core", {})
@@ -399,7 +446,9 @@ class CoreParams:
         return cls(net=SnnConfig.from_dict(net), **core)
 
 
-CORE_KEYS = frozenset({"layer", "lanes", "lr_range", "emit_error", "neurons", "linked", "device"})
+CORE_KEYS = frozenset(
+    {"layer", "lanes", "lr_range", "emit_error", "neurons", "linked", "device", "write_buffer"}
+)
 
 DEFAULT_CORE_NET = SnnConfig(layers=(64, 64), timesteps=8)
 """The default core of the resource table: 64 inputs, 64 neurons, 8-bit weights, T = 8."""

@@ -1,62 +1,106 @@
-"""The core's host protocol: 32-bit words on AXI4-Stream, commands in, responses out.
+"""The host protocol: packets of 32-bit words, one command per packet, one status word per packet.
 
-Pure Python (no amaranth, no torch): the RTL generator, the testbenches and host software all
-encode and decode through this one module.
+One definition serves the hardware and the software (the pattern of ``amaranth.lib.crc``): the
+word formats are :class:`~amaranth.lib.data.StructLayout` s that the command framer decodes in
+hardware and :func:`command`, :func:`route` and :func:`parse_status` encode and decode in Python;
+the per-core rules (:class:`CoreRules`: which opcodes, which arguments, how long each packet is)
+give the framer its comparisons and give software :meth:`CoreRules.status`, the status a packet
+draws, from the same objects. Host software, testbenches and the RTL generator all use this
+module; it imports Amaranth's library (for the layouts) but no torch.
 
-Command word: ``opcode << 24 | arg`` (``arg`` 24 bits), followed by the command's payload
-words on ``s_axis``. Every command answers on ``m_axis`` with its data words (if any) and then
-one status word ``opcode << 24 | status << 16``, the only word with ``tlast`` set.
+**Framing.** A command is exactly one packet: the command word, then its payload, ``last`` on the
+final word. The core checks every packet before it executes anything. On any mismatch -- an
+unknown opcode, an argument out of range or with reserved bits set, a packet shorter or longer
+than the command needs, a spike count or index out of range -- it drains the packet to its
+``last`` word, executes nothing, changes no state and answers one status word that says what
+was wrong. Command word ``opcode << 24 | arg``; every packet answers with its data words (if any)
+and one status word ``opcode << 24 | status << 16`` (the only word with ``last``).
 
-=======  ==============  ===================================================================
+=======  ==============  ========================================================================
 opcode   name            arg / payload / response
-=======  ==============  ===================================================================
-0x00     INFO            response: ``MAGIC``, config hash bits 0-31, bits 32-63
-0x01     WRITE           arg = quantity; payload = its values in :data:`QUANTITIES` order
-0x02     READ            arg = quantity; response = its values in that order
-0x03     LOAD_SPIKES     payload per timestep ``t = 0 .. T-1``: a count ``c``, then ``c`` input
-                         indices (address-event representation)
-0x04     FORWARD         run ``T`` timesteps of the forward pass
+=======  ==============  ========================================================================
+0x00     INFO            arg 0; response: ``MAGIC``, config hash bits 0-31, bits 32-63
+0x01     WRITE           arg = quantity | first row << 4; payload = the values of
+                         :meth:`CoreRules.chunk_rows` rows from that row on (fewer at the end),
+                         wire order; nothing is written unless the whole packet is right
+0x02     READ            arg = quantity; response = all its values in wire order
+0x03     LOAD_SPIKES     arg 0; payload per timestep ``t = 0 .. T-1``: a count ``c <= n_in``, then
+                         ``c`` ascending input indices (address events); replaces the spikes
+                         only when the whole packet is right (not on cores fed by a spike link)
+0x04     FORWARD         arg 0; run ``T`` timesteps of the forward pass
 0x05     SET_LABEL       arg = label; the output error comes from spike counts and this label
 0x06     BACKWARD        arg bit 0: apply the update afterwards; bit 1: use the external error
-                         (quantity ``errors``) instead of the label
-0x07     UPDATE          apply the accumulated gradients to the weights and clear them
+                         (quantity ``errors``) instead of the label; bits 2-23 zero
+0x07     UPDATE          arg 0; apply the accumulated gradients to the weights and clear them
 0x08     SET_LR          arg = ``lr_shift`` (``L``) within the core's allowed range
-0x09     COUNTERS        response: the cycle counters (:data:`COUNTERS` order)
-=======  ==============  ===================================================================
+0x09     COUNTERS        arg 0; response: the cycle counters (:data:`COUNTERS` order)
+0x0A     ABORT           arg 0; stops the running command (it answers ``ABORTED``), every engine
+                         and the core's links; taken even while a command runs
+0x0B     SET_TIMEOUT     array only (route to the array itself); payload: the watchdog's cycles
+=======  ==============  ========================================================================
 
 Values are two's complement in the low bits of a word, sign-extended to 32 bits on reads. A
-value written outside its range is saturated and the status says ``OUT_OF_RANGE``.
+value written outside its range is saturated (and written) and the status is ``OUT_OF_RANGE``.
 
-**Core array** (:class:`~spikeforge.hw.array.CoreArray`): every host packet (``tlast`` on its
-last word) starts with a route word ``ROUTE << 24 | first << 12 | count`` and carries one core
-command for cores ``first .. first + count - 1`` (each word goes to all of them at once). Each
-of those cores answers with its own response packet; the array sets the low 16 bits of its
-status word to the core's index (:func:`status_core`). Response packets of different cores
-never interleave, but their order is not fixed. A bad route word is answered by the array
-itself: ``BAD_ARG`` with core index :data:`ARRAY_TAG`.
+**Core array** (:class:`~spikeforge.hw.array.CoreArray`): every host packet starts with a route
+word ``ROUTE << 24 | first << 12 | count`` and carries one core command for cores ``first ..
+first + count - 1`` (each word goes to all of them at once); ``count = 0`` (and ``first = 0``)
+addresses the array itself (INFO, SET_TIMEOUT). Every addressed core answers each packet with
+exactly one response packet; the array writes the core's index into the low 16 bits of the
+status word (:func:`status_core`). A packet the array itself rejects (a bad route word, a route
+word alone) is answered once by the array, core index :data:`ARRAY_TAG`. A core that does not
+take a packet or does not answer within the watchdog's cycles is answered for by the array
+with ``TIMEOUT`` and its own late answer is dropped, so one stuck core never blocks the others.
+Response packets of different cores never interleave; their order is not fixed, but one core's
+answers keep the order of its packets.
 """
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+import functools
+import operator
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from amaranth.lib import data, enum, stream
+
+from spikeforge.hw.params import BUS_BITS
 
 __all__ = [
     "ARRAY_TAG",
+    "BUS_BITS",
     "COUNTERS",
     "MAGIC",
     "MAX_ARRAY_CORES",
     "QUANTITIES",
     "ROUTE",
+    "WRITABLE",
+    "ArgRange",
+    "ArgSet",
+    "ArrayRules",
+    "CommandBeat",
+    "CommandSpec",
+    "CommandWord",
+    "CoreRules",
     "Opcode",
+    "Payload",
     "Quantity",
+    "ResponseBeat",
+    "RouteWord",
+    "SpikeCountWord",
     "Status",
+    "StatusWord",
+    "WriteArg",
+    "array_route",
     "command",
+    "command_signature",
     "parse_status",
+    "response_signature",
     "route",
     "spike_words",
     "status_core",
+    "status_word",
 ]
 
 MAGIC = 0x5F0C0DE1
@@ -69,7 +113,7 @@ MAX_ARRAY_CORES = 1 << 12
 """Cores a route word can address."""
 
 
-class Opcode(enum.IntEnum):
+class Opcode(enum.IntEnum, shape=8):
     INFO = 0x00
     WRITE = 0x01
     READ = 0x02
@@ -80,16 +124,31 @@ class Opcode(enum.IntEnum):
     UPDATE = 0x07
     SET_LR = 0x08
     COUNTERS = 0x09
+    ABORT = 0x0A
+    SET_TIMEOUT = 0x0B
 
 
-class Status(enum.IntEnum):
+class Status(enum.IntEnum, shape=8):
+    """What a packet's status word says (the first problem found, in packet order)."""
+
     OK = 0
     BAD_OPCODE = 1
+    """No such command on this core (or on the array)."""
     BAD_ARG = 2
+    """The argument is out of range, or reserved bits are set."""
     OUT_OF_RANGE = 3
+    """WRITE: a value was outside its range and was written saturated."""
+    BAD_LENGTH = 4
+    """The packet is shorter or longer than the command needs (or was abandoned)."""
+    BAD_SPIKES = 5
+    """LOAD_SPIKES: a count above the core's inputs, or an index out of range or not ascending."""
+    ABORTED = 6
+    """The command was stopped by ABORT."""
+    TIMEOUT = 7
+    """Array: the addressed core did not take the packet or answer it within the watchdog."""
 
 
-class Quantity(enum.IntEnum):
+class Quantity(enum.IntEnum, shape=4):
     """Readable (and some writable) state; index order in the table below."""
 
     WEIGHTS = 0
@@ -111,32 +170,104 @@ class QuantityInfo:
     inner: str
     signed: bool
     writable: bool
+    memory: str
+    """The core memory that holds it (a quantity exists on a core that has that memory)."""
 
 
 QUANTITIES = {
-    Quantity.WEIGHTS: QuantityInfo("n_out", "n_in", True, True),
-    Quantity.MEMBRANES: QuantityInfo("T", "n_out", True, False),
-    Quantity.SPIKES: QuantityInfo("T", "n_out", False, False),
-    Quantity.DELTAS: QuantityInfo("T", "n_out", True, False),
-    Quantity.EPREV: QuantityInfo("T", "n_in", True, False),
-    Quantity.GRADS: QuantityInfo("n_out", "n_in", True, True),
-    Quantity.ERRORS: QuantityInfo("T", "n_out", True, True),
-    Quantity.LFSR: QuantityInfo("n_out", "1", False, True),
-    Quantity.COUNTS: QuantityInfo("n_out", "1", False, False),
+    Quantity.WEIGHTS: QuantityInfo("n_out", "n_in", True, True, "weights"),
+    Quantity.MEMBRANES: QuantityInfo("T", "n_out", True, False, "membranes"),
+    Quantity.SPIKES: QuantityInfo("T", "n_out", False, False, "membranes"),
+    Quantity.DELTAS: QuantityInfo("T", "n_out", True, False, "deltas"),
+    Quantity.EPREV: QuantityInfo("T", "n_in", True, False, "eprev"),
+    Quantity.GRADS: QuantityInfo("n_out", "n_in", True, True, "grads"),
+    Quantity.ERRORS: QuantityInfo("T", "n_out", True, True, "errors"),
+    Quantity.LFSR: QuantityInfo("n_out", "1", False, True, "lfsr"),
+    Quantity.COUNTS: QuantityInfo("n_out", "1", False, False, "counts"),
 }
 """Wire order of every quantity: weights and gradients ``[j][i]`` like ``torch.nn.Linear``,
-per-timestep values ``[t][j]`` (or ``[t][i]``), per-neuron values ``[j]``."""
+per-timestep values ``[t][j]`` (or ``[t][i]``), per-neuron values ``[j]``; SPIKES are read as
+``membrane >= theta``. An LFSR state written as 0 (which would never step) becomes 1."""
+WRITABLE = tuple(q for q, info in QUANTITIES.items() if info.writable)
 
 COUNTERS = ("forward", "lanes_busy", "bp", "wg", "update", "backward")
 """Cycle counters: the last FORWARD's cycles and cycles with the lanes accumulating or
 integrating; the last BACKWARD's BP-engine, WG-engine, update-engine and total cycles."""
 
+# -- word formats (LSB first) ---------------------------------------------------------------------
 
-def command(op: Opcode, arg: int = 0) -> int:
+CommandWord = data.StructLayout({"arg": 24, "opcode": 8})
+"""A command word: ``opcode << 24 | arg``."""
+WriteArg = data.StructLayout({"quantity": 4, "row": 20})
+"""WRITE's argument: the quantity and the first row (outer index) the packet writes."""
+SpikeCountWord = data.StructLayout({"count": 24, "reserved": 8})
+"""A LOAD_SPIKES count word (``reserved`` must be zero)."""
+RouteWord = data.StructLayout({"count": 12, "first": 12, "tag": 8})
+"""A core array's route word: ``ROUTE << 24 | first << 12 | count``."""
+StatusWord = data.StructLayout({"core": 16, "status": 8, "opcode": 8})
+"""A status word: the command's opcode, its status, and (on an array) the answering core."""
+
+CommandBeat = data.StructLayout({"data": BUS_BITS, "last": 1, "abandon": 1})
+"""One word of a command packet on a host stream. ``last`` ends the packet; ``abandon`` (only
+with ``last``) ends it as damaged, so the core drops it whatever it holds (the array's router
+uses it to close a packet it had to stop delivering; a link layer may use it for a frame that
+failed its check). The AXI4-Stream top maps ``tdata``/``tlast`` and leaves ``abandon`` low."""
+ResponseBeat = data.StructLayout({"data": BUS_BITS, "last": 1})
+"""One word of a response packet."""
+
+
+def command_signature() -> stream.Signature:
+    """The command stream of a host port (into a core or an array)."""
+    return stream.Signature(CommandBeat)
+
+
+def response_signature() -> stream.Signature:
+    """The response stream of a host port."""
+    return stream.Signature(ResponseBeat)
+
+
+def _bits(layout: data.StructLayout, fields: Mapping[str, int]) -> int:
+    return layout.const(dict(fields)).as_bits()
+
+
+def command(op: Opcode | int, arg: int = 0) -> int:
     """The command word ``op << 24 | arg``."""
+    if not 0 <= int(op) < 1 << 8:
+        raise ValueError(f"opcode = {op} is out of range: allowed [0, 255]")
     if not 0 <= arg < 1 << 24:
         raise ValueError(f"arg = {arg} is out of range: allowed [0, {(1 << 24) - 1}]")
-    return (int(op) << 24) | arg
+    return _bits(CommandWord, {"opcode": int(op), "arg": arg})
+
+
+def route(first: int, count: int = 1) -> int:
+    """The route word for cores ``first .. first + count - 1``."""
+    if not 0 <= first < MAX_ARRAY_CORES or not 1 <= count <= MAX_ARRAY_CORES - first:
+        raise ValueError(
+            f"route to cores {first} .. {first + count - 1} is out of range: allowed "
+            f"0 .. {MAX_ARRAY_CORES - 1}, at least one core"
+        )
+    return _bits(RouteWord, {"tag": ROUTE, "first": first, "count": count})
+
+
+def array_route() -> int:
+    """The route word that addresses the array itself (``count = 0``)."""
+    return _bits(RouteWord, {"tag": ROUTE})
+
+
+def status_word(op: int, status: Status, core: int = 0) -> int:
+    """A status word (what a core or the array sends last in a response packet)."""
+    return _bits(StatusWord, {"opcode": op, "status": int(status), "core": core})
+
+
+def status_core(word: int) -> int:
+    """Index of the core that sent a status word (:data:`ARRAY_TAG`: the array itself)."""
+    return StatusWord.from_bits(word).core
+
+
+def parse_status(word: int) -> tuple[int, Status]:
+    """``(opcode, status)`` of a status word (the opcode echoed as an int: it may be unknown)."""
+    view = StatusWord.from_bits(word)
+    return view.opcode, Status(view.status)
 
 
 def spike_words(spikes: Sequence[Sequence[int]]) -> list[int]:
@@ -150,26 +281,6 @@ def spike_words(spikes: Sequence[Sequence[int]]) -> list[int]:
     return words
 
 
-def route(first: int, count: int = 1) -> int:
-    """The route word for cores ``first .. first + count - 1``."""
-    if not 0 <= first < MAX_ARRAY_CORES or not 1 <= count <= MAX_ARRAY_CORES - first:
-        raise ValueError(
-            f"route to cores {first} .. {first + count - 1} is out of range: allowed "
-            f"0 .. {MAX_ARRAY_CORES - 1}, at least one core"
-        )
-    return ROUTE << 24 | first << 12 | count
-
-
-def status_core(word: int) -> int:
-    """Index of the core that sent a status word (:data:`ARRAY_TAG`: the array itself)."""
-    return word & 0xFFFF
-
-
-def parse_status(word: int) -> tuple[int, Status]:
-    """``(opcode, status)`` of a status word (the opcode echoed as an int: it may be unknown)."""
-    return (word >> 24) & 0xFF, Status((word >> 16) & 0xFF)
-
-
 def to_signed(word: int, bits: int = 32) -> int:
     """Two's-complement value of the low ``bits`` of ``word``."""
     word &= (1 << bits) - 1
@@ -179,3 +290,251 @@ def to_signed(word: int, bits: int = 32) -> int:
 def to_words(values: Iterable[int]) -> list[int]:
     """32-bit words of signed values (two's complement)."""
     return [v & 0xFFFFFFFF for v in values]
+
+
+# -- the rules of one core ------------------------------------------------------------------------
+#
+# Each rule is one predicate written with operators only, so the same method answers for an int
+# in software and builds the comparison in hardware when given an Amaranth value.
+
+
+def _any(terms: Iterable[Any]) -> Any:
+    terms = list(terms)
+    return functools.reduce(operator.or_, terms) if terms else False
+
+
+@dataclass(frozen=True)
+class ArgRange:
+    """The argument must lie in ``lo .. hi``."""
+
+    lo: int
+    hi: int
+
+    def ok(self, arg: Any) -> Any:
+        return (arg <= self.hi) if self.lo == 0 else (arg >= self.lo) & (arg <= self.hi)
+
+
+@dataclass(frozen=True)
+class ArgSet:
+    """The argument must be one of ``values``."""
+
+    values: tuple[int, ...]
+
+    def ok(self, arg: Any) -> Any:
+        return _any(arg == v for v in self.values)
+
+
+@dataclass(frozen=True)
+class ArgWrite:
+    """WRITE: quantity ``arg & 0xF`` writable, first row ``arg >> 4`` below its row count."""
+
+    rows: tuple[tuple[int, int], ...]
+    """``(quantity, rows)`` of every writable quantity."""
+
+    def ok(self, arg: Any) -> Any:
+        q, row = arg & 0xF, arg >> 4
+        return _any((q == quantity) & (row < rows) for quantity, rows in self.rows)
+
+
+class Payload(enum.Enum):
+    """What follows a command word in its packet."""
+
+    NONE = "none"
+    VALUES = "values"
+    """WRITE: exactly :meth:`CoreRules.chunk_len` values."""
+    SPIKES = "spikes"
+    """LOAD_SPIKES: per timestep a count and its indices."""
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """One command of a core: its argument rule and its payload."""
+
+    arg: ArgRange | ArgSet | ArgWrite
+    payload: Payload = Payload.NONE
+
+
+ZERO = ArgRange(0, 0)
+
+
+@dataclass(frozen=True)
+class CoreRules:
+    """What one core accepts: its commands, argument ranges and packet lengths.
+
+    Built from a core's parameters by :meth:`of`. The hardware framer takes its comparisons from
+    :attr:`commands` (each rule's ``ok`` applied to the argument signal); :meth:`status` is the
+    same check in software, for hosts and testbenches.
+
+    Attributes
+    ----------
+    timesteps, n_in : int
+        ``T`` and the core's inputs (the LOAD_SPIKES limits).
+    shapes : mapping of Quantity to (outer, inner)
+        Every readable quantity's wire shape.
+    widths : mapping of Quantity to int
+        Bits of every writable quantity's values (a written value saturates to them).
+    write_buffer : int
+        Values the core stages before it commits a WRITE (one packet holds at most this many).
+    commands : mapping of Opcode to CommandSpec
+    """
+
+    timesteps: int
+    n_in: int
+    shapes: Mapping[Quantity, tuple[int, int]]
+    widths: Mapping[Quantity, int]
+    write_buffer: int
+    commands: Mapping[Opcode, CommandSpec] = field(repr=False)
+
+    @classmethod
+    def of(cls, params: Any) -> CoreRules:
+        """The rules of the core ``params`` (a :class:`~spikeforge.hw.params.CoreParams`)."""
+        sizes = {"n_out": params.n_out, "n_in": params.n_in, "T": params.timesteps, "1": 1}
+        memories = params.memory_map
+        shapes = {
+            q: (sizes[info.outer], sizes[info.inner])
+            for q, info in QUANTITIES.items()
+            if info.memory in memories
+        }
+        commands = {
+            Opcode.INFO: CommandSpec(ZERO),
+            Opcode.WRITE: CommandSpec(
+                ArgWrite(tuple((int(q), shapes[q][0]) for q in WRITABLE)), Payload.VALUES
+            ),
+            Opcode.READ: CommandSpec(ArgSet(tuple(int(q) for q in shapes))),
+            Opcode.FORWARD: CommandSpec(ZERO),
+            Opcode.SET_LABEL: CommandSpec(ArgRange(0, params.layer_neurons - 1)),
+            Opcode.BACKWARD: CommandSpec(ArgRange(0, 3)),
+            Opcode.UPDATE: CommandSpec(ZERO),
+            Opcode.SET_LR: CommandSpec(ArgRange(params.lr_min, params.lr_max)),
+            Opcode.COUNTERS: CommandSpec(ZERO),
+            Opcode.ABORT: CommandSpec(ZERO),
+        }
+        if not params.spikes_in:  # a core fed by a spike link takes its spikes from the link
+            commands[Opcode.LOAD_SPIKES] = CommandSpec(ZERO, Payload.SPIKES)
+        return cls(
+            timesteps=params.timesteps,
+            n_in=params.n_in,
+            shapes=shapes,
+            widths={q: memories[QUANTITIES[q].memory].width for q in WRITABLE},
+            write_buffer=params.write_buffer,
+            commands=dict(sorted(commands.items())),
+        )
+
+    def chunk_rows(self, q: Quantity) -> int:
+        """Rows of ``q`` one WRITE packet carries (the last packet may carry fewer)."""
+        outer, inner = self.shapes[q]
+        return min(outer, self.write_buffer // inner)
+
+    def chunk_len(self, q: Quantity, row: int) -> int:
+        """Values in the WRITE packet of ``q`` that starts at ``row``."""
+        outer, inner = self.shapes[q]
+        return min(self.chunk_rows(q), outer - row) * inner
+
+    def write_chunks(self, q: Quantity, values: Sequence[int]) -> list[tuple[int, list[int]]]:
+        """``(arg, payload)`` of every WRITE packet that writes all values of ``q`` (given in
+        wire order): one per :meth:`chunk_rows` rows."""
+        outer, inner = self.shapes[q]
+        if len(values) != outer * inner:
+            raise ValueError(f"{q.name} has {outer * inner} values, not {len(values)}")
+        rows = self.chunk_rows(q)
+        return [
+            (int(q) | row << 4, to_words(values[row * inner : (row + rows) * inner]))
+            for row in range(0, outer, rows)
+        ]
+
+    def status(self, words: Sequence[int], *, abandoned: bool = False) -> Status:
+        """The status the core answers to the packet ``words`` (``abandoned``: it ended with
+        the ``abandon`` flag), checked in the order the core checks it."""
+        if not words:
+            raise ValueError("a packet has at least one word")
+        word = CommandWord.from_bits(words[0] & 0xFFFFFFFF)
+        op, arg, payload = word.opcode, word.arg, list(words[1:])
+        if abandoned:
+            return Status.BAD_LENGTH
+        spec = self.commands.get(op)
+        if spec is None:
+            return Status.BAD_OPCODE
+        if not spec.arg.ok(arg):
+            return Status.BAD_ARG
+        if spec.payload is Payload.VALUES:
+            return self._write_status(Quantity(arg & 0xF), arg >> 4, payload)
+        if spec.payload is Payload.SPIKES:
+            return self._spikes_status(payload)
+        return Status.BAD_LENGTH if payload else Status.OK
+
+    def _write_status(self, q: Quantity, row: int, payload: list[int]) -> Status:
+        if len(payload) != self.chunk_len(q, row):
+            return Status.BAD_LENGTH
+        if q == Quantity.LFSR:
+            clipped = any(v & 0xFFFFFFFF == 0 for v in payload)
+        else:
+            lo, hi = self.value_range(q)
+            clipped = any(not lo <= to_signed(v) <= hi for v in payload)
+        return Status.OUT_OF_RANGE if clipped else Status.OK
+
+    def _spikes_status(self, payload: list[int]) -> Status:
+        pos = 0
+        for _ in range(self.timesteps):
+            if pos == len(payload):
+                return Status.BAD_LENGTH
+            count = payload[pos] & 0xFFFFFFFF
+            pos += 1
+            if count > self.n_in:  # reserved bits set, or more spikes than inputs
+                return Status.BAD_SPIKES
+            prev = -1
+            for _ in range(count):
+                if pos == len(payload):
+                    return Status.BAD_LENGTH
+                index = payload[pos] & 0xFFFFFFFF
+                pos += 1
+                if index >= self.n_in or index <= prev:
+                    return Status.BAD_SPIKES
+                prev = index
+        return Status.BAD_LENGTH if pos != len(payload) else Status.OK
+
+    def value_range(self, q: Quantity) -> tuple[int, int]:
+        """Signed range a written value of ``q`` is saturated to."""
+        bits = self.widths[q]
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
+@dataclass(frozen=True)
+class ArrayRules:
+    """What an array's router accepts itself: route words and the array's own commands."""
+
+    cores: int
+    commands: Mapping[Opcode, CommandSpec] = field(
+        default_factory=lambda: {
+            Opcode.INFO: CommandSpec(ZERO),
+            Opcode.SET_TIMEOUT: CommandSpec(ZERO, Payload.VALUES),
+        }
+    )
+
+    def targets(self, word: int) -> range | None:
+        """The cores a route word addresses (empty: the array itself); ``None``: a bad word."""
+        view = RouteWord.from_bits(word & 0xFFFFFFFF)
+        if view.tag != ROUTE:
+            return None
+        if view.count == 0:
+            return range(0) if view.first == 0 else None
+        if view.first + view.count > self.cores:
+            return None
+        return range(view.first, view.first + view.count)
+
+    def status(self, words: Sequence[int]) -> Status | None:
+        """The array's own answer to a packet, or ``None`` when the packet goes to cores."""
+        targets = self.targets(words[0])
+        if targets is None:
+            return Status.BAD_ARG
+        if len(words) == 1:
+            return Status.BAD_LENGTH
+        if targets:
+            return None
+        word = CommandWord.from_bits(words[1] & 0xFFFFFFFF)
+        spec = self.commands.get(word.opcode)
+        if spec is None:
+            return Status.BAD_OPCODE
+        if not spec.arg.ok(word.arg):
+            return Status.BAD_ARG
+        need = 1 if spec.payload is Payload.VALUES else 0
+        return Status.OK if len(words) == 2 + need else Status.BAD_LENGTH

@@ -1,10 +1,11 @@
 """Cores side by side on one clock, each behind its own AXI4-Stream host port.
 
 ``CoreRack([p0, p1, ...])`` instantiates one :class:`~spikeforge.hw.core.SpikingCore` per entry
-and exposes core ``n``'s ports with the prefix ``c{n}_`` (``c0_s_axis_tdata``, ...,
-``c1_m_axis_tlast``). The cores share nothing but the clock and reset: the host carries spikes
-forward and errors backward between them (as the two-core digits regression does). The
-multi-core array with its own interconnect is a separate design.
+and exposes core ``n``'s host port under AXI4-Stream names with the prefix ``c{n}_``
+(``c0_s_axis_tdata``, ..., ``c1_m_axis_tlast``; :mod:`spikeforge.hw.axis`). The cores share
+nothing but the clock and reset: the host carries spikes forward and errors backward between
+them (as the two-core digits regression does). The multi-core array with its own interconnect
+is a separate design.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from collections.abc import Sequence
 
 from amaranth.hdl import Module
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
 
+from spikeforge.hw.axis import axi_members, connect_axi, connect_others, other_members
 from spikeforge.hw.core import SpikingCore
 from spikeforge.hw.params import CoreParams
 
@@ -49,10 +50,7 @@ class CoreRack(wiring.Component):
         self._duts = [SpikingCore(p) for p in cores]
         members = {}
         for n, dut in enumerate(self._duts):
-            for name, member in dut.signature.members.items():
-                members[f"c{n}_{name}"] = (
-                    In(member.shape) if member.flow == In else Out(member.shape)
-                )
+            members |= axi_members(f"c{n}_") | other_members(dut, f"c{n}_")
         super().__init__(members)
 
     @property
@@ -79,10 +77,6 @@ class CoreRack(wiring.Component):
         m = Module()
         for n, dut in enumerate(self._duts):
             m.submodules[f"core{n}"] = dut
-            for name, member in dut.signature.members.items():
-                outer, inner = getattr(self, f"c{n}_{name}"), getattr(dut, name)
-                if member.flow == In:
-                    m.d.comb += inner.eq(outer)
-                else:
-                    m.d.comb += outer.eq(inner)
+            connect_axi(m, self, dut, f"c{n}_")
+            connect_others(m, self, dut, f"c{n}_")
         return m

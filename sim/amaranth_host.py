@@ -1,7 +1,7 @@
-"""Drive a :class:`SpikingCore` in Amaranth's simulator through its AXI4-Stream host port.
+"""Drive a :class:`SpikingCore` (or an array) in Amaranth's simulator through its host port.
 
-The async stream helpers live here, in one place: :func:`stream_put` offers one word on
-``s_axis`` (optionally after idle cycles), :func:`stream_get` takes one from ``m_axis``
+The async stream helpers live here, in one place: :func:`stream_put` offers one word on the
+``cmd`` stream (optionally after idle cycles), :func:`stream_get` takes one from ``rsp``
 (optionally with backpressure cycles first). :class:`SimHost` turns protocol commands into word
 sequences and returns ``(data_words, status)``; :func:`run_core` runs an async script against a
 freshly elaborated core and returns what the script returns.
@@ -34,34 +34,38 @@ async def _wait(ctx, signal, deadline: int, what: str) -> tuple:
 
 
 async def stream_put(
-    ctx, dut, word: int, idle: int = 0, last: int = 0, deadline: int = DEADLINE
+    ctx,
+    dut,
+    word: int,
+    idle: int = 0,
+    last: int = 0,
+    deadline: int = DEADLINE,
+    *,
+    abandon: int = 0,
 ) -> None:
-    """Offer ``word`` (with ``tlast = last``) on ``s_axis`` after ``idle`` cycles with
-    ``tvalid`` low; :class:`TimeoutError` if the core does not take it within ``deadline``."""
+    """Offer ``word`` (with ``last`` and ``abandon``) on ``cmd`` after ``idle`` cycles with
+    ``valid`` low; :class:`TimeoutError` if the core does not take it within ``deadline``."""
     for _ in range(idle):
         await ctx.tick()
-    ctx.set(dut.s_axis_tdata, word)
-    ctx.set(dut.s_axis_tlast, last)
-    ctx.set(dut.s_axis_tvalid, 1)
-    await _wait(ctx, dut.s_axis_tready, deadline, f"the core did not take word {word:#010x}")
-    ctx.set(dut.s_axis_tvalid, 0)
+    ctx.set(dut.cmd.payload, {"data": word, "last": last, "abandon": abandon})
+    ctx.set(dut.cmd.valid, 1)
+    await _wait(ctx, dut.cmd.ready, deadline, f"the core did not take word {word:#010x}")
+    ctx.set(dut.cmd.valid, 0)
 
 
 async def stream_get(ctx, dut, stall: int = 0, deadline: int = DEADLINE) -> tuple[int, int]:
-    """Take one ``(tdata, tlast)`` from ``m_axis`` after ``stall`` cycles with ``tready`` low;
+    """Take one ``(data, last)`` from ``rsp`` after ``stall`` cycles with ``ready`` low;
     :class:`TimeoutError` if none comes within ``deadline`` cycles."""
-    ctx.set(dut.m_axis_tready, 0)
+    ctx.set(dut.rsp.ready, 0)
     for _ in range(stall):
         await ctx.tick()
-    ctx.set(dut.m_axis_tready, 1)
+    ctx.set(dut.rsp.ready, 1)
     for _ in range(deadline):
-        *_, valid, data, last = await ctx.tick().sample(
-            dut.m_axis_tvalid, dut.m_axis_tdata, dut.m_axis_tlast
-        )
+        *_, valid, beat = await ctx.tick().sample(dut.rsp.valid, dut.rsp.payload)
         if valid:
-            ctx.set(dut.m_axis_tready, 0)
-            return data, last
-    ctx.set(dut.m_axis_tready, 0)
+            ctx.set(dut.rsp.ready, 0)
+            return beat.data, beat.last
+    ctx.set(dut.rsp.ready, 0)
     raise TimeoutError(f"no answer word within {deadline} cycles")
 
 
@@ -95,6 +99,11 @@ class SimHost:
             data.append(word)
             if last:
                 return data
+
+    async def wait(self, cycles: int) -> None:
+        """Let ``cycles`` clock cycles pass."""
+        for _ in range(cycles):
+            await self.ctx.tick()
 
     async def call(
         self, op: Opcode | int, arg: int = 0, payload: list[int] = ()

@@ -1,9 +1,11 @@
 """Host-side session with a :class:`~spikeforge.hw.array.CoreArray`: one port, routed packets.
 
 Transport-agnostic like :class:`~spikeforge.sim.session.CoreSession`: give it ``send(words)``
-(one packet, ``tlast`` on the last word) and ``recv() -> words`` (one response packet). Each
-routed command is answered by every core it went to; the session collects the packets by the
-core index in their status word and checks every status.
+(one packet, ``tlast`` on the last word) and ``recv() -> words`` (one response packet; it raises
+:class:`TimeoutError` when its deadline passes). Each routed command is answered by every core
+it went to; the session collects the packets by the core index in their status word and checks
+every status: an error names the core and the command, a ``TIMEOUT`` answer from the array's
+watchdog or a deadline raises :class:`~spikeforge.sim.session.CoreTimeout`.
 
 A training step is four host packets: LOAD_SPIKES to the first layer's cores, FORWARD to every
 core, SET_LABEL to the last layer's cores, and BACKWARD (with update) to every core -- the last
@@ -24,13 +26,14 @@ from spikeforge.hw.protocol import (
     Opcode,
     Quantity,
     Status,
+    array_route,
     command,
     parse_status,
     route,
     spike_words,
     status_core,
 )
-from spikeforge.sim.session import CoreError, CoreSession
+from spikeforge.sim.session import CoreError, CoreSession, CoreTimeout, check_answer
 from spikeforge.sw.golden import predict
 
 __all__ = ["ArraySession"]
@@ -69,17 +72,22 @@ class ArraySession:
         """One response packet from each core of ``expect`` (any order); their data words."""
         out: dict[int, list[int]] = {}
         while len(out) < len(expect):
-            words = await self._recv()
+            try:
+                words = await self._recv()
+            except TimeoutError as exc:
+                missing = ", ".join(f"core {n} ({expect[n].name})" for n in expect if n not in out)
+                raise CoreTimeout(f"no answer from {missing}: {exc}") from exc
             if not words:
                 raise CoreError("empty response packet")
             core = status_core(words[-1])
             echo, status = parse_status(words[-1])
             if core not in expect or core in out:
                 raise CoreError(f"unexpected response from core {core:#x} ({status.name})")
-            if echo != int(expect[core]) or status != Status.OK:
+            if echo != int(expect[core]):
                 raise CoreError(
-                    f"core {core}: {expect[core].name} answered {status.name} (opcode {echo:#x})"
+                    f"core {core}: the answer to {expect[core].name} echoes opcode {echo:#x}"
                 )
+            check_answer(f"core {core}", expect[core], 0, status)
             out[core] = words[:-1]
         return out
 
@@ -99,7 +107,46 @@ class ArraySession:
                 raise CoreError(f"expected the answer of core {n} to {Opcode(op).name}")
             return words[:-1], status
 
-        return CoreSession(self.cores[n], call)
+        return CoreSession(self.cores[n], call, name=f"core {n}")
+
+    async def abort(self, cores: Sequence[int] | None = None) -> dict[int, Status]:
+        """ABORT ``cores`` (default: all) and collect every answer up to ABORT's own.
+
+        Returns the status each core's interrupted command answered (``ABORTED``, or ``OK`` if
+        it finished first; absent: nothing was running). The aborted commands' answers must not
+        have been collected yet: the caller posts a command, then aborts it.
+        """
+        cores = self.all_cores if cores is None else list(cores)
+        await self.post(cores, Opcode.ABORT)
+        interrupted: dict[int, Status] = {}
+        done: set[int] = set()
+        while len(done) < len(cores):
+            try:
+                words = await self._recv()
+            except TimeoutError as exc:
+                missing = [n for n in cores if n not in done]
+                raise CoreTimeout(f"no answer to ABORT from cores {missing}: {exc}") from exc
+            core = status_core(words[-1])
+            echo, status = parse_status(words[-1])
+            if core not in cores or core in done:
+                raise CoreError(f"unexpected response from core {core:#x} ({status.name})")
+            if echo == Opcode.ABORT:
+                check_answer(f"core {core}", Opcode.ABORT, 0, status)
+                done.add(core)
+            else:
+                interrupted[core] = status
+        return interrupted
+
+    async def set_timeout(self, cycles: int) -> None:
+        """The array's watchdog: answer ``TIMEOUT`` for a core silent for ``cycles`` (0: off)."""
+        if not 0 <= cycles < 1 << 32:
+            raise ValueError(f"cycles = {cycles} is out of range: allowed [0, {(1 << 32) - 1}]")
+        await self._send([array_route(), command(Opcode.SET_TIMEOUT), cycles])
+        words = await self._recv()
+        echo, status = parse_status(words[-1])
+        if echo != Opcode.SET_TIMEOUT:
+            raise CoreError(f"the array answered opcode {echo:#x} to SET_TIMEOUT")
+        check_answer("the array", Opcode.SET_TIMEOUT, 0, status)
 
     # -- network ---------------------------------------------------------------------------------
     @property

@@ -3,6 +3,7 @@
 * :class:`AxiTransport` -- driver (cocotbext-axi ``AxiStreamSource`` on ``<prefix>s_axis``,
   random idle cycles) and monitor (``AxiStreamSink`` on ``<prefix>m_axis``, random
   backpressure) behind the transport interface of :class:`~spikeforge.sim.session.CoreSession`;
+  every answer is awaited with a deadline (:data:`ANSWER_DEADLINE` cycles by default);
 * :func:`start` -- clock (``CLOCK_NS``) and reset;
 * :class:`Outcome` -- writes ``result.json`` (pass/fail, the first-mismatch message, simulated
   cycles, wall seconds) whether the test passes or fails, for the runner's summary.
@@ -21,12 +22,13 @@ from typing import Any
 
 from cocotb.clock import Clock
 from cocotb.simtime import get_sim_time
-from cocotb.triggers import RisingEdge
+from cocotb.triggers import ClockCycles, RisingEdge, SimTimeoutError, with_timeout
 from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
 
 from spikeforge.hw.protocol import command, parse_status
 
 __all__ = [
+    "ANSWER_DEADLINE",
     "CLOCK_NS",
     "AxiTransport",
     "Outcome",
@@ -38,6 +40,9 @@ __all__ = [
 
 CLOCK_NS = 10
 """Clock period of every testbench (100 MHz), so ``cycles = sim_ns / CLOCK_NS``."""
+ANSWER_DEADLINE = 2_000_000
+"""Cycles a host waits for one answer packet by default (20 ms simulated; the longest command
+of any testbench takes under 1% of that)."""
 
 
 def load_case() -> dict[str, Any]:
@@ -62,9 +67,14 @@ def pauses(rng: random.Random, probability: float):
 
 
 class AxiTransport:
-    """``call(op, arg, payload)`` sends one command frame and receives its response frame."""
+    """``call(op, arg, payload)`` sends one command frame and receives its response frame;
+    ``recv`` raises :class:`TimeoutError` after ``deadline`` cycles without an answer."""
 
-    def __init__(self, dut, *, stall: float, seed: int, prefix: str = ""):
+    def __init__(
+        self, dut, *, stall: float, seed: int, prefix: str = "", deadline: int = ANSWER_DEADLINE
+    ):
+        self.clk = dut.clk
+        self.deadline = deadline
         self.source = AxiStreamSource(
             AxiStreamBus.from_prefix(dut, f"{prefix}s_axis"), dut.clk, dut.rst
         )
@@ -82,9 +92,17 @@ class AxiTransport:
         await self.source.send(AxiStreamFrame(struct.pack(f"<{len(words)}I", *words)))
 
     async def recv(self) -> list[int]:
-        """One response packet."""
-        frame = await self.sink.recv()
+        """One response packet (:class:`TimeoutError` after ``deadline`` cycles)."""
+        try:
+            frame = await with_timeout(self.sink.recv(), self.deadline * CLOCK_NS, "ns")
+        except SimTimeoutError as exc:
+            raise TimeoutError(f"no answer within {self.deadline} cycles") from exc
         return list(struct.unpack(f"<{len(frame.tdata) // 4}I", bytes(frame.tdata)))
+
+    async def wait(self, cycles: int) -> None:
+        """Let ``cycles`` clock cycles pass."""
+        if cycles:
+            await ClockCycles(self.clk, cycles)
 
     async def call(self, op, arg=0, payload=()):
         await self.send([command(op, arg), *payload])

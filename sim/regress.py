@@ -7,12 +7,14 @@ and Verilog are unchanged) and one run folder per seed (``seed-<n>``).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from spikeforge.hw.params import CoreParams
+from spikeforge.sim.fuzz import FuzzConfig
 from spikeforge.sim.matrix import DIGITS_NET
 from spikeforge.sim.rtl_runner import Build, RunResult, build_array, build_core, build_rack, run
 from spikeforge.sw.config import SnnConfig
@@ -24,6 +26,7 @@ __all__ = [
     "run_array",
     "run_config",
     "run_digits",
+    "run_fuzz",
     "summary",
 ]
 
@@ -158,6 +161,24 @@ def run_array(
         "check_every": check_every,
     }
     return b, run(b, folder / f"seed-{seed}", case, testbench="spikeforge.sim.tb_array")
+
+
+def run_fuzz(
+    cores: Sequence[CoreParams], folder: Path, *, cfg: FuzzConfig, stall: float = 0.3
+) -> tuple[Build, RunResult]:
+    """Build one core (or an array of several) in ``folder`` and fuzz its host port while it
+    trains (``sim/tb_fuzz.py``, :mod:`spikeforge.sim.fuzz`); the report is in the result's
+    ``detail``."""
+    cores = list(cores)
+    b = build_core(cores[0], folder) if len(cores) == 1 else build_array(cores, folder)
+    case = {
+        "cores": [p.to_dict() for p in cores],
+        "fuzz": dataclasses.asdict(cfg),
+        "packets": cfg.packets,
+        "stall": stall,
+    }
+    run_folder = folder / f"fuzz-seed-{cfg.seed}"
+    return b, run(b, run_folder, case, testbench="spikeforge.sim.tb_fuzz")
 
 
 def digits_cores(lanes: Sequence[int] = (8, 10)) -> list[CoreParams]:

@@ -2,7 +2,10 @@
 
 Transport-agnostic: give it any ``async call(op, arg, payload) -> (data_words, status)`` (the
 Amaranth simulator's host in the tests, a cocotb AXI-Stream driver, a real device). Every
-method checks the status word and raises :class:`CoreError` with the command name otherwise.
+method checks the status word and raises :class:`CoreError` naming the core and the command
+otherwise. A transport gives every wait a deadline and raises :class:`TimeoutError` when it
+passes; the session turns that (and a ``TIMEOUT`` answer from an array's watchdog) into
+:class:`CoreTimeout`, again naming the core and the command.
 """
 
 from __future__ import annotations
@@ -16,21 +19,42 @@ from spikeforge.hw.params import CoreParams
 from spikeforge.hw.protocol import (
     COUNTERS,
     QUANTITIES,
+    CoreRules,
     Opcode,
     Quantity,
     Status,
     spike_words,
     to_signed,
-    to_words,
 )
 
-__all__ = ["CoreError", "CoreSession"]
+__all__ = ["CoreError", "CoreSession", "CoreTimeout", "check_answer"]
 
 Call = Callable[[Opcode, int, Sequence[int]], Awaitable[tuple[list[int], Status]]]
 
 
 class CoreError(RuntimeError):
-    """A command answered with a status other than OK."""
+    """A command answered with a status other than OK (``status``; ``None``: a malformed
+    answer)."""
+
+    def __init__(self, message: str, status: Status | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class CoreTimeout(CoreError, TimeoutError):
+    """No answer in time: the host's deadline passed, or an array's watchdog answered
+    ``TIMEOUT`` for the core."""
+
+
+def check_answer(who: str, op: Opcode | int, arg: int, status: Status) -> None:
+    """Raise :class:`CoreError` (:class:`CoreTimeout` for ``TIMEOUT``) unless ``status`` is OK;
+    the message names ``who`` (e.g. ``"core 3"``) and the command."""
+    if status == Status.OK:
+        return
+    name = Opcode(op).name if op in Opcode.__members__.values() else f"opcode {int(op):#x}"
+    kind = CoreTimeout if status == Status.TIMEOUT else CoreError
+    why = " (the array's watchdog: no answer in time)" if status == Status.TIMEOUT else ""
+    raise kind(f"{who}: {name}(arg={arg}) answered {status.name}{why}", status)
 
 
 class CoreSession:
@@ -40,16 +64,22 @@ class CoreSession:
     ----------
     params : CoreParams
     call : async callable ``(op, arg, payload) -> (words, status)``
+    name : str
+        How errors name the core (``"core 3"`` on an array).
     """
 
-    def __init__(self, params: CoreParams, call: Call):
+    def __init__(self, params: CoreParams, call: Call, *, name: str = "core"):
         self.params = params
+        self.rules = CoreRules.of(params)
+        self.name = name
         self._call = call
 
     async def _ok(self, op: Opcode, arg: int = 0, payload: Sequence[int] = ()) -> list[int]:
-        words, status = await self._call(op, arg, list(payload))
-        if status != Status.OK:
-            raise CoreError(f"{op.name}(arg={arg}) answered {status.name}")
+        try:
+            words, status = await self._call(op, arg, list(payload))
+        except TimeoutError as exc:
+            raise CoreTimeout(f"{self.name}: {op.name}(arg={arg}) got no answer: {exc}") from exc
+        check_answer(self.name, op, arg, status)
         return words
 
     def shape(self, q: Quantity) -> tuple[int, int]:
@@ -60,15 +90,19 @@ class CoreSession:
         return await self._ok(Opcode.INFO)
 
     async def write(self, q: Quantity, values: torch.Tensor) -> None:
-        """Write a quantity (shape as :meth:`shape`, e.g. master weights ``[n_out, n_in]``)."""
+        """Write a quantity (shape as :meth:`shape`, e.g. master weights ``[n_out, n_in]``), in
+        as many WRITE packets as the core's staging buffer needs (each one all or nothing)."""
         flat = [int(v) for v in values.reshape(-1).tolist()]
-        await self._ok(Opcode.WRITE, int(q), to_words(flat))
+        for arg, payload in self.rules.write_chunks(q, flat):
+            await self._ok(Opcode.WRITE, arg, payload)
 
     async def read(self, q: Quantity) -> torch.Tensor:
         words = await self._ok(Opcode.READ, int(q))
         outer, inner = self.shape(q)
         if len(words) != outer * inner:
-            raise CoreError(f"READ {q.name} returned {len(words)} words, not {outer * inner}")
+            raise CoreError(
+                f"{self.name}: READ {q.name} returned {len(words)} words, not {outer * inner}"
+            )
         values = [to_signed(w) for w in words] if QUANTITIES[q].signed else words
         out = torch.tensor(values, dtype=torch.int64).reshape(outer, inner)
         return out.reshape(outer) if QUANTITIES[q].inner == "1" else out
@@ -91,6 +125,10 @@ class CoreSession:
 
     async def update(self) -> None:
         await self._ok(Opcode.UPDATE)
+
+    async def abort(self) -> None:
+        """ABORT: the core's engines and links back to idle (docs/core.md, "ABORT")."""
+        await self._ok(Opcode.ABORT)
 
     async def counters(self) -> dict[str, int]:
         words = await self._ok(Opcode.COUNTERS)

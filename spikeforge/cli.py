@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from spikeforge import __version__
+from spikeforge.fuzz_cli import add_fuzz_parser
 from spikeforge.sweep_cli import add_sweep_parser
 
 __all__ = ["build_parser", "main"]
@@ -566,6 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
     reg.add_argument("--no-progress", action="store_true", help="no progress bar")
     reg.set_defaults(func=cmd_regress)
     add_sweep_parser(sub)
+    add_fuzz_parser(sub)
     return parser
 
 

@@ -112,7 +112,8 @@ def test_a_bad_route_word_is_answered_by_the_array_itself():
 
     async def script(host):
         answers = []
-        for header in [0x12 << 24 | 1, ROUTE << 24 | 0, ROUTE << 24 | 1 << 12 | 2]:
+        # a wrong top byte; no cores but not the array (first = 1); cores past the array
+        for header in [0x12 << 24 | 1, ROUTE << 24 | 1 << 12, ROUTE << 24 | 1 << 12 | 2]:
             await host.send([header, command(Opcode.INFO)])
             answers.append(await host.recv())
         await host.send([route(1), command(Opcode.INFO)])  # the array still works

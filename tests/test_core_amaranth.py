@@ -148,8 +148,9 @@ def test_bad_commands_answer_with_a_status_and_the_core_keeps_working():
         weights = [big + 5] + [-big - 9] + [3] * 30
         out["range"] = (await host.call(Opcode.WRITE, 0, [w & 0xFFFFFFFF for w in weights]))[1]
         out["weights"] = (await host.call(Opcode.READ, 0))[0][:3]
-        # index 8 does not exist, and 2 after 5 breaks the ascending order
+        # index 8 does not exist (and 2 after 5 would break the ascending order)
         out["spikes"] = (await host.call(Opcode.LOAD_SPIKES, 0, [3, 1, 8, 5, 2, 5, 2]))[1]
+        out["order"] = (await host.call(Opcode.LOAD_SPIKES, 0, [2, 5, 2, 0]))[1]
         out["info"] = await host.call(Opcode.INFO)
         return out
 
@@ -161,7 +162,7 @@ def test_bad_commands_answer_with_a_status_and_the_core_keeps_working():
     assert out["lr"] == Status.BAD_ARG
     assert out["range"] == Status.OUT_OF_RANGE
     assert out["weights"] == [big - 1, (-big) & 0xFFFFFFFF, 3]
-    assert out["spikes"] == Status.OUT_OF_RANGE
+    assert out["spikes"] == out["order"] == Status.BAD_SPIKES
     words, status = out["info"]
     assert status == Status.OK
     assert words[1] | (words[2] << 32) == int(params.core_hash, 16)

@@ -131,7 +131,7 @@ def test_layer_too_big_for_the_device():
     net = SnnConfig(layers=(2048, 64, 10), timesteps=16)
     message = (
         r"layer 0 \(64 x 2048\) cannot be placed on ECP5 25k even split into 8 cores of one "
-        r"8-neuron lane group each: memories need about 96 block RAMs .* but ECP5 25k has 56"
+        r"8-neuron lane group each: memories need about 81 block RAMs .* but ECP5 25k has 56"
     )
     with pytest.raises(MappingError, match=message):
         map_network(net, 10, device="25k")

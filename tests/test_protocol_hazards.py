@@ -20,7 +20,6 @@ hanging it.
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from spikeforge.hw.params import CoreParams
@@ -40,10 +39,6 @@ from spikeforge.sim.amaranth_host import run_array, run_core
 from spikeforge.sim.session import CoreSession
 from spikeforge.sw.config import SnnConfig
 from spikeforge.sw.golden import GoldenModel
-
-pytestmark = pytest.mark.xfail(
-    strict=True, reason="issue 14: the host protocol before framing, ABORT and the watchdog"
-)
 
 HOST_DEADLINE = 3_000
 """Cycles the host waits for a word to be taken or answered (every command here needs < 300)."""

@@ -1,0 +1,323 @@
+"""The command framer: one packet at a time, checked before anything runs, one status word each.
+
+It reads the command word, checks it against the core's :class:`~spikeforge.hw.protocol.CoreRules`
+(the same rule objects the software check uses) and either rejects the packet -- it drains the
+rest up to ``last`` and answers ``BAD_OPCODE``, ``BAD_ARG`` or ``BAD_LENGTH`` -- or runs the
+command: it lends the rest of the packet to the value writer (WRITE) or the spike loader
+(LOAD_SPIKES), walks a READ, starts and waits for the engines, or pushes INFO and COUNTERS words.
+Every packet ends with exactly one status word.
+
+While a command runs (an engine, or a READ), the framer looks at the next packet's first word
+without taking it (AXI4-Stream allows a sink to look at ``tdata`` before it raises ``tready``): an
+ABORT packet is taken at once, pulses ``abort`` (every engine and the core's links back to idle),
+and the running command answers ``ABORTED`` before ABORT answers ``OK``. Any other packet waits.
+
+Timing (cycles from the command word's handshake): the check takes one cycle (``DISPATCH``);
+an engine sees its registered start one cycle later (``LAUNCH``) and is busy from the next; the
+status word enters the response FIFO the cycle after the engines are done.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from spikeforge.hw.datapath import index_range
+from spikeforge.hw.params import CoreParams
+from spikeforge.hw.protocol import (
+    BUS_BITS,
+    COUNTERS,
+    MAGIC,
+    CommandWord,
+    CoreRules,
+    Opcode,
+    Payload,
+    Status,
+    StatusWord,
+    WriteArg,
+    command,
+    command_signature,
+    response_signature,
+)
+
+__all__ = ["CommandFramer"]
+
+
+class CommandFramer(wiring.Component):
+    """Packet framing, argument and length checks, command sequencing and status words.
+
+    Ports
+    -----
+    cmd : In(command stream)
+        The host's packets.
+    words : Out(response stream)
+        Data words of INFO and COUNTERS and every status word (to the responder).
+    wr_*, ld_* : the value writer's and the spike loader's control, and the payload lent to them.
+    arg, chunk, walk_*, issue, room, idle : the READ walk and the WRITE commit's walker set-up.
+    *_start, *_busy : engine handshakes; ``abort`` pulses when an ABORT packet is taken.
+    label, ext_error, u_sel : registers the engines read.
+    clear_*, in_backward, select, counter : the cycle counters.
+    """
+
+    def __init__(self, params: CoreParams):
+        self._p = p = CoreParams.checked(params)
+        self._rules = CoreRules.of(p)
+        super().__init__(
+            {
+                "cmd": In(command_signature()),
+                "words": Out(response_signature()),
+                # payload consumers
+                "wr_beat": Out(command_signature()),
+                "wr_start": Out(1),
+                "wr_done": In(1),
+                "wr_ok": In(1),
+                "wr_ended": In(1),
+                "wr_clipped": In(1),
+                "wr_commit": Out(1),
+                "wr_committed": In(1),
+                "ld_beat": Out(command_signature()),
+                "ld_start": Out(1),
+                "ld_done": In(1),
+                "ld_status": In(Status),
+                "ld_ended": In(1),
+                # READ
+                "arg": Out(WriteArg),
+                "chunk": Out(1),
+                "walk_setup": Out(1),
+                "walk_step": Out(1),
+                "walk_ready": In(1),
+                "walk_last": In(1),
+                "issue": Out(1),
+                "room": In(1),
+                "idle": In(1),
+                # engines
+                "fp_start": Out(1),
+                "bp_start": Out(1),
+                "wg_start": Out(1),
+                "upd_start": Out(1),
+                "fp_busy": In(1),
+                "bp_busy": In(1),
+                "wg_busy": In(1),
+                "upd_busy": In(1),
+                "abort": Out(1),
+                "label": Out(index_range(p.layer_neurons)),
+                "ext_error": Out(1),
+                "u_sel": Out(index_range(p.lr_range)),
+                # counters
+                "clear_forward": Out(1),
+                "clear_backward": Out(1),
+                "clear_update": Out(1),
+                "in_backward": Out(1),
+                "select": Out(range(len(COUNTERS))),
+                "counter": In(BUS_BITS),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        rules = self._rules
+        beat = self.cmd.payload
+        cmd = Signal(CommandWord)
+        single = Signal()  # the command word was the packet's last word
+        abandoned = Signal()
+        status = Signal(Status)
+        then_abort = Signal()  # after this status, ABORT's own OK
+        update_after = Signal()
+        index = Signal(range(max(len(COUNTERS), 3) + 1))
+        op, arg = cmd.opcode, cmd.arg
+        m.d.comb += [self.arg.eq(arg), self.chunk.eq(op == Opcode.WRITE)]
+        answer = Signal(StatusWord)  # the status word of this packet (a core leaves core = 0)
+        m.d.comb += [answer.opcode.eq(op), answer.status.eq(status), answer.core.eq(0)]
+        abort_word = (beat.data == command(Opcode.ABORT)) & beat.last & ~beat.abandon
+        m.d.sync += [
+            self.fp_start.eq(0),
+            self.bp_start.eq(0),
+            self.wg_start.eq(0),
+            self.upd_start.eq(0),
+            self.abort.eq(0),
+        ]
+        for consumer in (self.wr_beat, self.ld_beat):
+            m.d.comb += consumer.payload.eq(beat)
+
+        def lend(consumer):
+            m.d.comb += [consumer.valid.eq(self.cmd.valid), self.cmd.ready.eq(consumer.ready)]
+
+        def end(code, ended):
+            """Answer ``code``; first drain the packet unless its last word is ``ended``."""
+            m.d.sync += status.eq(code)
+            with m.If(ended):
+                m.next = "STATUS"
+            with m.Else():
+                m.next = "DRAIN"
+
+        def abortable(after: str):
+            """Take an ABORT packet now: the running command answers ABORTED, then ABORT OK."""
+            m.d.comb += self.cmd.ready.eq(abort_word)
+            with m.If(self.cmd.valid & abort_word):
+                m.d.sync += [
+                    self.abort.eq(1),
+                    status.eq(Status.ABORTED),
+                    then_abort.eq(1),
+                    self.in_backward.eq(0),
+                ]
+                m.next = after
+
+        with m.FSM():
+            with m.State("HEADER"):
+                m.d.comb += self.cmd.ready.eq(1)
+                with m.If(self.cmd.valid):
+                    m.d.sync += [
+                        cmd.eq(beat.data),
+                        single.eq(beat.last | beat.abandon),
+                        abandoned.eq(beat.abandon),
+                        status.eq(Status.OK),
+                    ]
+                    m.next = "DISPATCH"
+            with m.State("DISPATCH"):
+                with m.If(abandoned):
+                    end(Status.BAD_LENGTH, 1)
+                with m.Else():
+                    with m.Switch(op):
+                        for code, spec in rules.commands.items():
+                            with m.Case(code):
+                                length_ok = single if spec.payload is Payload.NONE else ~single
+                                with m.If(~spec.arg.ok(arg)):
+                                    end(Status.BAD_ARG, single)
+                                with m.Elif(~length_ok):
+                                    end(Status.BAD_LENGTH, single)
+                                with m.Else():
+                                    self._start(m, code, arg, index, update_after)
+                        with m.Default():
+                            end(Status.BAD_OPCODE, single)
+            with m.State("DRAIN"):
+                m.d.comb += self.cmd.ready.eq(1)
+                with m.If(self.cmd.valid & (beat.last | beat.abandon)):
+                    m.next = "STATUS"
+            with m.State("STAGE"):
+                lend(self.wr_beat)
+                with m.If(self.wr_done):
+                    with m.If(self.wr_ok):
+                        m.d.comb += self.wr_commit.eq(1)
+                        m.next = "COMMIT"
+                    with m.Else():
+                        end(Status.BAD_LENGTH, self.wr_ended)
+            with m.State("COMMIT"):
+                with m.If(self.wr_committed):
+                    with m.If(self.wr_clipped):
+                        m.d.sync += status.eq(Status.OUT_OF_RANGE)
+                    m.next = "STATUS"
+            with m.State("LOAD"):
+                lend(self.ld_beat)
+                with m.If(self.ld_done):
+                    end(self.ld_status, self.ld_ended)
+            with m.State("READ"):
+                abortable("READ_DRAIN")
+                with m.If(~(self.cmd.valid & abort_word) & self.room & self.walk_ready):
+                    m.d.comb += [self.issue.eq(1), self.walk_step.eq(1)]
+                    with m.If(self.walk_last):
+                        m.next = "READ_DRAIN"
+            with m.State("READ_DRAIN"):
+                with m.If(self.idle):
+                    m.next = "STATUS"
+            for name, data in (
+                ("INFO", [MAGIC, *self._hash_words()]),
+                ("COUNTERS", [self.counter] * len(COUNTERS)),
+            ):
+                with m.State(name):
+                    m.d.comb += [self.words.valid.eq(1), self.select.eq(index)]
+                    with m.Switch(index):
+                        for n, word in enumerate(data):
+                            with m.Case(n):
+                                m.d.comb += self.words.payload.data.eq(word)
+                    with m.If(self.words.ready):
+                        m.d.sync += index.eq(index + 1)
+                        with m.If(index == len(data) - 1):
+                            m.next = "STATUS"
+            for phase in ("FORWARD", "BACKWARD", "UPDATE"):
+                with m.State(f"LAUNCH_{phase}"):
+                    abortable("STATUS")
+                    with m.If(~(self.cmd.valid & abort_word)):
+                        m.next = f"WAIT_{phase}"
+            with m.State("WAIT_FORWARD"):
+                abortable("STATUS")
+                with m.If(~(self.cmd.valid & abort_word) & ~self.fp_busy):
+                    m.next = "STATUS"
+            with m.State("WAIT_BACKWARD"):
+                abortable("STATUS")
+                with m.If(~(self.cmd.valid & abort_word) & ~self.bp_busy & ~self.wg_busy):
+                    with m.If(update_after):
+                        m.d.sync += self.upd_start.eq(1)
+                        m.next = "LAUNCH_UPDATE"
+                    with m.Else():
+                        m.d.sync += self.in_backward.eq(0)
+                        m.next = "STATUS"
+            with m.State("WAIT_UPDATE"):
+                abortable("STATUS")
+                with m.If(~(self.cmd.valid & abort_word) & ~self.upd_busy):
+                    m.d.sync += self.in_backward.eq(0)
+                    m.next = "STATUS"
+            with m.State("STATUS"):
+                m.d.comb += [
+                    self.words.valid.eq(1),
+                    self.words.payload.data.eq(answer),
+                    self.words.payload.last.eq(1),
+                ]
+                with m.If(self.words.ready):
+                    with m.If(then_abort):
+                        m.d.sync += [
+                            cmd.opcode.eq(Opcode.ABORT),
+                            status.eq(Status.OK),
+                            then_abort.eq(0),
+                        ]
+                    with m.Else():
+                        m.next = "HEADER"
+        return m
+
+    def _hash_words(self) -> list[int]:
+        h = int(self._p.core_hash, 16)
+        return [h & 0xFFFFFFFF, h >> 32]
+
+    def _start(self, m, code, arg, index, update_after):
+        p = self._p
+        if code in (Opcode.INFO, Opcode.COUNTERS):
+            m.d.sync += index.eq(0)
+            m.next = code.name
+        elif code == Opcode.WRITE:
+            m.d.comb += self.wr_start.eq(1)
+            m.next = "STAGE"
+        elif code == Opcode.READ:
+            m.d.comb += self.walk_setup.eq(1)
+            m.next = "READ"
+        elif code == Opcode.LOAD_SPIKES:
+            m.d.comb += self.ld_start.eq(1)
+            m.next = "LOAD"
+        elif code == Opcode.FORWARD:
+            m.d.sync += self.fp_start.eq(1)
+            m.d.comb += self.clear_forward.eq(1)
+            m.next = "LAUNCH_FORWARD"
+        elif code == Opcode.SET_LABEL:
+            m.d.sync += self.label.eq(arg)
+            m.next = "STATUS"
+        elif code == Opcode.BACKWARD:
+            m.d.sync += [
+                self.bp_start.eq(1),
+                self.wg_start.eq(1),
+                self.ext_error.eq(arg[1]),
+                update_after.eq(arg[0]),
+                self.in_backward.eq(1),
+            ]
+            m.d.comb += self.clear_backward.eq(1)
+            m.next = "LAUNCH_BACKWARD"
+        elif code == Opcode.UPDATE:
+            m.d.sync += self.upd_start.eq(1)
+            m.d.comb += self.clear_update.eq(1)
+            m.next = "LAUNCH_UPDATE"
+        elif code == Opcode.SET_LR:
+            m.d.sync += self.u_sel.eq(arg - p.lr_min)
+            m.next = "STATUS"
+        elif code == Opcode.ABORT:
+            m.d.sync += self.abort.eq(1)
+            m.next = "STATUS"
+        else:
+            raise AssertionError(f"no action for {code!r}")

@@ -1,0 +1,149 @@
+"""The spike loader: LOAD_SPIKES packets into the spare bank of the event memories.
+
+Payload per timestep ``t = 0 .. T-1``: a count ``c`` (at most ``n_in``; a count word with
+reserved bits set is above it), then ``c`` input indices, ascending, each below ``n_in``
+(address-event representation). The events of ``t`` are written to the event memory and their
+``(start, count)`` to the event header of ``t`` -- always in the bank the engines do not read.
+Only a packet whose ``last`` word is exactly its final index (or final count) flips the banks,
+so the engines see every spike of a right packet and nothing of a wrong one.
+
+Timing: one word per cycle, and one cycle per timestep to write its header (the ``HEAD``
+state, where no word is taken): ``T + 1 + words`` cycles from the command word to ``done``.
+``done`` is combinational: on the word that decides the outcome, or in the final ``HEAD``.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from spikeforge.hw.datapath import write_port_members
+from spikeforge.hw.params import CoreParams
+from spikeforge.hw.protocol import Status, command_signature
+
+__all__ = ["SpikeLoader"]
+
+
+class SpikeLoader(wiring.Component):
+    """Parse, check and write LOAD_SPIKES payloads; ``bank`` is the bank the engines read.
+
+    Ports
+    -----
+    start : In(1)
+        A LOAD_SPIKES begins (its payload follows on ``beat``).
+    beat : In(command stream)
+    done, status, ended : Out
+        The packet is decided (pulse), with ``OK``, ``BAD_LENGTH`` or ``BAD_SPIKES``; its last
+        word was taken (else the framer drains the rest).
+    bank : Out(1)
+        The event bank the FP and WG engines read.
+    ev_*, hdr_* : Out
+        Writes of the event and event-header memories (bank offset included).
+    """
+
+    def __init__(self, params: CoreParams):
+        self._p = p = CoreParams.checked(params)
+        if not p.loads_spikes:
+            raise ValueError("a core fed by a spike link has no spike loader")
+        mem = p.memory_map
+        super().__init__(
+            {
+                "start": In(1),
+                "beat": In(command_signature()),
+                "done": Out(1),
+                "status": Out(Status),
+                "ended": Out(1),
+                "bank": Out(1),
+                **write_port_members("ev", mem["events"]),
+                **write_port_members("hdr", mem["event_heads"]),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self._p
+        T, n_in = p.timesteps, p.n_in
+        pb = p.event_ptr_bits
+        ib = max(1, (n_in - 1).bit_length())
+        ptr = Signal(pb + 1)
+        start = Signal(pb + 1)
+        t = Signal(range(T + 1))
+        remaining = Signal(range(n_in + 1))
+        written = Signal(range(n_in + 1))
+        prev = Signal(ib)
+        first = Signal()
+        beat = self.beat.payload
+        word = beat.data
+        spare = ~self.bank
+        m.d.comb += [
+            self.ev_waddr.eq(Mux(spare, T * n_in, 0) + ptr),
+            self.ev_wdata.eq(word[:ib]),
+            self.hdr_waddr.eq(Mux(spare, T, 0) + t),
+            self.hdr_wdata.eq(Cat(start[:pb], written)),
+        ]
+        final = t == T - 1
+
+        def finish(status, ended):
+            m.d.comb += [self.done.eq(1), self.status.eq(status), self.ended.eq(ended)]
+            m.next = "IDLE"
+
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [ptr.eq(0), t.eq(0)]
+                    m.next = "COUNT"
+            with m.State("COUNT"):
+                m.d.comb += self.beat.ready.eq(1)
+                with m.If(self.beat.valid):
+                    m.d.sync += [remaining.eq(word), written.eq(0), start.eq(ptr), first.eq(1)]
+                    with m.If(beat.abandon):
+                        finish(Status.BAD_LENGTH, 1)
+                    with m.Elif(word > n_in):
+                        finish(Status.BAD_SPIKES, beat.last)
+                    with m.Elif(word != 0):
+                        with m.If(beat.last):
+                            finish(Status.BAD_LENGTH, 1)
+                        with m.Else():
+                            m.next = "INDEX"
+                    with m.Elif(final & ~beat.last):
+                        finish(Status.BAD_LENGTH, 0)  # complete, but the packet goes on
+                    with m.Elif(~final & beat.last):
+                        finish(Status.BAD_LENGTH, 1)
+                    with m.Else():
+                        m.next = "HEAD"
+            with m.State("INDEX"):
+                m.d.comb += self.beat.ready.eq(1)
+                with m.If(self.beat.valid):
+                    ascending = first | (word[:ib] > prev)
+                    with m.If(beat.abandon):
+                        finish(Status.BAD_LENGTH, 1)
+                    with m.Elif((word >= n_in) | ~ascending):
+                        finish(Status.BAD_SPIKES, beat.last)
+                    with m.Else():
+                        m.d.comb += self.ev_wen.eq(1)
+                        m.d.sync += [
+                            ptr.eq(ptr + 1),
+                            written.eq(written + 1),
+                            prev.eq(word[:ib]),
+                            first.eq(0),
+                            remaining.eq(remaining - 1),
+                        ]
+                        with m.If(remaining != 1):
+                            with m.If(beat.last):
+                                finish(Status.BAD_LENGTH, 1)
+                        with m.Elif(final & ~beat.last):
+                            finish(Status.BAD_LENGTH, 0)
+                        with m.Elif(~final & beat.last):
+                            finish(Status.BAD_LENGTH, 1)
+                        with m.Else():
+                            m.next = "HEAD"
+            with m.State("HEAD"):
+                m.d.comb += self.hdr_wen.eq(1)
+                m.d.sync += t.eq(t + 1)
+                with m.If(final):
+                    m.d.sync += self.bank.eq(spare)
+                    finish(Status.OK, 1)
+                with m.Else():
+                    m.next = "COUNT"
+        return m

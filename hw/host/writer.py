@@ -1,0 +1,168 @@
+"""The value writer: a WRITE packet is staged whole, checked, and only then written.
+
+While the packet arrives, every value is saturated to its quantity's width (an LFSR state of 0
+becomes 1; either sets ``clipped``) and stored in the staging buffer (a block RAM of
+``write_buffer`` words). The packet is right when its ``last`` word is exactly the value
+:meth:`~spikeforge.hw.protocol.CoreRules.chunk_len` announces; then ``commit`` walks the packet's
+rows with the :class:`~spikeforge.hw.host.walker.ValueWalker` and writes one value per cycle.
+A short, long or abandoned packet never reaches a memory: a WRITE writes every value of its
+packet or none.
+
+Timing: ``done`` is combinational, on the packet's last word (or on the word that should have
+been its last). The commit takes the walker's set-up and row skip, one cycle per value and
+:data:`STAGE_LATENCY` cycles to drain; ``committed`` pulses with the last write.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from spikeforge.hw.datapath import delay_line, index_range, sat
+from spikeforge.hw.params import CoreParams
+from spikeforge.hw.protocol import (
+    BUS_BITS,
+    WRITABLE,
+    CoreRules,
+    Quantity,
+    WriteArg,
+    command_signature,
+)
+
+__all__ = ["STAGE_LATENCY", "ValueWriter"]
+
+STAGE_LATENCY = 2
+"""Cycles from a staging-buffer address to its word: the block RAM and a register behind it."""
+
+
+class ValueWriter(wiring.Component):
+    """Staging buffer, length check and commit of WRITE packets.
+
+    Ports
+    -----
+    start : In(1)
+        A WRITE begins; ``arg`` is its (checked) argument.
+    beat : In(command stream)
+        The packet's payload words (always taken).
+    done, ok, ended, clipped : Out
+        The packet is over (pulse); its length was right; its last word was taken (else the
+        framer drains the rest); a value was saturated.
+    commit : In(1)
+        Write the staged values (after ``ok``).
+    walk_* : Out / In
+        The walker during a commit: set-up, step; its ready, address, lane and last.
+    wen, waddr, wlane, wdata, committed : Out
+        One value's write; the last one was written (pulse).
+    """
+
+    def __init__(self, params: CoreParams):
+        self._p = p = CoreParams.checked(params)
+        self._rules = CoreRules.of(p)
+        spec = p.memory_map["stage"]
+        self._spec = spec
+        addr_bits = max(s.addr_bits for s in p.memories if s.owner == "core")
+        super().__init__(
+            {
+                "start": In(1),
+                "arg": In(WriteArg),
+                "beat": In(command_signature()),
+                "done": Out(1),
+                "ok": Out(1),
+                "ended": Out(1),
+                "clipped": Out(1),
+                "commit": In(1),
+                "walk_setup": Out(1),
+                "walk_step": Out(1),
+                "walk_ready": In(1),
+                "walk_addr": In(addr_bits),
+                "walk_lane": In(index_range(p.lanes)),
+                "walk_last": In(1),
+                "wen": Out(1),
+                "waddr": Out(addr_bits),
+                "wlane": Out(index_range(p.lanes)),
+                "wdata": Out(BUS_BITS),
+                "committed": Out(1),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        rules = self._rules
+        depth = self._spec.depth
+        m.submodules.stage = stage = Memory(shape=BUS_BITS, depth=max(depth, 2), init=[])
+        wr, rd = stage.write_port(), stage.read_port()
+
+        # -- staging --------------------------------------------------------------------------
+        q = Signal(Quantity)
+        expect = Signal(range(depth + 1))
+        count = Signal(range(depth + 1))
+        m.d.comb += self.beat.ready.eq(1)
+        word = self.beat.payload.data
+        value = Signal(BUS_BITS)
+        big = Signal()
+        with m.Switch(q):
+            for quantity in WRITABLE:
+                with m.Case(quantity):
+                    if quantity == Quantity.LFSR:
+                        m.d.comb += [value.eq(Mux(word == 0, 1, word)), big.eq(word == 0)]
+                    else:
+                        lo, hi = rules.value_range(quantity)
+                        signed = word.as_signed()
+                        m.d.comb += [
+                            value.eq(sat(signed, rules.widths[quantity])),
+                            big.eq((signed > hi) | (signed < lo)),
+                        ]
+        m.d.comb += [wr.addr.eq(count), wr.data.eq(value)]
+        with m.If(self.start):
+            with m.Switch(self.arg.quantity):
+                for quantity in WRITABLE:
+                    outer, inner = rules.shapes[quantity]
+                    rows = rules.chunk_rows(quantity)
+                    with m.Case(quantity):
+                        left = outer - self.arg.row
+                        m.d.sync += expect.eq(Mux(left >= rows, rows * inner, left * inner))
+            m.d.sync += [q.eq(self.arg.quantity), count.eq(0), self.clipped.eq(0)]
+        with m.Elif(self.beat.valid):
+            m.d.comb += wr.en.eq(1)
+            m.d.sync += count.eq(count + 1)
+            with m.If(big):
+                m.d.sync += self.clipped.eq(1)
+            stop = self.beat.payload.last | self.beat.payload.abandon
+            full = count + 1 == expect
+            with m.If(stop | full):
+                m.d.comb += [
+                    self.done.eq(1),
+                    self.ok.eq(self.beat.payload.last & full & ~self.beat.payload.abandon),
+                    self.ended.eq(stop),
+                ]
+
+        # -- commit: walk the rows, write one staged value per cycle -------------------------
+        walking = Signal()
+        index = Signal(range(depth + 1))
+        m.d.comb += [
+            self.walk_setup.eq(self.commit),
+            self.walk_step.eq(walking & self.walk_ready),
+            rd.addr.eq(index),
+        ]
+        with m.If(self.commit):
+            m.d.sync += [walking.eq(1), index.eq(0)]
+        with m.Elif(self.walk_step):
+            m.d.sync += index.eq(index + 1)
+            with m.If(self.walk_last):
+                m.d.sync += walking.eq(0)
+        data = Signal(BUS_BITS)
+        m.d.sync += data.eq(rd.data)
+        valid = delay_line(m, self.walk_step, STAGE_LATENCY, "wv")[-1]
+        last = delay_line(m, self.walk_step & self.walk_last, STAGE_LATENCY, "wl")[-1]
+        addr = delay_line(m, self.walk_addr, STAGE_LATENCY, "wa")[-1]
+        lane = delay_line(m, self.walk_lane, STAGE_LATENCY, "wln")[-1]
+        m.d.comb += [
+            self.wen.eq(valid),
+            self.waddr.eq(addr),
+            self.wlane.eq(lane),
+            self.wdata.eq(data),
+            self.committed.eq(last),
+        ]
+        return m
