@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
 .PHONY: help setup demo demo-train test test-fast lint format bench wbits-table core-cycles synth-table \
-	regress regress-full sim-speed array-scaling clean
+	regress regress-full sim-speed array-scaling fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -63,6 +63,10 @@ regress: setup ## Verilator + cocotb: the CI matrix (3 seeds) and the digits run
 regress-full: setup ## all 20 matrix configs x 5 seeds x 4 steps; digits 200 samples (~25 min)
 	$(VENV)/bin/spikeforge regress --matrix full --seeds 5 --steps 4 --digits 200 \
 		--out build/regress-full
+
+fuzz: setup ## fuzz the host port while it trains: default core 10,000 packets, 3-core array 3,000
+	$(VENV)/bin/spikeforge fuzz --packets 10000 --seed 1 --out build/fuzz/default-core
+	$(VENV)/bin/spikeforge fuzz --cores 3 --packets 3000 --seed 1 --out build/fuzz/array-c3
 
 sim-speed: setup ## cycles/s of the default core: cocotb + Verilator vs Amaranth's simulator
 	$(PY) bench/sim_speed.py

@@ -71,6 +71,7 @@ __all__ = [
     "ARRAY_TAG",
     "BUS_BITS",
     "COUNTERS",
+    "EXECUTED",
     "MAGIC",
     "MAX_ARRAY_CORES",
     "QUANTITIES",
@@ -88,13 +89,13 @@ __all__ = [
     "Quantity",
     "ResponseBeat",
     "RouteWord",
-    "SpikeCountWord",
     "Status",
     "StatusWord",
     "WriteArg",
     "array_route",
     "command",
     "command_signature",
+    "opcode_name",
     "parse_status",
     "response_signature",
     "route",
@@ -146,6 +147,18 @@ class Status(enum.IntEnum, shape=8):
     """The command was stopped by ABORT."""
     TIMEOUT = 7
     """Array: the addressed core did not take the packet or answer it within the watchdog."""
+
+
+EXECUTED = frozenset({Status.OK, Status.OUT_OF_RANGE})
+"""Statuses of a packet the core ran (every other status: it changed nothing)."""
+
+
+def opcode_name(op: int) -> str:
+    """``"WRITE"`` for a known opcode, ``"opcode 0x3f"`` for any other."""
+    try:
+        return Opcode(op).name
+    except ValueError:
+        return f"opcode {int(op):#04x}"
 
 
 class Quantity(enum.IntEnum, shape=4):
@@ -200,8 +213,6 @@ CommandWord = data.StructLayout({"arg": 24, "opcode": 8})
 """A command word: ``opcode << 24 | arg``."""
 WriteArg = data.StructLayout({"quantity": 4, "row": 20})
 """WRITE's argument: the quantity and the first row (outer index) the packet writes."""
-SpikeCountWord = data.StructLayout({"count": 24, "reserved": 8})
-"""A LOAD_SPIKES count word (``reserved`` must be zero)."""
 RouteWord = data.StructLayout({"count": 12, "first": 12, "tag": 8})
 """A core array's route word: ``ROUTE << 24 | first << 12 | count``."""
 StatusWord = data.StructLayout({"core": 16, "status": 8, "opcode": 8})

@@ -38,24 +38,24 @@ from spikeforge.hw.params import CoreParams
 from spikeforge.hw.protocol import (
     ARRAY_TAG,
     MAGIC,
-    QUANTITIES,
     ArrayRules,
     CoreRules,
     Opcode,
     Quantity,
     Status,
     command,
+    opcode_name,
     parse_status,
     route,
     spike_words,
     status_core,
-    to_signed,
 )
 from spikeforge.hw.router import default_timeout
 from spikeforge.sim.array_session import ArraySession
 from spikeforge.sim.checker import Mismatch, check_step
 from spikeforge.sim.fuzz_packets import BadPackets, BadRoutes
 from spikeforge.sim.model import CoreModel
+from spikeforge.sim.session import CoreSession
 from spikeforge.sim.stimulus import weights_for_seed
 from spikeforge.sw.config import SnnConfig
 from spikeforge.sw.golden import GoldenModel
@@ -157,13 +157,6 @@ class FuzzError(AssertionError):
     """An answer that differs from what the protocol says."""
 
 
-def _name(op: int) -> str:
-    try:
-        return Opcode(op).name
-    except ValueError:
-        return f"opcode {op:#04x}"
-
-
 def _sample(net, gen: torch.Generator, density: float) -> tuple[torch.Tensor, int]:
     x = (torch.rand(1, net.timesteps, net.n_inputs, generator=gen) < density).long()
     return x, int(torch.randint(0, net.n_outputs, (1,), generator=gen))
@@ -184,8 +177,16 @@ class _CoreFuzz:
         self.model = CoreModel(params, weights_for_seed(net, cfg.seed))
         self.rows = slice(params.neuron_offset, params.neuron_offset + params.n_out)
         self.output = params.layer == net.n_layers - 1
+        self.kind = "step"  # how the session's packets are counted
+        self.session = CoreSession(params, self._session_call)
 
     # -- the wire ------------------------------------------------------------------------------
+    async def _session_call(self, op, arg, payload) -> tuple[list[int], Status]:
+        """The session's transport: one packet of class ``self.kind``, its answer checked for
+        the opcode (the session checks the status and the length)."""
+        await self.send([command(op, arg), *payload], self.kind)
+        return await self.answer(op, tuple(Status), None)
+
     async def send(self, words: Sequence[int], kind: str) -> None:
         await self.send_([w & 0xFFFFFFFF for w in words])
         self.report.packets[kind] += 1
@@ -201,8 +202,8 @@ class _CoreFuzz:
         wanted = status if isinstance(status, tuple) else (status,)
         if echo != op or got not in wanted or (data is not None and len(words) - 1 != data):
             raise FuzzError(
-                f"expected {_name(op)} answering {'/'.join(s.name for s in wanted)} with "
-                f"{data} data words, got {_name(echo)} {got.name} with {len(words) - 1}"
+                f"expected {opcode_name(op)} answering {'/'.join(s.name for s in wanted)} with "
+                f"{data} data words, got {opcode_name(echo)} {got.name} with {len(words) - 1}"
             )
         return words[:-1], got
 
@@ -211,16 +212,12 @@ class _CoreFuzz:
         return (await self.answer(words[0] >> 24, Status.OK, data))[0]
 
     async def write(self, q: Quantity, values: torch.Tensor, kind: str) -> None:
-        flat = [int(v) for v in values.reshape(-1).tolist()]
-        for arg, payload in self.rules.write_chunks(q, flat):
-            await self.call([command(Opcode.WRITE, arg), *payload], kind)
+        self.kind = kind
+        await self.session.write(q, values)
 
     async def read(self, q: Quantity, kind: str) -> torch.Tensor:
-        outer, inner = self.rules.shapes[q]
-        words = await self.call([command(Opcode.READ, int(q))], kind, outer * inner)
-        values = [to_signed(w) for w in words] if QUANTITIES[q].signed else words
-        out = torch.tensor(values, dtype=torch.int64).reshape(outer, inner)
-        return out.reshape(outer) if inner == 1 and QUANTITIES[q].inner == "1" else out
+        self.kind = kind
+        return await self.session.read(q)
 
     # -- what the core must hold -----------------------------------------------------------------
     def weights(self) -> torch.Tensor:
@@ -409,7 +406,9 @@ class _ArrayFuzz:
             if core in seen or wanted == (None,) or status not in wanted:
                 raise FuzzError(f"unexpected answer {status.name} from {core:#x}: {expect}")
             if core != ARRAY_TAG and op is not None and echo != op:
-                raise FuzzError(f"core {core} answered {_name(echo)}, expected {_name(op)}")
+                raise FuzzError(
+                    f"core {core} answered {opcode_name(echo)}, expected {opcode_name(op)}"
+                )
             seen[core] = status
         return seen
 

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from spikeforge.hw.protocol import (
+    EXECUTED,
     ArgRange,
     ArgSet,
     ArgWrite,
@@ -49,8 +50,6 @@ CORE_KINDS = (
     "word",
 )
 ARRAY_KINDS = ("route", "route_only", "inner", "array_cmd", "split")
-EXECUTES = (Status.OK, Status.OUT_OF_RANGE)
-"""Statuses of a packet the core runs: the fuzzer never sends such a packet as a bad one."""
 DRAWS = 200
 """Attempts to draw an item of one kind before :class:`BadPackets` gives up on it."""
 
@@ -94,7 +93,7 @@ class BadPackets:
             if frames is None:
                 continue
             statuses = tuple(self.rules.status(f) for f in frames)
-            if all(s not in EXECUTES for s in statuses):
+            if all(s not in EXECUTED for s in statuses):
                 return BadItem(k, tuple(tuple(f) for f in frames), statuses)
         raise RuntimeError(f"no bad packet of kind {kinds} from {len(valid)} valid packets")
 
@@ -220,7 +219,7 @@ class BadRoutes:
         if own is not None:
             return {0xFFFF: own}
         statuses = {n: self.cores[n].status(frame[1:]) for n in self.rules.targets(frame[0])}
-        return None if any(s in EXECUTES for s in statuses.values()) else statuses
+        return None if any(s in EXECUTED for s in statuses.values()) else statuses
 
     def draw(self, valid: Sequence[Sequence[int]], kind: str | None = None) -> BadItem:
         """One bad item; ``valid``: routed packets the host really sends."""

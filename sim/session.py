@@ -23,6 +23,7 @@ from spikeforge.hw.protocol import (
     Opcode,
     Quantity,
     Status,
+    opcode_name,
     spike_words,
     to_signed,
 )
@@ -51,7 +52,7 @@ def check_answer(who: str, op: Opcode | int, arg: int, status: Status) -> None:
     the message names ``who`` (e.g. ``"core 3"``) and the command."""
     if status == Status.OK:
         return
-    name = Opcode(op).name if op in Opcode.__members__.values() else f"opcode {int(op):#x}"
+    name = opcode_name(op)
     kind = CoreTimeout if status == Status.TIMEOUT else CoreError
     why = " (the array's watchdog: no answer in time)" if status == Status.TIMEOUT else ""
     raise kind(f"{who}: {name}(arg={arg}) answered {status.name}{why}", status)

@@ -28,6 +28,7 @@ from spikeforge.hw.router import default_timeout
 from spikeforge.sim.amaranth_host import run_array
 from spikeforge.sim.array_session import ArraySession
 from spikeforge.sim.fuzz import FuzzConfig, fuzz_array
+from spikeforge.sim.session import CoreTimeout
 from spikeforge.sim.stimulus import samples, weights_for_seed
 from spikeforge.sw.config import SnnConfig
 from spikeforge.sw.golden import GoldenModel
@@ -37,8 +38,8 @@ CORES = map_network(NET, 3, lanes=4).core_params()
 DEADLINE = 20_000
 
 
-def _run(script, **kw):
-    return run_array(CORES, script, host_deadline=DEADLINE, deadline=400_000, **kw)
+def _run(script, host_deadline=DEADLINE, **kw):
+    return run_array(CORES, script, host_deadline=host_deadline, deadline=400_000, **kw)
 
 
 def _answer(words):
@@ -162,3 +163,27 @@ def test_a_short_array_fuzz_run_in_the_amaranth_simulator():
 
     report = _run(script)
     assert report.total >= 120 and report.mismatches == 0 and report.steps >= 4
+
+
+def test_sessions_name_the_core_and_the_command_when_no_answer_comes():
+    """Core 2 (the last layer) runs FORWARD alone and waits forever for spikes: with the
+    watchdog off the host's deadline ends the wait, with it on the array's TIMEOUT does; both
+    raise CoreTimeout naming the core and the command, and ABORT brings the core back."""
+
+    async def script(host):
+        s = ArraySession(CORES, host.send, host.recv)
+        errors, interrupted = [], []
+        for cycles in (0, 300):
+            await s.set_timeout(cycles)
+            try:
+                await s.core(2).forward()
+            except CoreTimeout as exc:
+                errors.append(str(exc))
+            interrupted.append(await s.abort([2]))
+        await s.core(2).info()
+        return errors, interrupted
+
+    errors, interrupted = _run(script, host_deadline=2_000)
+    assert errors[0] == "core 2: FORWARD(arg=0) got no answer: no answer word within 2000 cycles"
+    assert errors[1].startswith("core 2: FORWARD(arg=0) answered TIMEOUT")
+    assert interrupted == [{2: Status.ABORTED}, {}]  # after TIMEOUT the late answer is dropped

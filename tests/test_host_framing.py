@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from spikeforge.hw.params import CoreParams
 from spikeforge.hw.protocol import (
+    EXECUTED,
     QUANTITIES,
     WRITABLE,
     CoreRules,
@@ -48,7 +49,7 @@ class NaiveCore:
         self.spikes = [[0] * NET.layers[0] for _ in range(NET.timesteps)]
 
     def apply(self, words: list[int], status: Status) -> None:
-        if status not in (Status.OK, Status.OUT_OF_RANGE):
+        if status not in EXECUTED:
             return
         op, arg = words[0] >> 24, words[0] & 0xFFFFFF
         if op == Opcode.WRITE:

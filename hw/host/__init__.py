@@ -22,7 +22,7 @@ from amaranth.lib.wiring import In, Out
 
 from spikeforge.hw.datapath import index_range, write_port_members
 from spikeforge.hw.host.counters import CycleCounters
-from spikeforge.hw.host.framer import CommandFramer
+from spikeforge.hw.host.framer import CommandFramer, engine_members
 from spikeforge.hw.host.responder import RESPONSE_DEPTH, Responder, readable_memories
 from spikeforge.hw.host.spikes import SpikeLoader
 from spikeforge.hw.host.walker import ValueWalker, quantity_layout
@@ -65,19 +65,8 @@ class HostController(wiring.Component):
             "waddr": Out(addr_bits),
             "wlane": Out(index_range(p.lanes)),
             "wdata": Out(BUS_BITS),
-            "fp_start": Out(1),
-            "bp_start": Out(1),
-            "wg_start": Out(1),
-            "upd_start": Out(1),
-            "fp_busy": In(1),
-            "bp_busy": In(1),
-            "wg_busy": In(1),
-            "upd_busy": In(1),
+            **engine_members(p),
             "lane_work": In(1),
-            "label": Out(index_range(p.layer_neurons)),
-            "ext_error": Out(1),
-            "u_sel": Out(index_range(p.lr_range)),
-            "abort": Out(1),
             **{f"wen_{QUANTITIES[q].memory}": Out(1) for q in WRITABLE},
             **{f"rd_{n}": In(specs[n].word_bits) for n in readable_memories(p)},
         }
@@ -160,20 +149,11 @@ class HostController(wiring.Component):
                 for port in ("waddr", "wdata", "wen"):
                     name = f"{pre}_{port}"
                     m.d.comb += getattr(self, name).eq(getattr(loader, name))
-        # Engines and counters.
+        # Engines (the framer's control, passed through) and counters.
+        for name, member in engine_members(p).items():
+            outer, inner = getattr(self, name), getattr(framer, name)
+            m.d.comb += inner.eq(outer) if member.flow == In else outer.eq(inner)
         m.d.comb += [
-            self.fp_start.eq(framer.fp_start),
-            self.bp_start.eq(framer.bp_start),
-            self.wg_start.eq(framer.wg_start),
-            self.upd_start.eq(framer.upd_start),
-            framer.fp_busy.eq(self.fp_busy),
-            framer.bp_busy.eq(self.bp_busy),
-            framer.wg_busy.eq(self.wg_busy),
-            framer.upd_busy.eq(self.upd_busy),
-            self.label.eq(framer.label),
-            self.ext_error.eq(framer.ext_error),
-            self.u_sel.eq(framer.u_sel),
-            self.abort.eq(framer.abort),
             counters.fp_busy.eq(self.fp_busy),
             counters.lane_work.eq(self.lane_work),
             counters.bp_busy.eq(self.bp_busy),

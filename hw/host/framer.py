@@ -41,7 +41,26 @@ from spikeforge.hw.protocol import (
     response_signature,
 )
 
-__all__ = ["CommandFramer"]
+__all__ = ["CommandFramer", "engine_members"]
+
+
+def engine_members(p: CoreParams) -> dict:
+    """The engines' control, as the framer drives it: registered start pulses, busy flags, the
+    ABORT pulse and the registers the engines read."""
+    return {
+        "fp_start": Out(1),
+        "bp_start": Out(1),
+        "wg_start": Out(1),
+        "upd_start": Out(1),
+        "fp_busy": In(1),
+        "bp_busy": In(1),
+        "wg_busy": In(1),
+        "upd_busy": In(1),
+        "abort": Out(1),
+        "label": Out(index_range(p.layer_neurons)),
+        "ext_error": Out(1),
+        "u_sel": Out(index_range(p.lr_range)),
+    }
 
 
 class CommandFramer(wiring.Component):
@@ -91,19 +110,7 @@ class CommandFramer(wiring.Component):
                 "issue": Out(1),
                 "room": In(1),
                 "idle": In(1),
-                # engines
-                "fp_start": Out(1),
-                "bp_start": Out(1),
-                "wg_start": Out(1),
-                "upd_start": Out(1),
-                "fp_busy": In(1),
-                "bp_busy": In(1),
-                "wg_busy": In(1),
-                "upd_busy": In(1),
-                "abort": Out(1),
-                "label": Out(index_range(p.layer_neurons)),
-                "ext_error": Out(1),
-                "u_sel": Out(index_range(p.lr_range)),
+                **engine_members(p),
                 # counters
                 "clear_forward": Out(1),
                 "clear_backward": Out(1),
@@ -130,6 +137,7 @@ class CommandFramer(wiring.Component):
         answer = Signal(StatusWord)  # the status word of this packet (a core leaves core = 0)
         m.d.comb += [answer.opcode.eq(op), answer.status.eq(status), answer.core.eq(0)]
         abort_word = (beat.data == command(Opcode.ABORT)) & beat.last & ~beat.abandon
+        aborting = self.cmd.valid & abort_word  # taken where the running command is abortable
         m.d.sync += [
             self.fp_start.eq(0),
             self.bp_start.eq(0),
@@ -154,7 +162,7 @@ class CommandFramer(wiring.Component):
         def abortable(after: str):
             """Take an ABORT packet now: the running command answers ABORTED, then ABORT OK."""
             m.d.comb += self.cmd.ready.eq(abort_word)
-            with m.If(self.cmd.valid & abort_word):
+            with m.If(aborting):
                 m.d.sync += [
                     self.abort.eq(1),
                     status.eq(Status.ABORTED),
@@ -213,7 +221,7 @@ class CommandFramer(wiring.Component):
                     end(self.ld_status, self.ld_ended)
             with m.State("READ"):
                 abortable("READ_DRAIN")
-                with m.If(~(self.cmd.valid & abort_word) & self.room & self.walk_ready):
+                with m.If(~aborting & self.room & self.walk_ready):
                     m.d.comb += [self.issue.eq(1), self.walk_step.eq(1)]
                     with m.If(self.walk_last):
                         m.next = "READ_DRAIN"
@@ -237,15 +245,15 @@ class CommandFramer(wiring.Component):
             for phase in ("FORWARD", "BACKWARD", "UPDATE"):
                 with m.State(f"LAUNCH_{phase}"):
                     abortable("STATUS")
-                    with m.If(~(self.cmd.valid & abort_word)):
+                    with m.If(~aborting):
                         m.next = f"WAIT_{phase}"
             with m.State("WAIT_FORWARD"):
                 abortable("STATUS")
-                with m.If(~(self.cmd.valid & abort_word) & ~self.fp_busy):
+                with m.If(~aborting & ~self.fp_busy):
                     m.next = "STATUS"
             with m.State("WAIT_BACKWARD"):
                 abortable("STATUS")
-                with m.If(~(self.cmd.valid & abort_word) & ~self.bp_busy & ~self.wg_busy):
+                with m.If(~aborting & ~self.bp_busy & ~self.wg_busy):
                     with m.If(update_after):
                         m.d.sync += self.upd_start.eq(1)
                         m.next = "LAUNCH_UPDATE"
@@ -254,7 +262,7 @@ class CommandFramer(wiring.Component):
                         m.next = "STATUS"
             with m.State("WAIT_UPDATE"):
                 abortable("STATUS")
-                with m.If(~(self.cmd.valid & abort_word) & ~self.upd_busy):
+                with m.If(~aborting & ~self.upd_busy):
                     m.d.sync += self.in_backward.eq(0)
                     m.next = "STATUS"
             with m.State("STATUS"):
