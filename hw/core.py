@@ -150,12 +150,6 @@ class SpikingCore(wiring.Component):
         ]
         for name in readable_memories(p):
             m.d.comb += getattr(host, f"rd_{name}").eq(rdata[name])
-        host_raddr, host_waddr, host_lane, host_wdata = (
-            host.raddr,
-            host.waddr,
-            host.wlane,
-            host.wdata,
-        )
 
         def word_en(spec, wen, lane_sel=None):
             """Byte-lane style enables: every lane, or only ``lane_sel``."""
@@ -171,7 +165,7 @@ class SpikingCore(wiring.Component):
         def rsel(port, *owners, base=None):
             """Drive a read port's address from the first busy owner, else the host; ``base``
             (the event bank's first word) is added to the owners' addresses."""
-            expr = host_raddr
+            expr = host.raddr
             for busy, addr in reversed(owners):
                 expr = Mux(busy, addr if base is None else base + addr, expr)
             m.d.sync += port.addr.eq(expr)  # registered: the block RAM sees it a cycle later
@@ -250,10 +244,10 @@ class SpikingCore(wiring.Component):
 
         def shared_wport(name, host_wen, *owners):
             """A write port driven by the first busy owner ``(busy, addr, data, wen)`` (whole
-            words), else by the host (one lane of the word at ``host_waddr``)."""
+            words), else by the host (one lane of the word at ``host.waddr``)."""
             spec = specs[name]
-            addr, data = host_waddr, replicate(spec, host_wdata)
-            en = word_en(spec, host_wen, host_lane)
+            addr, data = host.waddr, replicate(spec, host.wdata)
+            en = word_en(spec, host_wen, host.wlane)
             for busy, o_addr, o_data, o_wen in reversed(owners):
                 addr, data = Mux(busy, o_addr, addr), Mux(busy, o_data, data)
                 en = Mux(busy, word_en(spec, o_wen), en)
@@ -276,9 +270,9 @@ class SpikingCore(wiring.Component):
             use = erx.wen
             wport(
                 "errors",
-                Mux(use, erx.addr, host_waddr),
-                Mux(use, replicate(spec, erx.data), replicate(spec, host_wdata)),
-                Mux(use, word_en(spec, use, erx.lane), word_en(spec, host.wen_errors, host_lane)),
+                Mux(use, erx.addr, host.waddr),
+                Mux(use, replicate(spec, erx.data), replicate(spec, host.wdata)),
+                Mux(use, word_en(spec, use, erx.lane), word_en(spec, host.wen_errors, host.wlane)),
             )
         else:
             shared_wport("errors", host.wen_errors)

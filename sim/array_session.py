@@ -68,19 +68,24 @@ class ArraySession:
         words = [route(first, count), command(op, arg), *[w & 0xFFFFFFFF for w in payload]]
         await self._send(words)
 
+    async def _next(self, waiting_for: str) -> tuple[int, int, Status, list[int]]:
+        """The next answer packet: ``(core, echoed opcode, status, data words)``; a deadline
+        that passes raises :class:`CoreTimeout` naming ``waiting_for``."""
+        try:
+            words = await self._recv()
+        except TimeoutError as exc:
+            raise CoreTimeout(f"no answer from {waiting_for}: {exc}") from exc
+        if not words:
+            raise CoreError("empty response packet")
+        echo, status = parse_status(words[-1])
+        return status_core(words[-1]), echo, status, words[:-1]
+
     async def collect(self, expect: dict[int, Opcode]) -> dict[int, list[int]]:
         """One response packet from each core of ``expect`` (any order); their data words."""
         out: dict[int, list[int]] = {}
         while len(out) < len(expect):
-            try:
-                words = await self._recv()
-            except TimeoutError as exc:
-                missing = ", ".join(f"core {n} ({expect[n].name})" for n in expect if n not in out)
-                raise CoreTimeout(f"no answer from {missing}: {exc}") from exc
-            if not words:
-                raise CoreError("empty response packet")
-            core = status_core(words[-1])
-            echo, status = parse_status(words[-1])
+            missing = ", ".join(f"core {n} ({expect[n].name})" for n in expect if n not in out)
+            core, echo, status, words = await self._next(missing)
             if core not in expect or core in out:
                 raise CoreError(f"unexpected response from core {core:#x} ({status.name})")
             if echo != int(expect[core]):
@@ -88,7 +93,7 @@ class ArraySession:
                     f"core {core}: the answer to {expect[core].name} echoes opcode {echo:#x}"
                 )
             check_answer(f"core {core}", expect[core], 0, status)
-            out[core] = words[:-1]
+            out[core] = words
         return out
 
     async def call(self, cores: Sequence[int], op: Opcode, arg: int = 0, payload=()):
@@ -121,13 +126,8 @@ class ArraySession:
         interrupted: dict[int, Status] = {}
         done: set[int] = set()
         while len(done) < len(cores):
-            try:
-                words = await self._recv()
-            except TimeoutError as exc:
-                missing = [n for n in cores if n not in done]
-                raise CoreTimeout(f"no answer to ABORT from cores {missing}: {exc}") from exc
-            core = status_core(words[-1])
-            echo, status = parse_status(words[-1])
+            missing = ", ".join(f"core {n} (ABORT)" for n in cores if n not in done)
+            core, echo, status, _ = await self._next(missing)
             if core not in cores or core in done:
                 raise CoreError(f"unexpected response from core {core:#x} ({status.name})")
             if echo == Opcode.ABORT:
