@@ -398,7 +398,12 @@ class CoreRules:
 
     @classmethod
     def of(cls, params: Any) -> CoreRules:
-        """The rules of the core ``params`` (a :class:`~spikeforge.hw.params.CoreParams`)."""
+        """The rules of the core ``params`` (a :class:`~spikeforge.hw.params.CoreParams`),
+        computed once per distinct core."""
+        return _core_rules(params)
+
+    @classmethod
+    def _build(cls, params: Any) -> CoreRules:
         sizes = {"n_out": params.n_out, "n_in": params.n_in, "T": params.timesteps, "1": 1}
         memories = params.memory_map
         shapes = {
@@ -507,6 +512,11 @@ class CoreRules:
         """Signed range a written value of ``q`` is saturated to."""
         bits = self.widths[q]
         return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
+@functools.cache
+def _core_rules(params: Any) -> CoreRules:
+    return CoreRules._build(params)
 
 
 @dataclass(frozen=True)
