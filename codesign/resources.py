@@ -32,6 +32,7 @@ from typing import Any
 from filelock import FileLock
 
 from spikeforge.hw.array import array_hash
+from spikeforge.hw.axis import INNER
 from spikeforge.hw.generate import generate, generate_array
 from spikeforge.hw.params import CoreParams
 from spikeforge.hw.synth import SynthError, count_resources, synthesize
@@ -99,7 +100,7 @@ def synth_glue(cores: Sequence[CoreParams], cache_dir: Path, timeout: float = 18
             device=cores[0].device,
             yosys_timeout=timeout,
             no_rw_check=True,
-            blackbox=[f"{man['top']}.core*"],
+            blackbox=[f"{man['top']}.{INNER}.core*"],
         )
 
     return _cached(Path(cache_dir) / "glue" / array_hash(cores), run)

@@ -20,9 +20,18 @@ from amaranth.lib.wiring import In, Out
 
 from spikeforge.hw.protocol import BUS_BITS
 
-__all__ = ["AxiStreamTop", "axi_members", "connect_axi", "connect_others", "other_members"]
+__all__ = [
+    "INNER",
+    "AxiStreamTop",
+    "axi_members",
+    "connect_axi",
+    "connect_others",
+    "other_members",
+]
 
 HOST_PORT = ("cmd", "rsp")
+INNER = "inner"
+"""Submodule name of the wrapped core or array: its Verilog modules are ``<top>.inner.*``."""
 
 
 def axi_members(prefix: str = "") -> dict:
@@ -101,7 +110,7 @@ class AxiStreamTop(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.inner = self._inner
+        m.submodules[INNER] = self._inner
         connect_axi(m, self, self._inner)
         connect_others(m, self, self._inner)
         return m

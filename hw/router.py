@@ -45,7 +45,6 @@ from spikeforge.hw.protocol import (
     MAGIC,
     ROUTE,
     ArrayRules,
-    CommandBeat,
     CommandWord,
     Opcode,
     Payload,
@@ -57,11 +56,26 @@ from spikeforge.hw.protocol import (
 )
 from spikeforge.hw.update import update_cycles
 
-__all__ = ["DROP_BITS", "PacketRouter", "ResponseMerger", "default_timeout"]
+__all__ = ["DROP_BITS", "PacketRouter", "ResponseMerger", "default_timeout", "watchdog"]
 
 TIMEOUT_BITS = 32
 DROP_BITS = 4
 """Late answers a core may owe the merger's drop counter (it saturates there)."""
+
+
+def watchdog(m: Module, running, timeout, name: str):
+    """A countdown of ``timeout`` cycles while ``running`` is high, restarted whenever it is low;
+    returns ``fire``, high on the ``timeout``-th running cycle in a row (never for 0). A down-
+    counter and an equality to 1 keep the check off carry chains; a new ``timeout`` counts from
+    the next restart."""
+    left = Signal(TIMEOUT_BITS, name=f"{name}_left")
+    fire = Signal(name=f"{name}_fire")
+    m.d.comb += fire.eq(running & (left == 1))
+    with m.If(running & (left > 1)):
+        m.d.sync += left.eq(left - 1)
+    with m.Else():
+        m.d.sync += left.eq(timeout)
+    return fire
 
 
 def default_timeout(cores: Sequence[CoreParams]) -> int:
@@ -125,7 +139,6 @@ class PacketRouter(wiring.Component):
         word = Signal(RouteWord)
         cmd = Signal(CommandWord)
         m.d.comb += [word.eq(beat.data), cmd.eq(beat.data)]
-        ready = Cat(*[o.ready for o in outs])
         targets = Signal(C)  # the cores that still get the current packet
         owe = Signal(C)  # cores left inside a packet: close it before their next one
         first = Signal()  # the next word is the packet's command word
@@ -167,23 +180,34 @@ class PacketRouter(wiring.Component):
             ]
 
         # -- the watchdog on delivery -----------------------------------------------------------
-        stall = Signal(TIMEOUT_BITS)
         waiting = Signal()  # a word is offered and some addressed core has not taken it
-        fire = Signal()
-        m.d.comb += fire.eq(waiting & (self.timeout != 0) & (stall >= self.timeout - 1))
-        with m.If(waiting & ~fire):
-            m.d.sync += stall.eq(stall + 1)
-        with m.Else():
-            m.d.sync += stall.eq(0)
+        fire = watchdog(m, waiting, self.timeout, "delivery")
 
-        def deliver(group, payload, valid):
-            """Offer ``payload`` to the cores in ``group`` once all of them are ready; give up on
-            the unready ones after ``timeout`` cycles. Returns (taken, the ones given up)."""
-            all_ready = (group & ~ready) == 0
+        closing = Signal()  # the word offered is a closing word (CLOSE)
+        for o in outs:
+            m.d.comb += [
+                o.payload.data.eq(beat.data),
+                o.payload.last.eq(beat.last | closing),
+                o.payload.abandon.eq(beat.abandon | closing),
+            ]
+
+        had = Signal(C)  # cores of the group that took the current word in an earlier cycle
+
+        def deliver(group, valid):
+            """Offer the word to every core of ``group`` (``valid`` never waits for ``ready``:
+            a core that has the word drops out); the word is delivered when all have it. After
+            ``timeout`` cycles the router gives up on those that still do not. Returns
+            (delivered, the cores that do not have it, the cores that take it this cycle)."""
+            takes = Cat(*[o.valid & o.ready for o in outs])
+            lacking = group & ~had & ~takes
             for n, o in enumerate(outs):
-                m.d.comb += [o.payload.eq(payload), o.valid.eq(valid & group[n] & all_ready)]
-            m.d.comb += waiting.eq(valid & ~all_ready)
-            return valid & all_ready, group & ~ready
+                m.d.comb += o.valid.eq(valid & group[n] & ~had[n])
+            m.d.comb += waiting.eq(valid & (lacking != 0))
+            with m.If(valid & (lacking == 0)):
+                m.d.sync += had.eq(0)
+            with m.Elif(valid):
+                m.d.sync += had.eq(had | takes)
+            return valid & (lacking == 0), lacking, takes
 
         with m.FSM(name="router"):
             with m.State("HEADER"):
@@ -199,7 +223,7 @@ class PacketRouter(wiring.Component):
                     with m.If(beat.last & (routed | itself)):
                         answer(Status.BAD_LENGTH, view.tag)  # a route word alone
                     with m.Elif(routed):
-                        m.d.sync += [targets.eq(mask), first.eq(1)]
+                        m.d.sync += [targets.eq(mask), first.eq(1), had.eq(0)]
                         with m.If((mask & self.pending) != 0):
                             m.next = "HOLD"
                         with m.Elif((mask & owe) != 0):
@@ -219,18 +243,20 @@ class PacketRouter(wiring.Component):
                     with m.Else():
                         m.next = "ROUTE"
             with m.State("CLOSE"):  # one closing word to the cores left inside a packet
+                # The host's next word with ``last`` and ``abandon`` set: a core drops an
+                # abandoned packet whatever it holds. The host's word itself is not taken.
                 group = targets & owe
-                closing = CommandBeat.const({"data": 0, "last": 1, "abandon": 1})
-                taken, unready = deliver(group, closing, self.i.valid)
+                m.d.comb += closing.eq(1)
+                taken, unready, takes = deliver(group, self.i.valid)
+                m.d.sync += owe.eq(owe & ~takes)
                 with m.If(taken):
-                    m.d.sync += owe.eq(owe & ~group)
                     m.next = "ROUTE"
                 with m.Elif(fire):
                     self._give_up(m, targets, unready, partial=False)
                     with m.If((targets & ~unready) == 0):
                         m.next = "DRAIN"
             with m.State("ROUTE"):
-                taken, unready = deliver(targets, beat, self.i.valid)
+                taken, unready, _ = deliver(targets, self.i.valid)
                 m.d.comb += self.i.ready.eq(taken)
                 with m.If(taken):
                     m.d.sync += first.eq(0)
@@ -412,18 +438,20 @@ class ResponseMerger(wiring.Component):
             forwarded = take & mine
             dropping = drop[n] != 0
             m.d.comb += src.ready.eq(Mux(mine, take, dropping))
-            timer = Signal(TIMEOUT_BITS, name=f"timer{n}")
-            silent = (owing[n] != 0) & ~src.valid
-            fire = silent & (self.timeout != 0) & (timer >= self.timeout - 1)
-            with m.If(silent & ~fire):
-                m.d.sync += timer.eq(timer + 1)
-            with m.Else():
-                m.d.sync += timer.eq(0)
+            # Silent: owing an answer, sending nothing, no TIMEOUT of it waiting to be sent.
+            silent = (owing[n] != 0) & ~src.valid & ~late[n]
+            fire = watchdog(m, silent, self.timeout, f"answer{n}")
+            # A silent core has answered everything but the command it runs and, at most, the
+            # packet it holds for afterwards (its framer's one-word hold): the oldest of those
+            # two delivered last is the one that timed out.
+            latest = Signal(8, name=f"latest_op{n}")
+            before = Signal(8, name=f"before_op{n}")
             with m.If(self.delivered[n]):
-                m.d.sync += late_op[n].eq(self.op)
+                m.d.sync += [latest.eq(self.op), before.eq(latest)]
             with m.If(self.gave_up[n]):
                 m.d.sync += [skipped[n].eq(1), skip_op[n].eq(self.op)]
             with m.If(fire):
+                m.d.sync += late_op[n].eq(Mux(owing[n] >= 2, before, latest))
                 with m.If(locked & (sel == n) & ~cut):
                     m.d.sync += cut.eq(1)
                     m.d.sync += victim.eq(n)

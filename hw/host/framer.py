@@ -7,19 +7,21 @@ command: it lends the rest of the packet to the value writer (WRITE) or the spik
 (LOAD_SPIKES), walks a READ, starts and waits for the engines, or pushes INFO and COUNTERS words.
 Every packet ends with exactly one status word.
 
-While a command runs (an engine, or a READ), the framer looks at the next packet's first word
-without taking it (AXI4-Stream allows a sink to look at ``tdata`` before it raises ``tready``): an
-ABORT packet is taken at once, pulses ``abort`` (every engine and the core's links back to idle),
-and the running command answers ``ABORTED`` before ABORT answers ``OK``. Any other packet waits.
+While a command runs (an engine, or a READ), the framer takes the next packet's first word into
+a one-word holding register (``cmd.ready`` depends only on registers, never on the word): an
+ABORT packet there pulses ``abort`` the next cycle (every engine and the core's links back to
+idle), and the running command answers ``ABORTED`` before ABORT answers ``OK``. Any other
+packet waits there until the command is done; the rest of its words wait on the stream.
 
-Timing (cycles from the command word's handshake): the check takes one cycle (``DISPATCH``);
+Timing (cycles from the command word's handshake): the argument rules are evaluated as the
+word is taken and registered; the decision takes one cycle (``DISPATCH``);
 an engine sees its registered start one cycle later (``LAUNCH``) and is busy from the next; the
 status word enters the response FIFO the cycle after the engines are done.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -29,6 +31,7 @@ from spikeforge.hw.protocol import (
     BUS_BITS,
     COUNTERS,
     MAGIC,
+    CommandBeat,
     CommandWord,
     CoreRules,
     Opcode,
@@ -132,12 +135,17 @@ class CommandFramer(wiring.Component):
         then_abort = Signal()  # after this status, ABORT's own OK
         update_after = Signal()
         index = Signal(range(max(len(COUNTERS), 3) + 1))
+        arg_ok = {code: Signal(name=f"arg_ok_{code.name}") for code in rules.commands}
         op, arg = cmd.opcode, cmd.arg
         m.d.comb += [self.arg.eq(arg), self.chunk.eq(op == Opcode.WRITE)]
         answer = Signal(StatusWord)  # the status word of this packet (a core leaves core = 0)
         m.d.comb += [answer.opcode.eq(op), answer.status.eq(status), answer.core.eq(0)]
-        abort_word = (beat.data == command(Opcode.ABORT)) & beat.last & ~beat.abandon
-        aborting = self.cmd.valid & abort_word  # taken where the running command is abortable
+        # While a command runs, the next packet's first word is taken into ``held`` (so
+        # ``cmd.ready`` never depends on the word); an ABORT packet there stops the command.
+        held = Signal()
+        held_beat = Signal(CommandBeat)
+        abort_word = (held_beat.data == command(Opcode.ABORT)) & held_beat.last
+        aborting = held & abort_word & ~held_beat.abandon
         m.d.sync += [
             self.fp_start.eq(0),
             self.bp_start.eq(0),
@@ -160,10 +168,14 @@ class CommandFramer(wiring.Component):
                 m.next = "DRAIN"
 
         def abortable(after: str):
-            """Take an ABORT packet now: the running command answers ABORTED, then ABORT OK."""
-            m.d.comb += self.cmd.ready.eq(abort_word)
+            """Hold the next packet's first word; an ABORT packet stops the running command,
+            which answers ABORTED before ABORT answers OK."""
+            m.d.comb += self.cmd.ready.eq(~held)
+            with m.If(self.cmd.valid & ~held):
+                m.d.sync += [held.eq(1), held_beat.eq(beat)]
             with m.If(aborting):
                 m.d.sync += [
+                    held.eq(0),
                     self.abort.eq(1),
                     status.eq(Status.ABORTED),
                     then_abort.eq(1),
@@ -173,14 +185,24 @@ class CommandFramer(wiring.Component):
 
         with m.FSM():
             with m.State("HEADER"):
-                m.d.comb += self.cmd.ready.eq(1)
-                with m.If(self.cmd.valid):
+                first = Signal(CommandBeat)  # the packet's first word: held, or arriving now
+                word = Signal(CommandWord)
+                m.d.comb += [
+                    self.cmd.ready.eq(~held),
+                    first.eq(Mux(held, held_beat, beat)),
+                    word.eq(first.data),
+                ]
+                with m.If(held | self.cmd.valid):
                     m.d.sync += [
-                        cmd.eq(beat.data),
-                        single.eq(beat.last | beat.abandon),
-                        abandoned.eq(beat.abandon),
+                        held.eq(0),
+                        cmd.eq(first.data),
+                        single.eq(first.last | first.abandon),
+                        abandoned.eq(first.abandon),
                         status.eq(Status.OK),
                     ]
+                    # Every command's argument rule on this word, registered for DISPATCH.
+                    for code, spec in rules.commands.items():
+                        m.d.sync += arg_ok[code].eq(spec.arg.ok(word.arg))
                     m.next = "DISPATCH"
             with m.State("DISPATCH"):
                 with m.If(abandoned):
@@ -190,7 +212,7 @@ class CommandFramer(wiring.Component):
                         for code, spec in rules.commands.items():
                             with m.Case(code):
                                 length_ok = single if spec.payload is Payload.NONE else ~single
-                                with m.If(~spec.arg.ok(arg)):
+                                with m.If(~arg_ok[code]):
                                     end(Status.BAD_ARG, single)
                                 with m.Elif(~length_ok):
                                     end(Status.BAD_LENGTH, single)

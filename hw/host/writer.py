@@ -9,7 +9,9 @@ A short, long or abandoned packet never reaches a memory: a WRITE writes every v
 packet or none.
 
 Timing: ``done`` is combinational, on the packet's last word (or on the word that should have
-been its last). The commit takes the walker's set-up and row skip, one cycle per value and
+been its last). A word is saturated and stored the cycle after it arrives (a register keeps the
+host port's path short), so the commit starts one cycle after ``commit``, when the last value
+is in the buffer: the walker's set-up and row skip, one cycle per value and
 :data:`STAGE_LATENCY` cycles to drain; ``committed`` pulses with the last write.
 """
 
@@ -96,10 +98,18 @@ class ValueWriter(wiring.Component):
 
         # -- staging --------------------------------------------------------------------------
         q = Signal(Quantity)
-        expect = Signal(range(depth + 1))
-        count = Signal(range(depth + 1))
+        count = Signal(range(depth + 1))  # values taken: the staging address
+        # The packet's length as rows x row length, counted without a multiplier: the rows it
+        # carries (fewer than chunk_rows at the end of the quantity) and the position in a row.
+        big_row = max(max(shape[1] for shape in rules.shapes.values()), 2)
+        rows = Signal(range(max(rules.chunk_rows(q) for q in WRITABLE) + 1))
+        row_len = Signal(range(big_row + 1))
+        rows_seen = Signal.like(rows)
+        col = Signal(range(big_row + 1))
         m.d.comb += self.beat.ready.eq(1)
-        word = self.beat.payload.data
+        word = Signal(BUS_BITS)  # the word taken last cycle, stored this cycle
+        store = Signal()
+        where = Signal.like(count)
         value = Signal(BUS_BITS)
         big = Signal()
         with m.Switch(q):
@@ -114,23 +124,31 @@ class ValueWriter(wiring.Component):
                             value.eq(sat(signed, rules.widths[quantity])),
                             big.eq((signed > hi) | (signed < lo)),
                         ]
-        m.d.comb += [wr.addr.eq(count), wr.data.eq(value)]
+        m.d.comb += [wr.addr.eq(where), wr.data.eq(value), wr.en.eq(store)]
+        m.d.sync += [store.eq(0), word.eq(self.beat.payload.data), where.eq(count)]
+        with m.If(store & big):
+            m.d.sync += self.clipped.eq(1)
         with m.If(self.start):
             with m.Switch(self.arg.quantity):
                 for quantity in WRITABLE:
                     outer, inner = rules.shapes[quantity]
-                    rows = rules.chunk_rows(quantity)
+                    chunk = rules.chunk_rows(quantity)
                     with m.Case(quantity):
-                        left = outer - self.arg.row
-                        m.d.sync += expect.eq(Mux(left >= rows, rows * inner, left * inner))
-            m.d.sync += [q.eq(self.arg.quantity), count.eq(0), self.clipped.eq(0)]
+                        left = outer - self.arg.row  # >= 1: the argument was checked
+                        m.d.sync += [rows.eq(Mux(left >= chunk, chunk, left)), row_len.eq(inner)]
+            m.d.sync += [
+                q.eq(self.arg.quantity),
+                count.eq(0),
+                rows_seen.eq(0),
+                col.eq(0),
+                self.clipped.eq(0),
+            ]
         with m.Elif(self.beat.valid):
-            m.d.comb += wr.en.eq(1)
-            m.d.sync += count.eq(count + 1)
-            with m.If(big):
-                m.d.sync += self.clipped.eq(1)
+            m.d.sync += [count.eq(count + 1), store.eq(1), col.eq(col + 1)]
+            with m.If(col == row_len - 1):
+                m.d.sync += [col.eq(0), rows_seen.eq(rows_seen + 1)]
             stop = self.beat.payload.last | self.beat.payload.abandon
-            full = count + 1 == expect
+            full = (col == row_len - 1) & (rows_seen == rows - 1)
             with m.If(stop | full):
                 m.d.comb += [
                     self.done.eq(1),
@@ -141,12 +159,14 @@ class ValueWriter(wiring.Component):
         # -- commit: walk the rows, write one staged value per cycle -------------------------
         walking = Signal()
         index = Signal(range(depth + 1))
+        begin = Signal()  # ``commit`` a cycle late: the packet's last value is stored by then
+        m.d.sync += begin.eq(self.commit)
         m.d.comb += [
-            self.walk_setup.eq(self.commit),
+            self.walk_setup.eq(begin),
             self.walk_step.eq(walking & self.walk_ready),
             rd.addr.eq(index),
         ]
-        with m.If(self.commit):
+        with m.If(begin):
             m.d.sync += [walking.eq(1), index.eq(0)]
         with m.Elif(self.walk_step):
             m.d.sync += index.eq(index + 1)
