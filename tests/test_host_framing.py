@@ -222,3 +222,27 @@ def test_a_short_fuzz_run_in_the_amaranth_simulator():
     assert report.steps >= 5 and report.checkpoints >= 2
     bad = sum(n for k, n in report.packets.items() if k in CORE_KINDS)
     assert bad > 20
+
+
+def test_a_packet_sent_while_a_command_runs_waits_its_turn():
+    """The framer holds the first word of a packet that arrives during FORWARD (its other words
+    wait on the stream) and runs it afterwards: answers in packet order, a WRITE intact."""
+    values = torch.arange(24).reshape(4, 6) - 7
+
+    async def script(host):
+        s = CoreSession(CORE, host.call)
+        await s.load_spikes(torch.ones(3, 6, dtype=torch.int64))
+        await host.send([command(Opcode.FORWARD)])
+        first, payload = RULES.write_chunks(Quantity.WEIGHTS, values.reshape(-1).tolist())[0]
+        await host.send([command(Opcode.WRITE, first), *payload])  # held, then staged
+        await host.send([command(Opcode.INFO)])
+        answers = [parse_status((await host.recv())[-1]) for _ in range(3)]
+        return answers, await s.read(Quantity.WEIGHTS)
+
+    answers, weights = run_core(CORE, script, host_deadline=DEADLINE)
+    assert answers == [
+        (Opcode.FORWARD, Status.OK),
+        (Opcode.WRITE, Status.OK),
+        (Opcode.INFO, Status.OK),
+    ]
+    assert torch.equal(weights[:2], values[:2])  # the first packet's two rows

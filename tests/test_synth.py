@@ -11,7 +11,10 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from spikeforge.codesign.resources import synth_core, synth_glue
+from spikeforge.hw.axis import INNER
 from spikeforge.hw.devices import ECP5_DEVICES, ecp5_device
+from spikeforge.hw.params import CoreParams
 from spikeforge.hw.synth import (
     SynthError,
     SynthReport,
@@ -19,6 +22,7 @@ from spikeforge.hw.synth import (
     count_resources,
     synthesize,
 )
+from spikeforge.sw.config import SnnConfig
 
 
 class Demo(wiring.Component):
@@ -185,3 +189,19 @@ def test_count_resources_rules():
         "MULT18X18D": 5,
     }
     assert count_resources(cells) == {"luts": 10 + 6 + 12, "ffs": 7, "brams": 3, "dsps": 5}
+
+
+def test_an_arrays_interconnect_is_synthesized_with_its_cores_as_black_boxes(tmp_path):
+    """The sweep adds each core shape's resources to the interconnect's; the interconnect's run
+    must keep every core a black box (one cell each, not counted), or the cores count twice --
+    as they did once the AXI4-Stream top moved them one level down."""
+    net = SnnConfig(layers=(4, 4, 2), timesteps=2)
+    cores = [
+        CoreParams(net=net, layer=0, lanes=2, linked=True),
+        CoreParams(net=net, layer=1, lanes=2, linked=True),
+    ]
+    glue = synth_glue(cores, tmp_path)
+    boxes = {cell: n for cell, n in glue["cells"].items() if ".core" in cell}
+    assert boxes == {f"spikeforge_array.{INNER}.core0": 1, f"spikeforge_array.{INNER}.core1": 1}
+    core = synth_core(cores[0], tmp_path)
+    assert glue["luts"] < core["luts"] / 2  # the router, the merger and the links alone

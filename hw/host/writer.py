@@ -9,20 +9,21 @@ A short, long or abandoned packet never reaches a memory: a WRITE writes every v
 packet or none.
 
 Timing: ``done`` is combinational, on the packet's last word (or on the word that should have
-been its last). A word is saturated and stored the cycle after it arrives (a register keeps the
-host port's path short), so the commit starts one cycle after ``commit``, when the last value
-is in the buffer: the walker's set-up and row skip, one cycle per value and
+been its last). A word passes two register stages (the word; whether it is out of range and
+what replaces it) before it is stored, which keeps the comparisons off the host port's and the
+block RAM's paths, so the commit starts two cycles after ``commit``, when the last value is in
+the buffer: the walker's set-up and row skip, one cycle per value and
 :data:`STAGE_LATENCY` cycles to drain; ``committed`` pulses with the last write.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.hw.datapath import delay_line, index_range, sat
+from spikeforge.hw.datapath import delay_line, index_range
 from spikeforge.hw.params import CoreParams
 from spikeforge.hw.protocol import (
     BUS_BITS,
@@ -107,26 +108,40 @@ class ValueWriter(wiring.Component):
         rows_seen = Signal.like(rows)
         col = Signal(range(big_row + 1))
         m.d.comb += self.beat.ready.eq(1)
-        word = Signal(BUS_BITS)  # the word taken last cycle, stored this cycle
-        store = Signal()
-        where = Signal.like(count)
-        value = Signal(BUS_BITS)
-        big = Signal()
+        # Two register stages between the host port and the buffer: the word (A), then whether
+        # it is out of range and what replaces it (B); the buffer takes the result (C).
+        word = Signal(BUS_BITS)
+        replace = Signal()
+        replacement = Signal(BUS_BITS)
+        word_b = Signal(BUS_BITS)
+        store = Signal()  # a word is taken this cycle
+        stores = Signal(2)  # a word in stage A, in stage B
+        where_a, where_b = Signal.like(count), Signal.like(count)
         with m.Switch(q):
             for quantity in WRITABLE:
                 with m.Case(quantity):
-                    if quantity == Quantity.LFSR:
-                        m.d.comb += [value.eq(Mux(word == 0, 1, word)), big.eq(word == 0)]
+                    if quantity == Quantity.LFSR:  # a zero state would never step: 1
+                        m.d.sync += [replace.eq(word == 0), replacement.eq(1)]
                     else:
                         lo, hi = rules.value_range(quantity)
                         signed = word.as_signed()
-                        m.d.comb += [
-                            value.eq(sat(signed, rules.widths[quantity])),
-                            big.eq((signed > hi) | (signed < lo)),
+                        m.d.sync += [
+                            replace.eq((signed > hi) | (signed < lo)),
+                            replacement.eq(Mux(signed > hi, hi, lo)),
                         ]
-        m.d.comb += [wr.addr.eq(where), wr.data.eq(value), wr.en.eq(store)]
-        m.d.sync += [store.eq(0), word.eq(self.beat.payload.data), where.eq(count)]
-        with m.If(store & big):
+        m.d.sync += [
+            word.eq(self.beat.payload.data),
+            word_b.eq(word),
+            where_a.eq(count),
+            where_b.eq(where_a),
+            stores.eq(Cat(store, stores[0])),
+        ]
+        m.d.comb += [
+            wr.addr.eq(where_b),
+            wr.data.eq(Mux(replace, replacement, word_b)),
+            wr.en.eq(stores[1]),
+        ]
+        with m.If(stores[1] & replace):
             m.d.sync += self.clipped.eq(1)
         with m.If(self.start):
             with m.Switch(self.arg.quantity):
@@ -144,7 +159,8 @@ class ValueWriter(wiring.Component):
                 self.clipped.eq(0),
             ]
         with m.Elif(self.beat.valid):
-            m.d.sync += [count.eq(count + 1), store.eq(1), col.eq(col + 1)]
+            m.d.comb += store.eq(1)
+            m.d.sync += [count.eq(count + 1), col.eq(col + 1)]
             with m.If(col == row_len - 1):
                 m.d.sync += [col.eq(0), rows_seen.eq(rows_seen + 1)]
             stop = self.beat.payload.last | self.beat.payload.abandon
@@ -159,8 +175,8 @@ class ValueWriter(wiring.Component):
         # -- commit: walk the rows, write one staged value per cycle -------------------------
         walking = Signal()
         index = Signal(range(depth + 1))
-        begin = Signal()  # ``commit`` a cycle late: the packet's last value is stored by then
-        m.d.sync += begin.eq(self.commit)
+        # ``commit`` two cycles late: the packet's last value is in the buffer by then.
+        begin = delay_line(m, self.commit, 2, "wbegin")[-1]
         m.d.comb += [
             self.walk_setup.eq(begin),
             self.walk_step.eq(walking & self.walk_ready),
