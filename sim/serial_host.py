@@ -76,11 +76,16 @@ class LinkHost:
             raise RuntimeError(f"INFO answered {status.name}")
         return words
 
+    def take_seq(self) -> int:
+        """The next sequence number, used up (for a frame sent by hand)."""
+        seq = self._seq
+        self._seq = (seq + 1) % SEQ_MODULO
+        return seq
+
     async def call(
         self, op: Opcode | int, arg: int = 0, payload: Sequence[int] = ()
     ) -> tuple[list[int], Status]:
-        seq = self._seq
-        self._seq = (seq + 1) % SEQ_MODULO
+        seq = self.take_seq()
         frame = encode_frame(seq, [command(op, arg), *payload])
         self.stats.commands += 1
         for attempt in range(self.retries + 1):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from spikeforge import __version__
+from spikeforge.board_cli import add_board_parsers
 from spikeforge.fuzz_cli import add_fuzz_parser
 from spikeforge.sweep_cli import add_sweep_parser
 
@@ -568,6 +569,7 @@ def build_parser() -> argparse.ArgumentParser:
     reg.set_defaults(func=cmd_regress)
     add_sweep_parser(sub)
     add_fuzz_parser(sub)
+    add_board_parsers(sub, _add_core_flags, _add_config_flags)
     return parser
 
 

@@ -224,19 +224,19 @@ def test_a_retry_of_a_state_changing_command_is_answered_not_run_again():
         await s.load_spikes(x[0])
         await s.forward()
         await s.set_label(2)
-        frame = encode_frame(200, [command(Opcode.BACKWARD, 1)])
+        seq = host.take_seq()
+        frame = encode_frame(seq, [command(Opcode.BACKWARD, 1)])
         reader, answers = FrameReader(), []
         for n in (1, 2):
             await host.port.write(frame)
             while len(answers) < n:
                 answers += reader.feed(await host.port.read(6_000))
-        host._seq = 201
-        return answers, await s.read(Quantity.WEIGHTS)
+        return seq, answers, await s.read(Quantity.WEIGHTS)
 
-    (answers, weights), counters = run_serial_core(CORE, script)
-    assert [(seq, parse_status(words[-1])) for seq, words in answers] == [
-        (200, (Opcode.BACKWARD, Status.OK)),
-        (200, (Opcode.BACKWARD, Status.OK)),
+    (seq, answers, weights), counters = run_serial_core(CORE, script)
+    assert [(got, parse_status(words[-1])) for got, words in answers] == [
+        (seq, (Opcode.BACKWARD, Status.OK)),
+        (seq, (Opcode.BACKWARD, Status.OK)),
     ]
     assert counters["retries"] == 1
     assert torch.equal(weights, expected)
@@ -257,15 +257,14 @@ def test_a_damaged_frame_runs_nothing_and_draws_no_answer():
         await s.load_spikes(x[0])
         await s.forward()
         await s.set_label(1)
-        backward = bytearray(encode_frame(100, [command(Opcode.BACKWARD, 1)]))
+        backward = bytearray(encode_frame(host.take_seq(), [command(Opcode.BACKWARD, 1)]))
         backward[-2] ^= 0x01  # the CRC's last byte
-        write = bytearray(encode_frame(101, [command(Opcode.WRITE, 0), *([5] * 12)]))
+        write = bytearray(encode_frame(host.take_seq(), [command(Opcode.WRITE, 0), *([5] * 12)]))
         write[8] ^= 0x04  # a value
         got = b""
         for frame in (backward, write):
             await host.port.write(bytes(frame))
             got += await host.port.read(4_000)
-        host._seq = 102
         return got, await s.read(Quantity.WEIGHTS)
 
     (got, weights), counters = run_serial_core(CORE, script)

