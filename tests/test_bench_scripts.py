@@ -71,3 +71,13 @@ def test_sim_speed_compares_verilator_with_amaranth():
         == result["verilator"]["cycles_per_second"] / (result["amaranth"]["cycles_per_second"])
     )
     assert "Verilator / Amaranth:" in out
+
+
+def test_link_budget_counts_the_frames_bytes_and_names_the_bound():
+    rows = json.loads(_run(str(BENCH / "link_budget.py"), "--json").strip().splitlines()[-1])
+    assert [r["density"] for r in rows] == [0.05, 0.1, 0.2, 0.5]
+    # 4 answers of one status word: END, seq, 4 bytes, CRC-32, END (no byte needs escaping)
+    assert all(r["bytes_to_host"] == 4 * 11 for r in rows)
+    sizes = [r["bytes_to_chip"] for r in rows]
+    assert sizes == sorted(sizes)  # more spikes, more events on the line
+    assert all(r["bound"] in ("link", "core") and r["ratio"] >= 1 for r in rows)
