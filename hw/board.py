@@ -28,7 +28,7 @@ from spikeforge.hw.params import CoreParams
 from spikeforge.hw.serial_link import SerialLink
 from spikeforge.hw.uart import UartRx, UartTx, check_divisor
 
-__all__ = ["BOARDS", "Board", "BoardTop", "PllConfig", "board", "ecp5_pll"]
+__all__ = ["BOARDS", "Board", "BoardTop", "PllConfig", "board", "ecp5_pll", "uart_divisor"]
 
 PFD_MHZ = (3.125, 400.0)
 VCO_MHZ = (400.0, 800.0)
@@ -106,6 +106,21 @@ def ecp5_pll(fin_mhz: float, fout_mhz: float) -> PllConfig:
     return best[1]
 
 
+def uart_divisor(clock_hz: float, baud: int) -> int:
+    """Clock cycles per bit for ``baud`` from ``clock_hz``; :class:`ValueError` if the rate
+    would be more than 2% off."""
+    if not isinstance(baud, int) or isinstance(baud, bool) or baud <= 0:
+        raise ValueError(f"baud must be a positive int, not {baud!r}")
+    divisor = check_divisor(round(clock_hz / baud))
+    error = abs(clock_hz / divisor - baud) / baud
+    if error > 0.02:
+        raise ValueError(
+            f"{baud} baud from a {clock_hz / 1e6:g} MHz clock is {error:.1%} off "
+            f"(divisor {divisor}); choose a clock or baud rate within 2%"
+        )
+    return divisor
+
+
 class BoardTop(Elaboratable):
     """One core behind the serial link, on a board's clock and UART pins.
 
@@ -120,21 +135,13 @@ class BoardTop(Elaboratable):
 
     def __init__(self, params: CoreParams, *, clock_mhz: float = 100.0, baud: int = 3_000_000):
         self.params = CoreParams.checked(params)
-        if not isinstance(baud, int) or isinstance(baud, bool) or baud <= 0:
-            raise ValueError(f"baud must be a positive int, not {baud!r}")
+        uart_divisor(clock_mhz * 1e6, baud)  # fails early on a rate the clock cannot make
         self.clock_mhz, self.baud = clock_mhz, baud
         self.pll: PllConfig | None = None
 
     def divisor(self, clock_hz: float) -> int:
-        """Clock cycles per bit; :class:`ValueError` if the rate would be more than 2% off."""
-        divisor = check_divisor(round(clock_hz / self.baud))
-        error = abs(clock_hz / divisor - self.baud) / self.baud
-        if error > 0.02:
-            raise ValueError(
-                f"{self.baud} baud from a {clock_hz / 1e6:g} MHz clock is {error:.1%} off "
-                f"(divisor {divisor}); choose a clock or baud rate within 2%"
-            )
-        return divisor
+        """The UART's clock cycles per bit (:func:`uart_divisor`)."""
+        return uart_divisor(clock_hz, self.baud)
 
     def elaborate(self, platform):
         m = Module()
