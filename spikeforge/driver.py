@@ -125,6 +125,21 @@ class Board:
         """Write the master weights ``[n_out, n_in]``."""
         self._run(self.session.write(Quantity.WEIGHTS, weights))
 
+    def load_state(self, weights: torch.Tensor, lfsr_states: torch.Tensor) -> None:
+        """Start training from a known state: master weights, update LFSR states (one per
+        neuron) and zero gradient accumulators."""
+
+        async def load():
+            await self.session.write(Quantity.WEIGHTS, weights)
+            await self.session.write(Quantity.LFSR, lfsr_states)
+            await self.session.write(Quantity.GRADS, torch.zeros_like(weights))
+
+        self._run(load())
+
+    def set_lr(self, lr_shift: int) -> None:
+        """The learning-rate shift of the following updates."""
+        self._run(self.session.set_lr(lr_shift))
+
     def read_weights(self) -> torch.Tensor:
         return self._run(self.session.read(Quantity.WEIGHTS))
 

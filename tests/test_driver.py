@@ -3,15 +3,20 @@ simulator behind the serial link): training bit-exact, on a clean line and on a 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
+from spikeforge.board_train import train_on_board
+from spikeforge.cli import main
 from spikeforge.driver import Board
 from spikeforge.hw.params import CoreParams
 from spikeforge.sim.serial_sim import LineErrors
 from spikeforge.sim.session import CoreError
 from spikeforge.sim.virtual_board import VirtualBoard
 from spikeforge.sw.config import SnnConfig
+from spikeforge.sw.data import load_dataset
 from spikeforge.sw.golden import GoldenModel
 
 NET = SnnConfig(layers=(12, 6), timesteps=3)
@@ -65,3 +70,44 @@ def test_the_driver_refuses_a_core_built_from_another_config():
 def test_the_driver_names_a_port_it_cannot_open(tmp_path):
     with pytest.raises(CoreError, match="cannot open"):
         Board.open(str(tmp_path / "ttyNONE"), CORE)
+
+
+def test_spikeforge_train_on_the_virtual_board_is_verified_bit_exact(tmp_path, capsys):
+    """``spikeforge train --target sim``: the digits network's first samples trained on the
+    virtual board, every weight and prediction compared with the golden model's."""
+    args = ["train", "--target", "sim", "--layers", "64,10", "--lanes", "2", "--epochs", "1"]
+    args += ["--samples", "3", "--test-samples", "4", "--out", str(tmp_path), "--json"]
+    assert main([*args, "--no-progress"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["verified"] and summary["samples_per_epoch"] == 3
+    assert summary["history"][0]["bit_exact"] and summary["history"][0]["predictions_match"]
+    assert json.loads((tmp_path / "board.json").read_text())["core_hash"] == summary["core_hash"]
+
+
+def test_the_board_trainer_notices_a_wrong_weight():
+    """A weight changed on the board between epochs: the next epoch's check stops the run."""
+    cfg = SnnConfig(layers=(64, 10), timesteps=4)
+    params = CoreParams(net=cfg, lanes=5)
+
+    def corrupt(row):
+        if row["epoch"] == 1:
+            w = board.read_weights()
+            w[3, 7] += 1
+            board.load_weights(w)
+
+    vb = VirtualBoard(params)
+    with (
+        vb,
+        Board.open(vb.path, params, timeout=5.0) as board,
+        pytest.raises(CoreError, match="epoch 2: 1 of 640 weights"),
+    ):
+        train_on_board(
+            board, cfg, load_dataset("digits"), 2, samples=1, test_samples=1, on_epoch=corrupt
+        )
+
+
+def test_train_target_refuses_float_mode(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--target", "sim", "--mode", "float"])
+    assert exc.value.code == 2
+    assert "--mode int" in capsys.readouterr().err
