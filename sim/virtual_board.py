@@ -31,6 +31,10 @@ __all__ = ["VirtualBoard"]
 class VirtualBoard:
     """A core behind the serial link on a pseudo-terminal (use it as a context manager)."""
 
+    byte_time = 0.01
+    """Seconds a byte may take through the simulated link (a few thousand cycles a second, a
+    dozen cycles a byte, with margin), for :meth:`spikeforge.driver.Board.open`."""
+
     def __init__(self, params: CoreParams, *, errors: LineErrors | None = None, byte_gap: int = 2):
         self.params = CoreParams.checked(params)
         self.errors = errors or LineErrors()
@@ -42,6 +46,8 @@ class VirtualBoard:
         os.set_blocking(self._master, False)
         self._stop = threading.Event()
         self.counters: dict[str, int] = {}
+        self.cycles = 0
+        self.bytes_in = self.bytes_out = 0
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="virtual-board", daemon=True)
 
@@ -83,16 +89,20 @@ class VirtualBoard:
             gap = 0
             while not self._stop.is_set():
                 if not inbox:
-                    inbox += self.errors.apply(self._read_host())
+                    got = self._read_host()
+                    self.bytes_in += len(got)
+                    inbox += self.errors.apply(got)
                 if inbox and gap == 0:
                     ctx.set(link.rx.payload, inbox.pop(0))
                     ctx.set(link.rx.valid, 1)
                     gap = self.byte_gap
                 *_, valid, byte = await ctx.tick().sample(link.tx.valid, link.tx.payload)
                 ctx.set(link.rx.valid, 0)
+                self.cycles += 1
                 gap = max(0, gap - 1)
                 if valid:
                     outbox.append(byte)
+                    self.bytes_out += 1
                 if outbox and (not valid or len(outbox) >= 64):
                     os.write(self._master, self.errors.apply(bytes(outbox)))
                     outbox.clear()

@@ -185,13 +185,14 @@ def train_on_target(args: argparse.Namespace, cfg, ds, progress, report) -> dict
     lanes = {} if args.lanes is None else {"lanes": args.lanes}
     params = CoreParams(net=cfg, **lanes)
     with contextlib.ExitStack() as stack:
-        url = args.target
+        url, timeout, byte_time = args.target, args.timeout, None
         if url == "sim":
-            url = stack.enter_context(VirtualBoard(params)).path
-            timeout = max(args.timeout, 5.0)  # a simulated core is slow
-        else:
-            timeout = args.timeout
-        board = stack.enter_context(Board.open(url, params, baud=args.baud, timeout=timeout))
+            vb = stack.enter_context(VirtualBoard(params))
+            # a simulated core is slow: seconds per command, milliseconds per byte
+            url, timeout, byte_time = vb.path, max(args.timeout, 5.0), vb.byte_time
+        board = stack.enter_context(
+            Board.open(url, params, baud=args.baud, timeout=timeout, byte_time=byte_time)
+        )
         summary = train_on_board(
             board,
             cfg,

@@ -51,7 +51,6 @@ class SerialPort:
 
     async def write(self, data: bytes) -> None:
         self._ser.write(data)
-        self._ser.flush()
 
     async def read(self, timeout: float) -> bytes:
         end = time.monotonic() + timeout
@@ -71,11 +70,19 @@ class SerialPort:
 class Board:
     """A core behind the serial link. Open it with :meth:`open`; close it (or use ``with``)."""
 
-    def __init__(self, port: SerialPort, params: CoreParams, *, timeout: float, retries: int):
+    def __init__(
+        self,
+        port: SerialPort,
+        params: CoreParams,
+        *,
+        timeout: float,
+        retries: int,
+        byte_time: float,
+    ):
         self.params = CoreParams.checked(params)
         self._port = port
         self._loop = asyncio.new_event_loop()
-        self.link = LinkHost(port, timeout=timeout, retries=retries)
+        self.link = LinkHost(port, timeout=timeout, retries=retries, byte_time=byte_time)
         self.session = CoreSession(self.params, self.link.call, name=f"core {params.core_hash}")
 
     @classmethod
@@ -87,11 +94,15 @@ class Board:
         baud: int = 3_000_000,
         timeout: float = 0.5,
         retries: int = 8,
+        byte_time: float | None = None,
     ) -> Board:
         """Open ``url`` (``serial:///dev/ttyUSB0``, a device path, or any pyserial URL) and
-        check the core: :class:`~spikeforge.sim.session.CoreError` if it is another one."""
+        check the core: :class:`~spikeforge.sim.session.CoreError` if it is another one.
+        ``byte_time`` (seconds a byte takes on the line) defaults to the UART's, ``10 / baud``
+        (a virtual board is slower: ``VirtualBoard.byte_time``)."""
         port = SerialPort(url, baud=baud)
-        board = cls(port, params, timeout=timeout, retries=retries)
+        byte_time = 10 / baud if byte_time is None else byte_time
+        board = cls(port, params, timeout=timeout, retries=retries, byte_time=byte_time)
         try:
             words = board._run(board.link.open())
             want = int(params.core_hash, 16)

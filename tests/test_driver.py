@@ -35,7 +35,10 @@ def _train_and_check(errors: LineErrors | None, samples: int, seed: int, timeout
     golden = GoldenModel(NET)
     start = golden.state_dict()["weights"][0]
     vb = VirtualBoard(CORE, errors=errors)
-    with vb, Board.open(vb.path, CORE, timeout=timeout, retries=20) as board:
+    with (
+        vb,
+        Board.open(vb.path, CORE, timeout=timeout, retries=20, byte_time=vb.byte_time) as board,
+    ):
         board.load_weights(start)
         assert board.train(xs[:samples], ys[:samples]) == samples
         weights = board.read_weights()
@@ -65,7 +68,7 @@ def test_the_driver_trains_bit_exact_through_a_damaged_line():
 def test_the_driver_refuses_a_core_built_from_another_config():
     other = CoreParams(net=SnnConfig(layers=(12, 6), timesteps=4), lanes=2)
     with VirtualBoard(CORE) as vb, pytest.raises(CoreError, match="not " + other.core_hash):
-        Board.open(vb.path, other, timeout=3.0)
+        Board.open(vb.path, other, timeout=3.0, byte_time=vb.byte_time)
 
 
 def test_the_driver_names_a_port_it_cannot_open(tmp_path):
@@ -99,7 +102,7 @@ def test_the_board_trainer_notices_a_wrong_weight():
     vb = VirtualBoard(params)
     with (
         vb,
-        Board.open(vb.path, params, timeout=5.0) as board,
+        Board.open(vb.path, params, timeout=5.0, byte_time=vb.byte_time) as board,
         pytest.raises(CoreError, match="epoch 2: 1 of 640 weights"),
     ):
         train_on_board(
