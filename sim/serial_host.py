@@ -9,9 +9,11 @@ frame's closing ``END`` came, or what came by ``timeout``, possibly nothing).
 as over a simulator's host port.
 
 A command is sent with a new sequence number and sent again, the same bytes, while no intact
-answer with that number comes within ``timeout``; after ``retries`` more tries the call raises
-:class:`TimeoutError` naming the command. Answers with another number (late answers to an
-earlier try) are skipped. :class:`LinkStats` counts what happened.
+answer with that number comes in time: ``timeout`` plus ``byte_time`` per byte of the frame
+(its time on the line), extended by ``timeout`` whenever bytes arrive (a long answer streaming
+in); after ``retries`` more tries the call raises :class:`TimeoutError` naming the command.
+Answers with another number (late answers to an earlier try) are skipped.
+:class:`LinkStats` counts what happened.
 """
 
 from __future__ import annotations
@@ -54,17 +56,30 @@ class LinkHost:
         than the slowest command takes, or a slow command is merely answered twice).
     retries : int
         Tries after the first, per command.
+    byte_time : float
+        Time a byte takes on the line (10 / baud on a UART), added per byte of a frame.
     seq : int
         The first command's sequence number. Start every session with a read-only command
         (:meth:`open` sends INFO): it sets the chip's last number to this host's.
     """
 
-    def __init__(self, port: BytePort, *, timeout: float, retries: int = 8, seq: int = 0):
+    def __init__(
+        self,
+        port: BytePort,
+        *,
+        timeout: float,
+        retries: int = 8,
+        seq: int = 0,
+        byte_time: float = 0.0,
+    ):
         if not timeout > 0:
             raise ValueError(f"timeout must be > 0, not {timeout!r}")
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise ValueError(f"retries must be an int >= 0, not {retries!r}")
+        if not byte_time >= 0:
+            raise ValueError(f"byte_time must be >= 0, not {byte_time!r}")
         self.port, self.timeout, self.retries = port, timeout, retries
+        self.byte_time = byte_time
         self._seq = seq % SEQ_MODULO
         self._reader = FrameReader()
         self.stats = LinkStats()
@@ -93,7 +108,7 @@ class LinkHost:
                 self.stats.retries += 1
             await self.port.write(frame)
             self.stats.frames_sent += 1
-            answer = await self._answer(seq)
+            answer = await self._answer(seq, self.timeout + self.byte_time * len(frame))
             if answer is not None:
                 *data, word = answer
                 echo, status = parse_status(word)
@@ -104,15 +119,18 @@ class LinkHost:
                 return data, status
         raise TimeoutError(
             f"{opcode_name(op)}(arg={arg}) got no intact answer (seq {seq}) in "
-            f"{self.retries + 1} tries of {self.timeout} each"
+            f"{self.retries + 1} tries (timeout {self.timeout} each, more for long frames)"
         )
 
-    async def _answer(self, seq: int) -> list[int] | None:
-        end = self.port.clock() + self.timeout
+    async def _answer(self, seq: int, wait: float) -> list[int] | None:
+        end = self.port.clock() + wait
         while (left := end - self.port.clock()) > 0:
             damaged = self._reader.damaged
             found = None
-            for got_seq, words in self._reader.feed(await self.port.read(left)):
+            chunk = await self.port.read(left)
+            if chunk:  # the line is busy: an answer may be on its way
+                end = max(end, self.port.clock() + self.timeout)
+            for got_seq, words in self._reader.feed(chunk):
                 if got_seq == seq and found is None:
                     found = words
                 else:

@@ -9,7 +9,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_board_parsers", "cmd_build", "cmd_program", "program_command"]
+__all__ = [
+    "add_board_parsers",
+    "add_target_flags",
+    "cmd_build",
+    "cmd_program",
+    "program_command",
+    "train_on_target",
+]
 
 LOADER_BOARD = {"ulx3s": "ulx3s"}
 """openFPGALoader's ``-b`` name per board family."""
@@ -135,3 +142,68 @@ def add_board_parsers(sub, add_core_flags, add_config_flags) -> None:
     prog.add_argument("--dry-run", action="store_true", help="print the command, run nothing")
     prog.add_argument("--json", action="store_true", help="print a JSON summary as last line")
     prog.set_defaults(func=cmd_program)
+
+
+def add_target_flags(parser: argparse.ArgumentParser) -> None:
+    """``spikeforge train --target``: train on a board (or the virtual board) instead."""
+    group = parser.add_argument_group(
+        "on a board (--mode int; the network is one layer on one core; docs/board.md)"
+    )
+    group.add_argument(
+        "--target",
+        metavar="URL",
+        help="train on the board at URL (serial:///dev/ttyUSB0, a device path) or 'sim' (a "
+        "virtual board: the core in Amaranth's simulator on a pseudo-terminal)",
+    )
+    group.add_argument("--lanes", type=int, help="the core's P, as the bitstream was built [8]")
+    group.add_argument("--baud", type=int, default=3_000_000, help="UART rate [3000000]")
+    group.add_argument(
+        "--timeout", type=float, default=0.5, help="seconds to wait for each answer [0.5]"
+    )
+    group.add_argument("--samples", type=int, help="training samples per epoch [all]")
+    group.add_argument("--test-samples", type=int, help="test samples predicted [all]")
+    group.add_argument(
+        "--verify",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="train the golden model alongside, compare every weight after every epoch and "
+        "every prediction [default: on]",
+    )
+
+
+def train_on_target(args: argparse.Namespace, cfg, ds, progress, report) -> dict[str, Any]:
+    """``spikeforge train --target``: the board's training run, summarized."""
+    import contextlib
+
+    from spikeforge.board_train import train_on_board
+    from spikeforge.driver import Board
+    from spikeforge.hw.params import CoreParams
+    from spikeforge.sim.virtual_board import VirtualBoard
+
+    if args.mode != "int":
+        raise BoardCliError("--target trains in --mode int (a board trains integers)")
+    lanes = {} if args.lanes is None else {"lanes": args.lanes}
+    params = CoreParams(net=cfg, **lanes)
+    with contextlib.ExitStack() as stack:
+        url, timeout, byte_time = args.target, args.timeout, None
+        if url == "sim":
+            vb = stack.enter_context(VirtualBoard(params))
+            # a simulated core is slow: seconds per command, milliseconds per byte
+            url, timeout, byte_time = vb.path, max(args.timeout, 5.0), vb.byte_time
+        board = stack.enter_context(
+            Board.open(url, params, baud=args.baud, timeout=timeout, byte_time=byte_time)
+        )
+        summary = train_on_board(
+            board,
+            cfg,
+            ds,
+            args.epochs,
+            schedule=args.lr_schedule or "step",
+            samples=args.samples,
+            test_samples=args.test_samples,
+            verify=args.verify,
+            progress=progress,
+            on_epoch=report,
+        )
+    summary.update(target=args.target, core_hash=params.core_hash, dataset=ds.name)
+    return summary

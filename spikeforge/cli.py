@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from spikeforge import __version__
-from spikeforge.board_cli import add_board_parsers
+from spikeforge.board_cli import add_board_parsers, add_target_flags, train_on_target
 from spikeforge.fuzz_cli import add_fuzz_parser
 from spikeforge.sweep_cli import add_sweep_parser
 
@@ -110,6 +110,19 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     def report(row: dict[str, Any]) -> None:
         print(f"epoch {row['epoch']:3d}  test accuracy {100 * row['test_accuracy']:6.2f}%")
 
+    if args.target is not None:
+        summary = train_on_target(args, cfg, ds, progress, report)
+        out = args.out or Path("runs") / f"train-board-{cfg.config_hash}"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "board.json").write_text(json.dumps(summary, indent=2) + "\n")
+        if not args.json:
+            print(
+                f"{args.target}: test accuracy {100 * summary['test_accuracy']:.2f}% after "
+                f"{args.epochs} epochs of {summary['samples_per_epoch']} samples, "
+                f"{summary['seconds']:g} s; "
+                + ("every weight and prediction as the golden model's" if args.verify else "")
+            )
+        return summary
     schedule = args.lr_schedule or ("step" if args.mode == "int" else "constant")
     common = {
         "checkpoint": ckpt,
@@ -449,6 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--json", action="store_true", help="print a JSON summary as last line")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_config_flags(train)
+    add_target_flags(train)
     train.set_defaults(func=cmd_train)
 
     gen = sub.add_parser(

@@ -36,6 +36,7 @@ from .golden import GoldenModel, init_weights
 __all__ = [
     "FloatOptions",
     "TrainResult",
+    "check_dataset",
     "epoch_order",
     "epoch_samples",
     "eval_inputs",
@@ -120,7 +121,8 @@ def eval_inputs(cfg: SnnConfig, x: torch.Tensor) -> torch.Tensor:
     return encode(x, torch.arange(len(x), dtype=torch.int64), cfg)
 
 
-def _check_dataset(cfg: SnnConfig, ds: Dataset) -> None:
+def check_dataset(cfg: SnnConfig, ds: Dataset) -> None:
+    """:class:`ValueError` unless ``ds`` has the network's inputs and at most its outputs."""
     if ds.n_features != cfg.n_inputs:
         raise ValueError(
             f"layers[0] = {cfg.n_inputs} but dataset {ds.name!r} has {ds.n_features} features"
@@ -174,7 +176,7 @@ def train_int(
     ``on_epoch(row)`` is called after every epoch's checkpoint is written, with
     ``{"epoch", "test_accuracy"}``."""
     lr_steps(schedule, 0, epochs)
-    _check_dataset(cfg, ds)
+    check_dataset(cfg, ds)
     ckpt = Path(checkpoint) if checkpoint is not None else None
     x_tr = quantize(ds.x_train, ds.x_max, cfg.in_bits)
     x_te = quantize(ds.x_test, ds.x_max, cfg.in_bits)
@@ -240,7 +242,7 @@ def train_float(
 ) -> TrainResult:
     """Surrogate-gradient training of :class:`FloatSNN` with Adam, from the integer init."""
     lr_steps(schedule, 0, epochs)
-    _check_dataset(cfg, ds)
+    check_dataset(cfg, ds)
     opts = options or FloatOptions()
     ckpt = Path(checkpoint) if checkpoint is not None else None
     x_tr = quantize(ds.x_train, ds.x_max, cfg.in_bits)
