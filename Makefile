@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
 .PHONY: help setup demo demo-train test test-fast lint format bench wbits-table core-cycles synth-table \
-	regress regress-full sim-speed array-scaling fuzz clean
+	regress regress-full sim-speed array-scaling fuzz board-sim clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -75,6 +75,12 @@ array-scaling: setup ## Verilator: cycles/sample of one layer on 1-16 cores and 
 	$(PY) bench/array_scaling.py --cores 1,2,4,8,16
 	$(PY) bench/array_scaling.py --layers 64,128,128,128,10 --cores 4,12,24 --steps 2 \
 		--out build/array-scaling-deep
+
+board-sim: setup ## virtual board (Verilator, pty): digits, 1 epoch + 360 predictions, clean and damaged line
+	$(VENV)/bin/spikeforge train --target sim --layers 64,10 --timesteps 4 --lanes 5 --epochs 1 \
+		--out runs/board-sim-events
+	$(VENV)/bin/spikeforge train --target sim --layers 64,10 --timesteps 4 --lanes 5 --epochs 1 \
+		--rate-encoder --sim-errors 0.001 --sim-seed 1 --frame-words 32 --out runs/board-sim-damaged
 
 clean: ## remove build and run outputs (keeps .venv)
 	rm -rf runs build .pytest_cache .ruff_cache .hypothesis

@@ -16,6 +16,7 @@ their order), the block RAM's registered read, and one more register right at it
 __all__ = [
     "READ_LATENCY",
     "delay_line",
+    "drive_write_ports",
     "lane",
     "leak",
     "read_port_members",
@@ -48,6 +49,15 @@ def write_port_members(prefix: str, spec) -> dict:
         f"{prefix}_wdata": Out(spec.word_bits),
         f"{prefix}_wen": Out(1),
     }
+
+
+def drive_write_ports(m, dst, src, *prefixes: str) -> None:
+    """Drive ``dst``'s whole-word writes (:func:`write_port_members`) with ``src``'s, for each
+    of ``prefixes`` (in ``comb``; a later assignment in an ``If`` still overrides them)."""
+    for prefix in prefixes:
+        for port in ("waddr", "wdata", "wen"):
+            name = f"{prefix}_{port}"
+            m.d.comb += getattr(dst, name).eq(getattr(src, name))
 
 
 def lane(word: Value, index: int, width: int, *, is_signed: bool = True) -> Value:

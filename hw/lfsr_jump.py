@@ -15,7 +15,7 @@ from amaranth.hdl import Cat, Const, Module, Signal, Value
 
 from spikeforge.sw.lfsr_spec import jump_columns
 
-__all__ = ["lfsr_jump"]
+__all__ = ["lfsr_jump", "lfsr_step"]
 
 
 def _jump(state: Value, steps: int) -> Value:
@@ -26,6 +26,11 @@ def _jump(state: Value, steps: int) -> Value:
         terms = [state[j] for j in range(32) if (cols[j] >> out_bit) & 1]
         bits.append(reduce(xor, terms) if terms else Const(0, 1))
     return Cat(*bits)
+
+
+def lfsr_step(state: Value, steps: int) -> Value:
+    """``state`` stepped ``steps`` times (a constant count), as one XOR network."""
+    return _jump(state, steps)
 
 
 def lfsr_jump(m: Module, state: Value, select: Value, steps: list[int]) -> Signal:

@@ -126,6 +126,12 @@ class CoreParams:
         at most this many (whole rows), and nothing is written unless the whole packet is right.
         Default: :data:`WRITE_BUFFER` (one 512 x 36 block RAM), at most the largest writable
         quantity, at least its longest row.
+    rate_encoder : bool
+        The core takes input intensities (LOAD_INPUTS) and draws the rate-coded spikes itself
+        with the contract's LFSRs, bit-exact with :func:`spikeforge.sw.encoders.rate_encode`:
+        one byte per input per sample on the link instead of events per timestep. Needs a core
+        that loads its spikes from the host and ``encoder = 'rate'``; costs a memory of
+        ``n_in`` x (32 + ``in_bits``) bits and two 32-bit constant multipliers.
     """
 
     net: SnnConfig
@@ -137,6 +143,7 @@ class CoreParams:
     linked: bool = False
     device: str = "85k"
     write_buffer: int | None = None
+    rate_encoder: bool = False
     _resolved_emit: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -148,6 +155,13 @@ class CoreParams:
             raise ConfigError(
                 "encoder = 'direct' is not supported by the core: its first layer needs "
                 "multiplying inputs; allowed: 'rate'"
+            )
+        if not isinstance(self.rate_encoder, bool):
+            raise ConfigError(f"rate_encoder must be true or false, not {self.rate_encoder!r}")
+        if self.rate_encoder and (self.spikes_in or net.encoder != "rate"):
+            raise ConfigError(
+                "rate_encoder needs a core that loads its input spikes from the host (the first "
+                "layer) and encoder = 'rate'"
             )
         if self.neurons is not None:
             if isinstance(self.neurons, list):
@@ -352,6 +366,9 @@ class CoreParams:
         if self.emits_error:
             what = "partial sum of e_prev[t][i]" if self.split else "e_prev[t][i]"
             mems.append(MemorySpec("eprev", t * n, self.eprev_bits, 1, what))
+        if self.rate_encoder:
+            what = "rate encoder: LFSR state and intensity per input"
+            mems.append(MemorySpec("encoder", n, 32 + net.in_bits, 1, what, owner="host"))
         return mems
 
     @property
@@ -399,6 +416,7 @@ class CoreParams:
         return {
             "net": self.net.to_dict(),
             "net_hash": self.net.config_hash,
+            **({"rate_encoder": True} if self.rate_encoder else {}),
             "layer": self.layer,
             "lanes": self.lanes,
             "lr_range": self.lr_range,
@@ -425,8 +443,7 @@ class CoreParams:
     def read_toml(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
         """``(network keys, [core] keys)`` of a config TOML: network keys at the top (or in
         ``[network]``), core keys ``layer``, ``lanes``, ``lr_range``, ``emit_error``, ``device``,
-        ``write_buffer``
-        in an optional ``[core]`` table."""
+        ``write_buffer``, ``rate_encoder`` in an optional ``[core]`` table."""
         raw = SnnConfig.read_toml(path)  # reports missing files and TOML errors
         core = tomllib.loads(Path(path).read_text()).get("core", {})
         if not isinstance(core, dict):
@@ -447,7 +464,17 @@ class CoreParams:
 
 
 CORE_KEYS = frozenset(
-    {"layer", "lanes", "lr_range", "emit_error", "neurons", "linked", "device", "write_buffer"}
+    {
+        "layer",
+        "lanes",
+        "lr_range",
+        "emit_error",
+        "neurons",
+        "linked",
+        "device",
+        "write_buffer",
+        "rate_encoder",
+    }
 )
 
 DEFAULT_CORE_NET = SnnConfig(layers=(64, 64), timesteps=8)

@@ -20,10 +20,13 @@ and one status word ``opcode << 24 | status << 16`` (the only word with ``last``
 opcode   name            arg / payload / response
 =======  ==============  ========================================================================
 0x00     INFO            arg 0; response: ``MAGIC``, config hash bits 0-31, bits 32-63
-0x01     WRITE           arg = quantity | first row << 4; payload = the values of
-                         :meth:`CoreRules.chunk_rows` rows from that row on (fewer at the end),
-                         wire order; nothing is written unless the whole packet is right
-0x02     READ            arg = quantity; response = all its values in wire order
+0x01     WRITE           arg = quantity | first row << 4; payload = the values of 1 to
+                         :meth:`CoreRules.chunk_rows` whole rows from that row on (not past the
+                         last row), wire order; nothing is written unless the whole packet is
+                         right
+0x02     READ            arg = quantity | first row << 4 | rows << 17 (:data:`ReadArg`; rows 0: to
+                         the last row; arg = quantity reads it all); response = the values of
+                         those rows in wire order
 0x03     LOAD_SPIKES     arg 0; payload per timestep ``t = 0 .. T-1``: a count ``c <= n_in``, then
                          ``c`` ascending input indices (address events); replaces the spikes
                          only when the whole packet is right (not on cores fed by a spike link)
@@ -37,6 +40,11 @@ opcode   name            arg / payload / response
 0x0A     ABORT           arg 0; stops the running command (it answers ``ABORTED``), every engine
                          and the core's links; taken even while a command runs
 0x0B     SET_TIMEOUT     array only (route to the array itself); payload: the watchdog's cycles
+0x0C     LOAD_INPUTS     cores with the rate encoder (``rate_encoder``); arg 0; payload: the
+                         sample's key, then the ``n_in`` intensities packed by
+                         :func:`input_words`; the core draws the rate-coded spikes with the
+                         contract's LFSRs (:func:`spikeforge.sw.encoders.rate_encode`) and loads
+                         them as LOAD_SPIKES would
 =======  ==============  ========================================================================
 
 Values are two's complement in the low bits of a word, sign-extended to 32 bits on reads. A
@@ -75,10 +83,11 @@ __all__ = [
     "MAGIC",
     "MAX_ARRAY_CORES",
     "QUANTITIES",
+    "READ_ROWS_MAX",
     "ROUTE",
     "WRITABLE",
     "ArgRange",
-    "ArgSet",
+    "ArgRead",
     "ArrayRules",
     "CommandBeat",
     "CommandSpec",
@@ -87,6 +96,7 @@ __all__ = [
     "Opcode",
     "Payload",
     "Quantity",
+    "ReadArg",
     "ResponseBeat",
     "RouteWord",
     "Status",
@@ -95,6 +105,8 @@ __all__ = [
     "array_route",
     "command",
     "command_signature",
+    "input_packing",
+    "input_words",
     "opcode_name",
     "parse_status",
     "response_signature",
@@ -127,6 +139,7 @@ class Opcode(enum.IntEnum, shape=8):
     COUNTERS = 0x09
     ABORT = 0x0A
     SET_TIMEOUT = 0x0B
+    LOAD_INPUTS = 0x0C
 
 
 class Status(enum.IntEnum, shape=8):
@@ -213,6 +226,11 @@ CommandWord = data.StructLayout({"arg": 24, "opcode": 8})
 """A command word: ``opcode << 24 | arg``."""
 WriteArg = data.StructLayout({"quantity": 4, "row": 20})
 """WRITE's argument: the quantity and the first row (outer index) the packet writes."""
+ReadArg = data.StructLayout({"quantity": 4, "row": 13, "rows": 7})
+"""READ's argument: the quantity, the first row and how many rows (0: to the last row), so a
+host on a lossy link reads a large quantity in short answers."""
+READ_ROWS_MAX = (1 << 7) - 1
+"""The most rows a READ with a row count reads (more with ``rows`` 0: to the last row)."""
 RouteWord = data.StructLayout({"count": 12, "first": 12, "tag": 8})
 """A core array's route word: ``ROUTE << 24 | first << 12 | count``."""
 StatusWord = data.StructLayout({"core": 16, "status": 8, "opcode": 8})
@@ -292,6 +310,28 @@ def spike_words(spikes: Sequence[Sequence[int]]) -> list[int]:
     return words
 
 
+def input_packing(in_bits: int) -> tuple[int, int]:
+    """``(slot_bits, per_word)`` of LOAD_INPUTS: intensities in 8-bit slots (16-bit when
+    ``in_bits > 8``), input ``i`` in word ``i // per_word`` at bit ``(i % per_word) * slot``;
+    unused bits are zero."""
+    slot = 8 if in_bits <= 8 else 16
+    return slot, BUS_BITS // slot
+
+
+def input_words(x: Sequence[int], key: int, in_bits: int) -> list[int]:
+    """LOAD_INPUTS payload: the sample's ``key`` (the rate encoder's seed word), then the
+    intensities ``x`` (each in ``[0, 2**in_bits)``) packed by :func:`input_packing`."""
+    slot, per = input_packing(in_bits)
+    if not 0 <= key < 1 << 32:
+        raise ValueError(f"key must be in [0, 2**32), not {key}")
+    words = [0] * -(-len(x) // per)
+    for i, v in enumerate(x):
+        if not 0 <= v < 1 << in_bits:
+            raise ValueError(f"intensity {i} = {v} is outside [0, 2**{in_bits})")
+        words[i // per] |= int(v) << (i % per) * slot
+    return [key, *words]
+
+
 def to_signed(word: int, bits: int = 32) -> int:
     """Two's-complement value of the low ``bits`` of ``word``."""
     word &= (1 << bits) - 1
@@ -326,13 +366,18 @@ class ArgRange:
 
 
 @dataclass(frozen=True)
-class ArgSet:
-    """The argument must be one of ``values``."""
+class ArgRead:
+    """READ: quantity ``arg & 0xF`` readable, first row below its row count, and the rows
+    (:data:`ReadArg`; 0: to the last row) not past its last row."""
 
-    values: tuple[int, ...]
+    rows: tuple[tuple[int, int], ...]
+    """``(quantity, rows)`` of every readable quantity."""
 
     def ok(self, arg: Any) -> Any:
-        return _any(arg == v for v in self.values)
+        q, row, count = arg & 0xF, (arg >> 4) & 0x1FFF, arg >> 17
+        return _any(
+            (q == quantity) & (row < rows) & (row + count <= rows) for quantity, rows in self.rows
+        )
 
 
 @dataclass(frozen=True)
@@ -352,16 +397,18 @@ class Payload(enum.Enum):
 
     NONE = "none"
     VALUES = "values"
-    """WRITE: exactly :meth:`CoreRules.chunk_len` values."""
+    """WRITE: the values of 1 to :meth:`CoreRules.chunk_rows` whole rows."""
     SPIKES = "spikes"
     """LOAD_SPIKES: per timestep a count and its indices."""
+    INPUTS = "inputs"
+    """LOAD_INPUTS: a key and the packed intensities."""
 
 
 @dataclass(frozen=True)
 class CommandSpec:
     """One command of a core: its argument rule and its payload."""
 
-    arg: ArgRange | ArgSet | ArgWrite
+    arg: ArgRange | ArgRead | ArgWrite
     payload: Payload = Payload.NONE
 
 
@@ -386,6 +433,8 @@ class CoreRules:
         Bits of every writable quantity's values (a written value saturates to them).
     write_buffer : int
         Values the core stages before it commits a WRITE (one packet holds at most this many).
+    in_bits : int
+        Bits of an intensity LOAD_INPUTS takes (0: the core has no rate encoder).
     commands : mapping of Opcode to CommandSpec
     """
 
@@ -394,6 +443,7 @@ class CoreRules:
     shapes: Mapping[Quantity, tuple[int, int]]
     widths: Mapping[Quantity, int]
     write_buffer: int
+    in_bits: int
     commands: Mapping[Opcode, CommandSpec] = field(repr=False)
 
     @classmethod
@@ -416,7 +466,9 @@ class CoreRules:
             Opcode.WRITE: CommandSpec(
                 ArgWrite(tuple((int(q), shapes[q][0]) for q in WRITABLE)), Payload.VALUES
             ),
-            Opcode.READ: CommandSpec(ArgSet(tuple(int(q) for q in shapes))),
+            Opcode.READ: CommandSpec(
+                ArgRead(tuple((int(q), shape[0]) for q, shape in shapes.items()))
+            ),
             Opcode.FORWARD: CommandSpec(ZERO),
             Opcode.SET_LABEL: CommandSpec(ArgRange(0, params.layer_neurons - 1)),
             Opcode.BACKWARD: CommandSpec(ArgRange(0, 3)),
@@ -427,36 +479,57 @@ class CoreRules:
         }
         if not params.spikes_in:  # a core fed by a spike link takes its spikes from the link
             commands[Opcode.LOAD_SPIKES] = CommandSpec(ZERO, Payload.SPIKES)
+        if params.rate_encoder:
+            commands[Opcode.LOAD_INPUTS] = CommandSpec(ZERO, Payload.INPUTS)
         return cls(
             timesteps=params.timesteps,
             n_in=params.n_in,
             shapes=shapes,
             widths={q: memories[QUANTITIES[q].memory].width for q in WRITABLE},
             write_buffer=params.write_buffer,
+            in_bits=params.net.in_bits if params.rate_encoder else 0,
             commands=dict(sorted(commands.items())),
         )
 
     def chunk_rows(self, q: Quantity) -> int:
-        """Rows of ``q`` one WRITE packet carries (the last packet may carry fewer)."""
+        """The most rows of ``q`` one WRITE packet carries (the staging buffer's rows)."""
         outer, inner = self.shapes[q]
         return min(outer, self.write_buffer // inner)
 
-    def chunk_len(self, q: Quantity, row: int) -> int:
-        """Values in the WRITE packet of ``q`` that starts at ``row``."""
-        outer, inner = self.shapes[q]
-        return min(self.chunk_rows(q), outer - row) * inner
-
-    def write_chunks(self, q: Quantity, values: Sequence[int]) -> list[tuple[int, list[int]]]:
+    def write_chunks(
+        self, q: Quantity, values: Sequence[int], *, max_rows: int | None = None
+    ) -> list[tuple[int, list[int]]]:
         """``(arg, payload)`` of every WRITE packet that writes all values of ``q`` (given in
-        wire order): one per :meth:`chunk_rows` rows."""
+        wire order): :meth:`chunk_rows` rows each, or ``max_rows`` if fewer (short packets
+        for a lossy link)."""
         outer, inner = self.shapes[q]
         if len(values) != outer * inner:
             raise ValueError(f"{q.name} has {outer * inner} values, not {len(values)}")
-        rows = self.chunk_rows(q)
+        rows = self._rows(self.chunk_rows(q), max_rows)
         return [
             (int(q) | row << 4, to_words(values[row * inner : (row + rows) * inner]))
             for row in range(0, outer, rows)
         ]
+
+    def read_chunks(self, q: Quantity, *, max_rows: int | None = None) -> list[tuple[int, int]]:
+        """``(arg, rows)`` of the READs that read all of ``q`` in order: one READ, or one per
+        ``max_rows`` rows (at most :data:`READ_ROWS_MAX`)."""
+        outer, _ = self.shapes[q]
+        if max_rows is None:
+            return [(int(q), outer)]
+        rows = self._rows(min(outer, READ_ROWS_MAX), max_rows)
+        return [
+            (int(q) | row << 4 | min(rows, outer - row) << 17, min(rows, outer - row))
+            for row in range(0, outer, rows)
+        ]
+
+    @staticmethod
+    def _rows(most: int, max_rows: int | None) -> int:
+        if max_rows is None:
+            return most
+        if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
+            raise ValueError(f"max_rows must be an int >= 1, not {max_rows!r}")
+        return min(most, max_rows)
 
     def status(self, words: Sequence[int], *, abandoned: bool = False) -> Status:
         """The status the core answers to the packet ``words`` (``abandoned``: it ended with
@@ -476,10 +549,42 @@ class CoreRules:
             return self._write_status(Quantity(arg & 0xF), arg >> 4, payload)
         if spec.payload is Payload.SPIKES:
             return self._spikes_status(payload)
+        if spec.payload is Payload.INPUTS:
+            return self._inputs_status(payload)
         return Status.BAD_LENGTH if payload else Status.OK
 
+    @property
+    def input_words(self) -> int:
+        """Intensity words of a LOAD_INPUTS packet (after its key word)."""
+        return -(-self.n_in // input_packing(self.in_bits)[1])
+
+    def input_reserved(self, last: bool) -> int:
+        """Bits that must be zero in an intensity word of LOAD_INPUTS (``last``: the final
+        word, whose slots past ``n_in`` are unused): above ``in_bits`` in every slot."""
+        slot, per = input_packing(self.in_bits)
+        used = self.n_in - (self.input_words - 1) * per if last else per
+        mask = 0
+        for k in range(per):
+            keep = ((1 << self.in_bits) - 1) if k < used else 0
+            mask |= (((1 << slot) - 1) & ~keep) << k * slot
+        return mask
+
+    def _inputs_status(self, payload: list[int]) -> Status:
+        n = self.input_words
+        if len(payload) < 2:  # the key alone, or nothing
+            return Status.BAD_LENGTH
+        for w, word in enumerate(payload[1:]):
+            last_word, last_beat = w == n - 1, w == len(payload) - 2
+            if word & 0xFFFFFFFF & self.input_reserved(last_word):
+                return Status.BAD_SPIKES
+            if last_word != last_beat:
+                return Status.BAD_LENGTH
+        return Status.OK
+
     def _write_status(self, q: Quantity, row: int, payload: list[int]) -> Status:
-        if len(payload) != self.chunk_len(q, row):
+        outer, inner = self.shapes[q]
+        rows, rest = divmod(len(payload), inner)
+        if rest or not 1 <= rows <= min(self.chunk_rows(q), outer - row):
             return Status.BAD_LENGTH
         if q == Quantity.LFSR:
             clipped = any(v & 0xFFFFFFFF == 0 for v in payload)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from spikeforge.hw.protocol import (
     EXECUTED,
     ArgRange,
-    ArgSet,
+    ArgRead,
     ArgWrite,
     ArrayRules,
     CommandWord,
@@ -110,9 +110,15 @@ class BadPackets:
         if isinstance(rule, ArgRange):
             choices = [v for v in (rule.lo - 1, rule.hi + 1, rng.randrange(1 << 24)) if v >= 0]
             arg = rng.choice([v for v in choices if v < 1 << 24])
-        elif isinstance(rule, ArgSet):
-            arg = rng.choice([v for v in range(16) if v not in rule.values] or [1 << 23])
-            arg |= rng.choice([0, rng.getrandbits(20) << 4])
+        elif isinstance(rule, ArgRead):
+            q, rows = rng.choice(rule.rows)
+            arg = rng.choice(
+                [
+                    rng.choice([v for v in range(16) if v not in dict(rule.rows)] or [q]),
+                    q | rng.randint(rows, (1 << 13) - 1) << 4,  # first row past the last
+                    q | rng.randrange(rows) << 4 | rng.randint(rows + 1, 127) << 17,  # too many
+                ]
+            )
         elif isinstance(rule, ArgWrite):
             q, rows = rng.choice(rule.rows)
             arg = q | rng.randint(rows, (1 << 20) - 1) << 4

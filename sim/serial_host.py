@@ -138,4 +138,6 @@ class LinkHost:
             self.stats.damaged_answers += self._reader.damaged - damaged
             if found is not None:
                 return found
+            if self._reader.damaged > damaged:  # an answer came, damaged: send again now
+                return None
         return None

@@ -19,10 +19,12 @@ from spikeforge.hw.params import CoreParams
 from spikeforge.hw.protocol import (
     COUNTERS,
     QUANTITIES,
+    READ_ROWS_MAX,
     CoreRules,
     Opcode,
     Quantity,
     Status,
+    input_words,
     opcode_name,
     spike_words,
     to_signed,
@@ -67,13 +69,29 @@ class CoreSession:
     call : async callable ``(op, arg, payload) -> (words, status)``
     name : str
         How errors name the core (``"core 3"`` on an array).
+    frame_words : int, optional
+        The most values one WRITE carries or one READ answers (whole rows, at least one):
+        short packets for a lossy link, where a long one would rarely arrive intact. ``None``:
+        as many as the core takes (WRITE: its staging buffer; READ: the whole quantity).
     """
 
-    def __init__(self, params: CoreParams, call: Call, *, name: str = "core"):
+    def __init__(
+        self, params: CoreParams, call: Call, *, name: str = "core", frame_words: int | None = None
+    ):
         self.params = params
         self.rules = CoreRules.of(params)
         self.name = name
+        if frame_words is not None and (
+            isinstance(frame_words, bool) or not isinstance(frame_words, int) or frame_words < 1
+        ):
+            raise ValueError(f"frame_words must be an int >= 1 or None, not {frame_words!r}")
+        self.frame_words = frame_words
         self._call = call
+
+    def _max_rows(self, q: Quantity) -> int | None:
+        if self.frame_words is None:
+            return None
+        return max(1, self.frame_words // self.shape(q)[1])
 
     async def _ok(self, op: Opcode, arg: int = 0, payload: Sequence[int] = ()) -> list[int]:
         try:
@@ -94,23 +112,50 @@ class CoreSession:
         """Write a quantity (shape as :meth:`shape`, e.g. master weights ``[n_out, n_in]``), in
         as many WRITE packets as the core's staging buffer needs (each one all or nothing)."""
         flat = [int(v) for v in values.reshape(-1).tolist()]
-        for arg, payload in self.rules.write_chunks(q, flat):
+        for arg, payload in self.rules.write_chunks(q, flat, max_rows=self._max_rows(q)):
             await self._ok(Opcode.WRITE, arg, payload)
 
     async def read(self, q: Quantity) -> torch.Tensor:
-        words = await self._ok(Opcode.READ, int(q))
+        """All values of ``q`` (in one READ, or in READs of ``frame_words`` values)."""
         outer, inner = self.shape(q)
-        if len(words) != outer * inner:
-            raise CoreError(
-                f"{self.name}: READ {q.name} returned {len(words)} words, not {outer * inner}"
-            )
+        words = []
+        for arg, rows in self.rules.read_chunks(q, max_rows=self._max_rows(q)):
+            got = await self._ok(Opcode.READ, arg)
+            if len(got) != rows * inner:
+                raise CoreError(
+                    f"{self.name}: READ {q.name} (arg {arg:#x}) returned {len(got)} words, "
+                    f"not {rows * inner}"
+                )
+            words += got
         values = [to_signed(w) for w in words] if QUANTITIES[q].signed else words
         out = torch.tensor(values, dtype=torch.int64).reshape(outer, inner)
         return out.reshape(outer) if QUANTITIES[q].inner == "1" else out
 
+    async def read_rows(self, q: Quantity, first: int, rows: int) -> torch.Tensor:
+        """Rows ``first .. first + rows - 1`` of ``q`` (one READ; at most ``READ_ROWS_MAX``)."""
+        outer, inner = self.shape(q)
+        if not (first >= 0 and 1 <= rows <= READ_ROWS_MAX and first + rows <= outer):
+            raise ValueError(f"rows {first}..{first + rows - 1} of {q.name}: it has {outer}")
+        words = await self._ok(Opcode.READ, int(q) | first << 4 | rows << 17)
+        if len(words) != rows * inner:
+            raise CoreError(
+                f"{self.name}: READ {q.name} rows {first}+{rows} returned {len(words)} words, "
+                f"not {rows * inner}"
+            )
+        values = [to_signed(w) for w in words] if QUANTITIES[q].signed else words
+        return torch.tensor(values, dtype=torch.int64).reshape(rows, inner)
+
     async def load_spikes(self, spikes: torch.Tensor) -> None:
         """``spikes`` ``[T, n_in]`` of 0/1."""
         await self._ok(Opcode.LOAD_SPIKES, 0, spike_words(spikes.tolist()))
+
+    async def load_inputs(self, x: torch.Tensor, key: int) -> None:
+        """``x`` ``[n_in]`` intensities (each in ``[0, 2**in_bits)``) of the sample with
+        ``key``: the core's rate encoder draws the spikes (a core with ``rate_encoder``)."""
+        if not self.params.rate_encoder:
+            raise CoreError(f"{self.name} has no rate encoder: load spikes (LOAD_SPIKES)")
+        words = input_words(x.tolist(), int(key), self.params.net.in_bits)
+        await self._ok(Opcode.LOAD_INPUTS, 0, words)
 
     async def forward(self) -> None:
         await self._ok(Opcode.FORWARD)

@@ -1,115 +1,168 @@
-"""A virtual board on a pseudo-terminal: the driver and pyserial open it like a real one.
+"""A virtual board: the board top's Verilog under Verilator, its UART on a pseudo-terminal, so
+the driver and pyserial open it like a board.
 
-:class:`VirtualBoard` runs the core behind its :class:`~spikeforge.hw.serial_link.SerialLink` in
-Amaranth's simulator, in a thread, and connects the link's byte streams to the master side of
-a pseudo-terminal; :attr:`VirtualBoard.path` is the other side, a serial device path for
-:meth:`spikeforge.driver.Board.open`. Bytes cross at ``byte_gap`` cycles each (a UART's pace,
-without its bits); :class:`~spikeforge.sim.serial_sim.LineErrors` damages them on the way in
-and out. This is the Amaranth simulator's board; the Verilator one (the board top's Verilog,
-its UART pins on the pty) is still to come.
+::
+
+    with VirtualBoard(params) as vb, Board.open(vb.path, params, **vb.link_timing) as board:
+        ...
+
+:class:`VirtualBoard` generates the board top with simulation models of the PLL and the pins
+(:func:`~spikeforge.hw.virtual_board.generate_virtual_board`), Verilates it (cached per
+config in ``folder``, like every build of :mod:`~spikeforge.sim.rtl_runner`) and runs the
+testbench :mod:`spikeforge.sim.tb_board` in a thread: cocotbext-uart drives and samples the
+UART pins, the bytes go to and from a pseudo-terminal whose device path is :attr:`path`,
+damaged on the way by ``errors`` (:class:`~spikeforge.sim.serial_sim.LineErrors`).
+:meth:`close` stops the simulation and fills :attr:`result` (cycles, bytes each way, the
+damage done); a simulation that failed raises there, naming its log.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
+import json
 import threading
-import tty
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
 
-from amaranth.hdl import Module
-from amaranth.lib import wiring
-from amaranth.sim import Simulator
-
-from spikeforge.hw.core import SpikingCore
 from spikeforge.hw.params import CoreParams
-from spikeforge.hw.serial_link import SerialLink
-from spikeforge.sim.serial_sim import LINK_COUNTERS, LineErrors
+from spikeforge.hw.virtual_board import TOP, generate_virtual_board
+from spikeforge.sim import rtl_runner
+from spikeforge.sim.serial_sim import LineErrors
 
-__all__ = ["VirtualBoard"]
+__all__ = ["DEFAULT_FOLDER", "VirtualBoard"]
+
+DEFAULT_FOLDER = Path("build") / "virtual-board"
+"""Where builds and runs go by default (relative to the working directory)."""
 
 
 class VirtualBoard:
-    """A core behind the serial link on a pseudo-terminal (use it as a context manager)."""
+    """The board top of ``params`` under Verilator on a pseudo-terminal (a context manager).
 
-    byte_time = 0.01
-    """Seconds a byte may take through the simulated link (a few thousand cycles a second, a
-    dozen cycles a byte, with margin), for :meth:`spikeforge.driver.Board.open`."""
+    Parameters
+    ----------
+    params : CoreParams
+    errors : LineErrors, optional
+        Damage on the line, both ways (each way its own generator, seeded from ``seed``).
+    folder : Path, optional
+        Build and run folder; the build is reused while the Verilog is the same.
+    divisor : int
+        The UART's clock cycles per bit (4, the UART's least: 25 Mbaud at the simulated
+        100 MHz; the board runs the same logic with 33 for 3 Mbaud).
+    poll_cycles : int
+        Simulated cycles between two looks at the pseudo-terminal.
+    start_timeout : float
+        Seconds the build and the simulator's start may take (a first build compiles).
+    max_seconds : float
+        Wall time after which the simulation stops by itself.
+    """
 
-    def __init__(self, params: CoreParams, *, errors: LineErrors | None = None, byte_gap: int = 2):
+    def __init__(
+        self,
+        params: CoreParams,
+        *,
+        errors: LineErrors | None = None,
+        folder: Path | None = None,
+        divisor: int = 4,
+        poll_cycles: int = 64,
+        start_timeout: float = 900.0,
+        max_seconds: float = 4 * 3600.0,
+    ):
         self.params = CoreParams.checked(params)
         self.errors = errors or LineErrors()
-        self.byte_gap = byte_gap
-        self._master, slave = os.openpty()
-        tty.setraw(slave)
-        self.path = os.ttyname(slave)
-        self._slave = slave
-        os.set_blocking(self._master, False)
-        self._stop = threading.Event()
-        self.counters: dict[str, int] = {}
-        self.cycles = 0
-        self.bytes_in = self.bytes_out = 0
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="virtual-board", daemon=True)
+        self.divisor, self.poll_cycles = divisor, poll_cycles
+        self.start_timeout, self.max_seconds = start_timeout, max_seconds
+        root = Path(folder) if folder is not None else DEFAULT_FOLDER
+        self.folder = (root / f"{self.params.core_hash}-d{divisor}").resolve()
+        self.path = ""
+        self.result: dict[str, Any] = {}
+        self.build_seconds = 0.0
+        self._thread: threading.Thread | None = None
+        self._run: rtl_runner.RunResult | None = None
+        self._error: BaseException | None = None
+
+    @property
+    def link_timing(self) -> dict[str, float]:
+        """``timeout`` and ``byte_time`` for :meth:`spikeforge.driver.Board.open`: a simulated
+        byte takes under a millisecond of wall time, a command without bytes under 0.1 s."""
+        return {"timeout": 0.3, "byte_time": 1e-3}
 
     def __enter__(self) -> VirtualBoard:
-        self._thread.start()
+        self.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=60)
-        for fd in (self._master, self._slave):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        if self.error is not None:
-            raise RuntimeError("the virtual board's simulation failed") from self.error
+    def start(self) -> str:
+        """Build, start the simulation and wait for its pseudo-terminal; its path."""
+        t0 = time.monotonic()
+        build = rtl_runner.build(
+            self.folder,
+            top=TOP,
+            emit=lambda out: generate_virtual_board(self.params, out, divisor=self.divisor),
+            config_hash_key="board_hash",
+        )
+        self.build_seconds = build.seconds
+        manifest = json.loads((self.folder / "rtl" / "manifest.json").read_text())
+        run = self.folder / "run"
+        run.mkdir(parents=True, exist_ok=True)
+        ready, stop = run / "ready.json", run / "stop"
+        ready.unlink(missing_ok=True)
+        stop.unlink(missing_ok=True)
+        case = {
+            "baud": manifest["baud"],
+            "poll_cycles": self.poll_cycles,
+            "errors": {k: v for k, v in asdict(self.errors).items() if k != "counts"},
+            "ready": str(ready),
+            "stop": str(stop),
+            "max_seconds": self.max_seconds,
+        }
+        self._stop = stop
 
-    def _read_host(self) -> bytes:
-        try:
-            return os.read(self._master, 4096)
-        except (BlockingIOError, OSError):
-            return b""
+        def simulate():
+            try:
+                self._run = rtl_runner.run(
+                    build, run, case, testbench="spikeforge.sim.tb_board", waves_on_failure=False
+                )
+            except BaseException as exc:  # reported by start() or close()
+                self._error = exc
 
-    def _run(self) -> None:
-        top = Module()
-        top.submodules.link = link = SerialLink()
-        top.submodules.core = core = SpikingCore(self.params)
-        wiring.connect(top, link.cmd, core.cmd)
-        wiring.connect(top, core.rsp, link.rsp)
-        sim = Simulator(top)
-        sim.add_clock(1e-8)
+        self._thread = threading.Thread(target=simulate, name="virtual-board", daemon=True)
+        self._thread.start()
+        deadline = t0 + self.start_timeout
+        while not ready.exists():
+            if not self._thread.is_alive():
+                self._thread.join()
+                raise RuntimeError(f"the virtual board did not start: {self._why(run)}")
+            if time.monotonic() > deadline:
+                self.close()
+                raise TimeoutError(
+                    f"the virtual board did not start in {self.start_timeout:g} s "
+                    f"(log: {run / 'test.log'})"
+                )
+            time.sleep(0.05)
+        self.path = json.loads(ready.read_text())["path"]
+        return self.path
 
-        async def bench(ctx):
-            ctx.set(link.tx.ready, 1)
-            inbox = bytearray()
-            outbox = bytearray()
-            gap = 0
-            while not self._stop.is_set():
-                if not inbox:
-                    got = self._read_host()
-                    self.bytes_in += len(got)
-                    inbox += self.errors.apply(got)
-                if inbox and gap == 0:
-                    ctx.set(link.rx.payload, inbox.pop(0))
-                    ctx.set(link.rx.valid, 1)
-                    gap = self.byte_gap
-                *_, valid, byte = await ctx.tick().sample(link.tx.valid, link.tx.payload)
-                ctx.set(link.rx.valid, 0)
-                self.cycles += 1
-                gap = max(0, gap - 1)
-                if valid:
-                    outbox.append(byte)
-                    self.bytes_out += 1
-                if outbox and (not valid or len(outbox) >= 64):
-                    os.write(self._master, self.errors.apply(bytes(outbox)))
-                    outbox.clear()
-            self.counters = {name: ctx.get(getattr(link, name)) for name in LINK_COUNTERS}
+    def _why(self, run: Path) -> str:
+        if self._error is not None:
+            return f"{type(self._error).__name__}: {self._error}"
+        if self._run is not None and self._run.message:
+            return f"{self._run.message} (log: {run / 'test.log'})"
+        return f"see {run / 'test.log'}"
 
-        sim.add_testbench(bench)
-        try:
-            sim.run()
-        except BaseException as exc:  # reported by close()
-            self.error = exc
+    def close(self, timeout: float = 60.0) -> None:
+        """Stop the simulation; :attr:`result` gets its figures. Raises if it failed."""
+        if self._thread is None:
+            return
+        self._stop.touch()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError(f"the virtual board did not stop in {timeout:g} s")
+        self._thread = None
+        if self._run is not None:
+            self.result = dict(self._run.detail or {})
+        if self._error is not None or self._run is None or not self._run.passed:
+            why = self._why(self.folder / "run")
+            raise RuntimeError(f"the virtual board's simulation failed: {why}")

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from spikeforge.hw.serial_protocol import FRAME_WORDS
+
 __all__ = [
     "add_board_parsers",
     "add_target_flags",
@@ -152,13 +154,36 @@ def add_target_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--target",
         metavar="URL",
-        help="train on the board at URL (serial:///dev/ttyUSB0, a device path) or 'sim' (a "
-        "virtual board: the core in Amaranth's simulator on a pseudo-terminal)",
+        help="train on the board at URL (serial:///dev/ttyUSB0, a device path) or 'sim' (the "
+        "virtual board: the board top's Verilog under Verilator, its UART on a pseudo-terminal)",
     )
+    group.add_argument(
+        "--sim-errors",
+        type=float,
+        default=0.0,
+        metavar="RATE",
+        help="--target sim: flip, drop and repeat bytes on the line at RATE per byte each, both "
+        "ways [0]",
+    )
+    group.add_argument("--sim-seed", type=int, default=0, help="--sim-errors' generator seed [0]")
     group.add_argument("--lanes", type=int, help="the core's P, as the bitstream was built [8]")
+    group.add_argument(
+        "--rate-encoder",
+        action="store_true",
+        help="the core has the rate encoder (built with --rate-encoder): send each sample's "
+        "intensities, not its spikes",
+    )
     group.add_argument("--baud", type=int, default=3_000_000, help="UART rate [3000000]")
     group.add_argument(
         "--timeout", type=float, default=0.5, help="seconds to wait for each answer [0.5]"
+    )
+    group.add_argument(
+        "--frame-words",
+        type=int,
+        default=FRAME_WORDS,
+        metavar="N",
+        help="at most N values per WRITE frame and READ answer: shorter frames get through a "
+        f"noisy line more often [{FRAME_WORDS}]",
     )
     group.add_argument("--samples", type=int, help="training samples per epoch [all]")
     group.add_argument("--test-samples", type=int, help="test samples predicted [all]")
@@ -178,20 +203,28 @@ def train_on_target(args: argparse.Namespace, cfg, ds, progress, report) -> dict
     from spikeforge.board_train import train_on_board
     from spikeforge.driver import Board
     from spikeforge.hw.params import CoreParams
+    from spikeforge.sim.serial_sim import LineErrors
     from spikeforge.sim.virtual_board import VirtualBoard
 
     if args.mode != "int":
         raise BoardCliError("--target trains in --mode int (a board trains integers)")
+    if args.frame_words < 1:
+        raise BoardCliError(f"--frame-words must be >= 1, not {args.frame_words}")
+    if not 0 <= args.sim_errors < 1 / 3:
+        raise BoardCliError(f"--sim-errors must be in [0, 1/3), not {args.sim_errors}")
+    if args.sim_errors and args.target != "sim":
+        raise BoardCliError("--sim-errors damages the virtual board's line: use --target sim")
     lanes = {} if args.lanes is None else {"lanes": args.lanes}
-    params = CoreParams(net=cfg, **lanes)
+    params = CoreParams(net=cfg, rate_encoder=args.rate_encoder, **lanes)
     with contextlib.ExitStack() as stack:
-        url, timeout, byte_time = args.target, args.timeout, None
+        url, timing = args.target, {"timeout": args.timeout}
         if url == "sim":
-            vb = stack.enter_context(VirtualBoard(params))
-            # a simulated core is slow: seconds per command, milliseconds per byte
-            url, timeout, byte_time = vb.path, max(args.timeout, 5.0), vb.byte_time
+            rate = args.sim_errors
+            errors = LineErrors(flip=rate, drop=rate, dup=rate, seed=args.sim_seed)
+            vb = stack.enter_context(VirtualBoard(params, errors=errors))
+            url, timing = vb.path, vb.link_timing
         board = stack.enter_context(
-            Board.open(url, params, baud=args.baud, timeout=timeout, byte_time=byte_time)
+            Board.open(url, params, baud=args.baud, frame_words=args.frame_words, **timing)
         )
         summary = train_on_board(
             board,
@@ -206,4 +239,6 @@ def train_on_target(args: argparse.Namespace, cfg, ds, progress, report) -> dict
             on_epoch=report,
         )
     summary.update(target=args.target, core_hash=params.core_hash, dataset=ds.name)
+    if args.target == "sim":
+        summary["virtual_board"] = vb.result
     return summary

@@ -3,9 +3,10 @@
 :func:`train_on_board` runs :func:`spikeforge.sw.train.train_int`'s schedule on a
 :class:`~spikeforge.driver.Board`: the same initial state (written to the board first), the
 same sample order and spike encoding per epoch, the same learning-rate steps (SET_LR), batch
-size 1. With ``verify`` the golden model trains alongside and every weight is compared after
-every epoch: a difference stops the run with a :class:`~spikeforge.sim.session.CoreError`
-naming the epoch and how many weights differ.
+size 1. A core with the rate encoder gets each sample's intensities and key (LOAD_INPUTS) and
+draws the same spikes itself. With ``verify`` the golden model trains alongside and every
+weight is compared after every epoch: a difference stops the run with a
+:class:`~spikeforge.sim.session.CoreError` naming the epoch and how many weights differ.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from spikeforge.sw.golden import GoldenModel
 from spikeforge.sw.train import (
     Progress,
     check_dataset,
+    epoch_keys,
     epoch_samples,
     eval_inputs,
+    eval_keys,
     lr_steps,
     no_progress,
 )
@@ -63,6 +66,11 @@ def train_on_board(
     n = len(x_tr) if samples is None else min(samples, len(x_tr))
     n_test = len(x_te) if test_samples is None else min(test_samples, len(x_te))
     x_eval, y_eval = eval_inputs(cfg, x_te[:n_test]), ds.y_test[:n_test]
+    on_chip = board.params.rate_encoder  # the board encodes: send intensities and keys
+    if on_chip:
+        eval_samples = [(x_te[i], int(k)) for i, k in enumerate(eval_keys(n_test))]
+    else:
+        eval_samples = [(x, None) for x in x_eval]
     golden = GoldenModel(cfg)
     state = golden.state_dict()
     board.load_state(state["weights"][0], state["lfsr_states"][0])
@@ -73,9 +81,13 @@ def train_on_board(
         board.set_lr(lr)
         golden.lr_shift = lr
         x_in, y = epoch_samples(cfg, x_tr, ds.y_train, epoch)
+        order, keys = epoch_keys(cfg, len(x_tr), epoch)
         bar = progress(n, f"board epoch {epoch + 1}/{epochs}")
         for k in range(n):
-            board.train_step(x_in[k], int(y[k]))
+            if on_chip:
+                board.train_step(x_tr[order[k]], int(y[k]), key=int(keys[k]))
+            else:
+                board.train_step(x_in[k], int(y[k]))
             if verify:
                 golden.train_step(x_in[k : k + 1], y[k : k + 1])
             bar.update(1)
@@ -90,7 +102,7 @@ def train_on_board(
                     f"differ from the golden model's"
                 )
             row["bit_exact"] = True
-        predictions = torch.tensor([board.predict(x) for x in x_eval])
+        predictions = torch.tensor([board.predict(x, key=key) for x, key in eval_samples])
         row["test_accuracy"] = float((predictions == y_eval).double().mean())
         if verify:
             row["predictions_match"] = bool(torch.equal(predictions, golden.predict(x_eval)))
@@ -108,5 +120,6 @@ def train_on_board(
         "history": history,
         "verified": verify,
         "seconds": round(seconds, 1),
+        "input": "intensities (on-chip rate encoder)" if on_chip else "spike events",
         "link": dict(board.link.stats.__dict__),
     }

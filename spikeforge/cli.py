@@ -166,6 +166,12 @@ def _add_core_flags(parser: argparse.ArgumentParser) -> None:
         help="compute W^T.delta for a previous layer [default: when layer > 0]",
     )
     group.add_argument("--device", help="ECP5 device whose block RAMs must suffice [default: 85k]")
+    group.add_argument(
+        "--rate-encoder",
+        action=argparse.BooleanOptionalAction,
+        help="the core takes input intensities (LOAD_INPUTS) and draws the rate-coded spikes "
+        "itself: one byte per input per sample on the link [default: off]",
+    )
 
 
 def core_params_from_args(args: argparse.Namespace):
@@ -182,7 +188,7 @@ def core_params_from_args(args: argparse.Namespace):
         value = getattr(args, f.name, None) if f.init else None
         if value is not None:
             net[f.name] = value
-    for key in ("layer", "lanes", "lr_range", "emit_error", "device"):
+    for key in ("layer", "lanes", "lr_range", "emit_error", "device", "rate_encoder"):
         if getattr(args, key) is not None:
             core[key] = getattr(args, key)
     return CoreParams(net=SnnConfig.from_dict(net), **core)
@@ -201,6 +207,8 @@ def _generate_array(args: argparse.Namespace) -> dict[str, Any]:
             f"network of a multi-core array, --config {args.config} the config of one core"
         )
     emit_flag = "--emit-error" if args.emit_error else "--no-emit-error"
+    if args.rate_encoder:
+        raise CliError("--rate-encoder applies to one core (not --network arrays yet)")
     for flag, key in (("--layer", "layer"), (emit_flag, "emit_error")):
         if getattr(args, key) is not None:
             raise CliError(

@@ -26,10 +26,10 @@ import torch
 
 from spikeforge.hw.params import CoreParams
 from spikeforge.hw.protocol import MAGIC, Quantity
-from spikeforge.hw.serial_protocol import END
+from spikeforge.hw.serial_protocol import END, FRAME_WORDS
 from spikeforge.sim.serial_host import LinkHost
 from spikeforge.sim.session import CoreError, CoreSession
-from spikeforge.sw.golden import predict
+from spikeforge.sw.golden import predict_counts
 
 __all__ = ["Board", "SerialPort"]
 
@@ -78,12 +78,15 @@ class Board:
         timeout: float,
         retries: int,
         byte_time: float,
+        frame_words: int | None,
     ):
         self.params = CoreParams.checked(params)
         self._port = port
         self._loop = asyncio.new_event_loop()
         self.link = LinkHost(port, timeout=timeout, retries=retries, byte_time=byte_time)
-        self.session = CoreSession(self.params, self.link.call, name=f"core {params.core_hash}")
+        self.session = CoreSession(
+            self.params, self.link.call, name=f"core {params.core_hash}", frame_words=frame_words
+        )
 
     @classmethod
     def open(
@@ -95,14 +98,26 @@ class Board:
         timeout: float = 0.5,
         retries: int = 8,
         byte_time: float | None = None,
+        frame_words: int | None = FRAME_WORDS,
     ) -> Board:
         """Open ``url`` (``serial:///dev/ttyUSB0``, a device path, or any pyserial URL) and
         check the core: :class:`~spikeforge.sim.session.CoreError` if it is another one.
-        ``byte_time`` (seconds a byte takes on the line) defaults to the UART's, ``10 / baud``
-        (a virtual board is slower: ``VirtualBoard.byte_time``)."""
+
+        ``timeout`` and ``retries`` are per command; ``byte_time`` (seconds a byte takes on
+        the line) defaults to the UART's, ``10 / baud`` (a virtual board is slower: its
+        ``link_timing``). ``frame_words`` bounds the values one WRITE carries and one READ
+        answers (whole rows; ``None``: no bound): on a line that damages bytes, a frame's
+        chance to arrive intact falls with its length."""
         port = SerialPort(url, baud=baud)
         byte_time = 10 / baud if byte_time is None else byte_time
-        board = cls(port, params, timeout=timeout, retries=retries, byte_time=byte_time)
+        board = cls(
+            port,
+            params,
+            timeout=timeout,
+            retries=retries,
+            byte_time=byte_time,
+            frame_words=frame_words,
+        )
         try:
             words = board._run(board.link.open())
             want = int(params.core_hash, 16)
@@ -132,6 +147,15 @@ class Board:
         self._port.close()
         self._loop.close()
 
+    def info(self) -> dict[str, object]:
+        """What the board says of itself (INFO) and what the link has counted so far."""
+        words = self._run(self.session.info())
+        return {
+            "magic": f"{words[0]:#010x}",
+            "core_hash": f"{words[1] | words[2] << 32:016x}",
+            "link": dict(vars(self.link.stats)),
+        }
+
     def load_weights(self, weights: torch.Tensor) -> None:
         """Write the master weights ``[n_out, n_in]``."""
         self._run(self.session.write(Quantity.WEIGHTS, weights))
@@ -157,11 +181,20 @@ class Board:
     def read(self, quantity: Quantity) -> torch.Tensor:
         return self._run(self.session.read(quantity))
 
-    def train_step(self, spikes: torch.Tensor, label: int) -> None:
-        """One training sample (``[T, n_in]`` 0/1 spikes) with the update."""
+    async def _load(self, sample: torch.Tensor, key: int | None) -> None:
+        if sample.dim() == 1:  # intensities: the core's rate encoder draws the spikes
+            if key is None:
+                raise ValueError("intensities need the sample's key (the rate encoder's seed)")
+            await self.session.load_inputs(sample, key)
+        else:
+            await self.session.load_spikes(sample)
+
+    def train_step(self, sample: torch.Tensor, label: int, *, key: int | None = None) -> None:
+        """One training sample with the update: ``[T, n_in]`` 0/1 spikes, or (a core with the
+        rate encoder) ``[n_in]`` intensities and the sample's ``key``."""
 
         async def step():
-            await self.session.load_spikes(spikes)
+            await self._load(sample, key)
             await self.session.forward()
             await self.session.set_label(int(label))
             await self.session.backward(update=True)
@@ -169,22 +202,25 @@ class Board:
         self._run(step())
 
     def train(self, samples: Iterable[torch.Tensor], labels: Iterable[int]) -> int:
-        """Train on each sample in turn; the number trained."""
+        """Train on each spike train in turn; the number trained."""
         n = 0
         for spikes, label in zip(samples, labels, strict=True):
             self.train_step(spikes, label)
             n += 1
         return n
 
-    def predict(self, spikes: torch.Tensor) -> int:
-        """The class for ``spikes`` by the contract's rule (:func:`spikeforge.sw.golden.predict`:
-        most output spikes, ties to the larger last membrane, then the lowest index)."""
+    def predict(self, sample: torch.Tensor, *, key: int | None = None) -> int:
+        """The class for ``sample`` (as :meth:`train_step` takes it) by the contract's rule
+        (:func:`spikeforge.sw.golden.predict`: most output spikes, ties to the larger last
+        membrane, then the lowest index), from two short answers: the spike counts and the
+        last timestep's membranes."""
+        last = self.params.timesteps - 1
 
         async def run():
-            await self.session.load_spikes(spikes)
+            await self._load(sample, key)
             await self.session.forward()
-            out = await self.session.read(Quantity.SPIKES)
-            return out, await self.session.read(Quantity.MEMBRANES)
+            counts = await self.session.read(Quantity.COUNTS)
+            return counts, await self.session.read_rows(Quantity.MEMBRANES, last, 1)
 
-        out, membranes = self._run(run())
-        return int(predict(self.params.net, out.unsqueeze(0), membranes.unsqueeze(0))[0])
+        counts, u_last = self._run(run())
+        return int(predict_counts(self.params.net, counts.unsqueeze(0), u_last)[0])

@@ -18,7 +18,15 @@ from .config import SnnConfig
 from .fixed import leak, sat, shr_floor, shr_round, shr_stoch
 from .lfsr import draws, seed_state
 
-__all__ = ["GoldenModel", "LayerTrace", "StepResult", "init_weights", "output_error", "predict"]
+__all__ = [
+    "GoldenModel",
+    "LayerTrace",
+    "StepResult",
+    "init_weights",
+    "output_error",
+    "predict",
+    "predict_counts",
+]
 
 
 @dataclass
@@ -103,9 +111,13 @@ def predict(cfg: SnnConfig, s_out: torch.Tensor, u_out: torch.Tensor) -> torch.T
 
     Key: ``count << v_bits | (u[T-1] + 2**(v_bits-1))``, arg-max with the first index on ties.
     """
-    counts = s_out.sum(1)
-    last = u_out[:, -1, :] + (1 << (cfg.v_bits - 1))
-    key = (counts << cfg.v_bits) | last
+    return predict_counts(cfg, s_out.sum(1), u_out[:, -1, :])
+
+
+def predict_counts(cfg: SnnConfig, counts: torch.Tensor, u_last: torch.Tensor) -> torch.Tensor:
+    """:func:`predict` from the output spike counts ``[B, n]`` and the last membranes ``[B, n]``
+    (what a host reads of a core: two short answers instead of every timestep's spikes)."""
+    key = (counts << cfg.v_bits) | (u_last + (1 << (cfg.v_bits - 1)))
     return key.argmax(1)
 
 

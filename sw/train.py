@@ -37,9 +37,11 @@ __all__ = [
     "FloatOptions",
     "TrainResult",
     "check_dataset",
+    "epoch_keys",
     "epoch_order",
     "epoch_samples",
     "eval_inputs",
+    "eval_keys",
     "lr_steps",
     "no_progress",
     "train_float",
@@ -105,20 +107,31 @@ def epoch_order(cfg: SnnConfig, n: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=gen)
 
 
+def epoch_keys(cfg: SnnConfig, n: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training order of ``epoch`` (:func:`epoch_order`) and the encoder keys of its
+    samples, ``(epoch + 1) * KEY_EPOCH_STRIDE + index``."""
+    order = epoch_order(cfg, n, epoch)
+    return order, (epoch + 1) * KEY_EPOCH_STRIDE + order
+
+
 def epoch_samples(
     cfg: SnnConfig, x: torch.Tensor, y: torch.Tensor, epoch: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The integer trainer's inputs of ``epoch`` in training order: quantized intensities ``x``
-    shuffled by :func:`epoch_order` and encoded with keys ``(epoch + 1) * KEY_EPOCH_STRIDE +
-    index``, and their labels."""
-    order = epoch_order(cfg, len(x), epoch)
-    return encode(x[order], (epoch + 1) * KEY_EPOCH_STRIDE + order, cfg), y[order]
+    in :func:`epoch_keys` order, encoded with its keys, and their labels."""
+    order, keys = epoch_keys(cfg, len(x), epoch)
+    return encode(x[order], keys, cfg), y[order]
+
+
+def eval_keys(n: int) -> torch.Tensor:
+    """The encoder keys of ``n`` evaluation samples: ``0 .. n - 1``."""
+    return torch.arange(n, dtype=torch.int64)
 
 
 def eval_inputs(cfg: SnnConfig, x: torch.Tensor) -> torch.Tensor:
-    """Encoded evaluation inputs of quantized intensities ``x`` (keys ``0 .. len(x) - 1``, as
+    """Encoded evaluation inputs of quantized intensities ``x`` (:func:`eval_keys`, as
     :func:`int_accuracy` uses)."""
-    return encode(x, torch.arange(len(x), dtype=torch.int64), cfg)
+    return encode(x, eval_keys(len(x)), cfg)
 
 
 def check_dataset(cfg: SnnConfig, ds: Dataset) -> None:
@@ -156,8 +169,7 @@ def _resume(path: Path | None, cfg: SnnConfig, mode: str, resume: bool) -> dict[
 
 def int_accuracy(model: GoldenModel, x: torch.Tensor, y: torch.Tensor, key0: int = 0) -> float:
     """Accuracy of the integer model on quantized intensities ``x`` (keys ``key0 + i``)."""
-    keys = key0 + torch.arange(len(x), dtype=torch.int64)
-    pred = model.predict(encode(x, keys, model.cfg))
+    pred = model.predict(encode(x, key0 + eval_keys(len(x)), model.cfg))
     return float((pred == y).to(torch.int64).sum()) / len(y)
 
 
@@ -224,8 +236,7 @@ def float_inputs(cfg: SnnConfig, x: torch.Tensor, keys: torch.Tensor) -> torch.T
 
 
 def float_accuracy(net: FloatSNN, x: torch.Tensor, y: torch.Tensor) -> float:
-    keys = torch.arange(len(x), dtype=torch.int64)
-    pred = net.predict(float_inputs(net.cfg, x, keys))
+    pred = net.predict(float_inputs(net.cfg, x, eval_keys(len(x))))
     return float((pred == y).to(torch.int64).sum()) / len(y)
 
 

@@ -76,8 +76,14 @@ def test_sim_speed_compares_verilator_with_amaranth():
 def test_link_budget_counts_the_frames_bytes_and_names_the_bound():
     rows = json.loads(_run(str(BENCH / "link_budget.py"), "--json").strip().splitlines()[-1])
     assert [r["density"] for r in rows] == [0.05, 0.1, 0.2, 0.5]
+    ways = [r[way] for r in rows for way in ("events", "inputs")]
     # 4 answers of one status word: END, seq, 4 bytes, CRC-32, END (no byte needs escaping)
-    assert all(r["bytes_to_host"] == 4 * 11 for r in rows)
-    sizes = [r["bytes_to_chip"] for r in rows]
+    assert all(w["bytes_to_host"] == 4 * 11 for w in ways)
+    sizes = [r["events"]["bytes_to_chip"] for r in rows]
     assert sizes == sorted(sizes)  # more spikes, more events on the line
-    assert all(r["bound"] in ("link", "core") and r["ratio"] >= 1 for r in rows)
+    # intensities: the key and 16 words of 4 whatever the density (escapes aside)
+    assert all(
+        abs(r["inputs"]["bytes_to_chip"] - rows[0]["inputs"]["bytes_to_chip"]) < 8 for r in rows
+    )
+    assert rows[-1]["inputs"]["bytes_to_chip"] < rows[-1]["events"]["bytes_to_chip"] / 5
+    assert all(w["bound"] in ("link", "core") and w["ratio"] >= 1 for w in ways)

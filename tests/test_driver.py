@@ -1,5 +1,11 @@
-"""The driver over pyserial, on a virtual board (a pseudo-terminal, the core in Amaranth's
-simulator behind the serial link): training bit-exact, on a clean line and on a damaged one."""
+"""The driver over pyserial on the virtual board: the board top's Verilog under Verilator, its
+UART pins on a pseudo-terminal (cocotbext-uart at 25 Mbaud).
+
+The digits network (64 inputs, 10 neurons, T = 4) trains through ``spikeforge train --target
+sim`` and every weight and every test prediction equals the golden model's: on a clean line
+with spike events, and on a line that flips, drops and repeats bytes at 0.1% each, both ways,
+with the core's rate encoder (intensities on the link). About 4 minutes with both builds.
+"""
 
 from __future__ import annotations
 
@@ -12,86 +18,61 @@ from spikeforge.board_train import train_on_board
 from spikeforge.cli import main
 from spikeforge.driver import Board
 from spikeforge.hw.params import CoreParams
-from spikeforge.sim.serial_sim import LineErrors
 from spikeforge.sim.session import CoreError
 from spikeforge.sim.virtual_board import VirtualBoard
 from spikeforge.sw.config import SnnConfig
 from spikeforge.sw.data import load_dataset
-from spikeforge.sw.golden import GoldenModel
 
-NET = SnnConfig(layers=(12, 6), timesteps=3)
-CORE = CoreParams(net=NET, lanes=2)
-
-
-def _data(n: int, seed: int):
-    gen = torch.Generator().manual_seed(seed)
-    xs = [(torch.rand(NET.timesteps, 12, generator=gen) < 0.5).long() for _ in range(n)]
-    ys = [int(torch.randint(0, 6, (1,), generator=gen)) for _ in range(n)]
-    return xs, ys
+DIGITS = SnnConfig(layers=(64, 10), timesteps=4)
+TRAIN = ["train", "--target", "sim", "--layers", "64,10", "--timesteps", "4", "--lanes", "5"]
+TRAIN += ["--epochs", "1", "--samples", "60", "--json", "--no-progress"]
 
 
-def _train_and_check(errors: LineErrors | None, samples: int, seed: int, timeout: float):
-    xs, ys = _data(samples + 3, seed)
-    golden = GoldenModel(NET)
-    start = golden.state_dict()["weights"][0]
-    vb = VirtualBoard(CORE, errors=errors)
-    with (
-        vb,
-        Board.open(vb.path, CORE, timeout=timeout, retries=20, byte_time=vb.byte_time) as board,
-    ):
-        board.load_weights(start)
-        assert board.train(xs[:samples], ys[:samples]) == samples
-        weights = board.read_weights()
-        predictions = [board.predict(x) for x in xs[samples:]]
-        stats = board.link.stats
-    for x, y in zip(xs[:samples], ys[:samples], strict=True):
-        golden.train_step(x.unsqueeze(0), labels=torch.tensor([y]))
-    assert torch.equal(weights, golden.weights[0])
-    assert predictions == golden.predict(torch.stack(xs[samples:])).tolist()
-    return stats, vb.counters
+def _train(tmp_path, capsys, *flags: str) -> dict:
+    assert main([*TRAIN, "--out", str(tmp_path), *flags]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    (epoch,) = summary["history"]
+    assert summary["verified"] and epoch["bit_exact"] and epoch["predictions_match"]
+    assert summary["samples_per_epoch"] == 60 and summary["test_samples"] == 360
+    assert json.loads((tmp_path / "board.json").read_text())["core_hash"] == summary["core_hash"]
+    return summary
 
 
-def test_the_driver_trains_a_virtual_board_bit_exact():
-    """(A loaded machine may make the host send a command again: harmless, so not counted.)"""
-    stats, counters = _train_and_check(None, samples=4, seed=0, timeout=5.0)
-    assert counters["damaged"] == 0 and stats.damaged_answers == 0
+def test_digits_train_bit_exact_on_the_virtual_board(tmp_path, capsys):
+    """60 samples with spike events (LOAD_SPIKES), then all 360 test predictions."""
+    summary = _train(tmp_path, capsys)
+    board = summary["virtual_board"]
+    assert summary["input"] == "spike events"
+    assert board["passed"] and sum(board["to_chip"].values()) == 0
+    assert summary["link"]["damaged_answers"] == 0
 
 
-def test_the_driver_trains_bit_exact_through_a_damaged_line():
-    """Flips, drops and repeats at 0.1% per byte each, both ways: retries, never a wrong value."""
-    errors = LineErrors(flip=1e-3, drop=1e-3, dup=1e-3, seed=3)
-    stats, counters = _train_and_check(errors, samples=4, seed=1, timeout=2.0)
-    assert sum(errors.counts.values()) > 0
-    assert stats.retries > 0 or counters["damaged"] > 0
+def test_digits_train_bit_exact_through_a_damaged_line(tmp_path, capsys):
+    """The same with the on-chip rate encoder through 0.1% flips, drops and repeats per byte
+    each way: damaged frames are sent again, never run twice, never written wrong."""
+    flags = ["--rate-encoder", "--sim-errors", "0.001", "--sim-seed", "1", "--frame-words", "32"]
+    summary = _train(tmp_path, capsys, *flags)
+    board, link = summary["virtual_board"], summary["link"]
+    assert summary["input"] == "intensities (on-chip rate encoder)"
+    assert min(board["to_chip"].values()) > 0 and min(board["to_host"].values()) > 0
+    assert link["retries"] > 0 and link["damaged_answers"] > 0
 
 
 def test_the_driver_refuses_a_core_built_from_another_config():
-    other = CoreParams(net=SnnConfig(layers=(12, 6), timesteps=4), lanes=2)
-    with VirtualBoard(CORE) as vb, pytest.raises(CoreError, match="not " + other.core_hash):
-        Board.open(vb.path, other, timeout=3.0, byte_time=vb.byte_time)
+    core = CoreParams(net=DIGITS, lanes=5)
+    other = CoreParams(net=DIGITS, lanes=2)
+    with VirtualBoard(core) as vb, pytest.raises(CoreError, match="not " + other.core_hash):
+        Board.open(vb.path, other, **vb.link_timing)
 
 
 def test_the_driver_names_a_port_it_cannot_open(tmp_path):
     with pytest.raises(CoreError, match="cannot open"):
-        Board.open(str(tmp_path / "ttyNONE"), CORE)
-
-
-def test_spikeforge_train_on_the_virtual_board_is_verified_bit_exact(tmp_path, capsys):
-    """``spikeforge train --target sim``: the digits network's first samples trained on the
-    virtual board, every weight and prediction compared with the golden model's."""
-    args = ["train", "--target", "sim", "--layers", "64,10", "--lanes", "2", "--epochs", "1"]
-    args += ["--samples", "3", "--test-samples", "4", "--out", str(tmp_path), "--json"]
-    assert main([*args, "--no-progress"]) == 0
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert summary["verified"] and summary["samples_per_epoch"] == 3
-    assert summary["history"][0]["bit_exact"] and summary["history"][0]["predictions_match"]
-    assert json.loads((tmp_path / "board.json").read_text())["core_hash"] == summary["core_hash"]
+        Board.open(str(tmp_path / "ttyNONE"), CoreParams(net=DIGITS, lanes=5))
 
 
 def test_the_board_trainer_notices_a_wrong_weight():
     """A weight changed on the board between epochs: the next epoch's check stops the run."""
-    cfg = SnnConfig(layers=(64, 10), timesteps=4)
-    params = CoreParams(net=cfg, lanes=5)
+    params = CoreParams(net=DIGITS, lanes=5)
 
     def corrupt(row):
         if row["epoch"] == 1:
@@ -102,16 +83,35 @@ def test_the_board_trainer_notices_a_wrong_weight():
     vb = VirtualBoard(params)
     with (
         vb,
-        Board.open(vb.path, params, timeout=5.0, byte_time=vb.byte_time) as board,
+        Board.open(vb.path, params, **vb.link_timing) as board,
         pytest.raises(CoreError, match="epoch 2: 1 of 640 weights"),
     ):
+        assert board.info()["core_hash"] == params.core_hash
         train_on_board(
-            board, cfg, load_dataset("digits"), 2, samples=1, test_samples=1, on_epoch=corrupt
+            board, DIGITS, load_dataset("digits"), 2, samples=1, test_samples=1, on_epoch=corrupt
         )
 
 
-def test_train_target_refuses_float_mode(capsys):
+def test_intensities_need_a_core_with_the_rate_encoder():
+    params = CoreParams(net=DIGITS, lanes=5)
+    with VirtualBoard(params) as vb, Board.open(vb.path, params, **vb.link_timing) as board:
+        with pytest.raises(CoreError, match="has no rate encoder"):
+            board.train_step(torch.zeros(64, dtype=torch.int64), 3, key=1)
+        with pytest.raises(ValueError, match="need the sample's key"):
+            board.predict(torch.zeros(64, dtype=torch.int64))
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--mode", "float"], "--mode int"),
+        (["--frame-words", "0"], "--frame-words must be >= 1, not 0"),
+        (["--sim-errors", "0.5"], "--sim-errors must be in [0, 1/3), not 0.5"),
+        (["--target", "/dev/ttyNONE", "--sim-errors", "0.01"], "use --target sim"),
+    ],
+)
+def test_train_target_refuses_bad_flags_before_starting(flags, message, capsys):
     with pytest.raises(SystemExit) as exc:
-        main(["train", "--target", "sim", "--mode", "float"])
+        main(["train", "--target", "sim", *flags])
     assert exc.value.code == 2
-    assert "--mode int" in capsys.readouterr().err
+    assert message in capsys.readouterr().err

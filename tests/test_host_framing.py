@@ -246,3 +246,23 @@ def test_a_packet_sent_while_a_command_runs_waits_its_turn():
         (Opcode.INFO, Status.OK),
     ]
     assert torch.equal(weights[:2], values[:2])  # the first packet's two rows
+
+
+def test_reads_and_writes_of_a_few_rows_at_a_time():
+    """READ by row ranges (the rows asked for, in order) and WRITE packets of fewer rows than
+    the buffer holds (only those rows written); a WRITE that ends inside a row writes nothing."""
+    values = torch.arange(24).reshape(4, 6) - 12
+
+    async def script(host):
+        s = CoreSession(CORE, host.call, frame_words=7)  # one row of 6 per packet
+        await s.write(Quantity.WEIGHTS, values)
+        rows = (await host.call(Opcode.READ, int(Quantity.WEIGHTS) | 1 << 4 | 2 << 17))[0]
+        tail = (await host.call(Opcode.READ, int(Quantity.WEIGHTS) | 3 << 4))[0]
+        ragged = await host.call(Opcode.WRITE, int(Quantity.WEIGHTS) | 1 << 4, [5] * 8)
+        return rows, tail, ragged[1], await s.read(Quantity.WEIGHTS)
+
+    rows, tail, ragged, after = run_core(CORE, script, host_deadline=DEADLINE)
+    assert [to_signed(w) for w in rows] == values[1:3].reshape(-1).tolist()
+    assert [to_signed(w) for w in tail] == values[3].tolist()
+    assert ragged == Status.BAD_LENGTH
+    assert torch.equal(after, values)

@@ -89,7 +89,11 @@ def _write(q: Quantity, row: int, n: int, value: int = 1) -> list[int]:
         ([command(Opcode.SET_LR, NET.lr_shift - 1)], Status.BAD_ARG),
         ([command(Opcode.SET_LR, NET.lr_shift + 3)], Status.OK),
         ([command(Opcode.READ, int(Quantity.EPREV))], Status.OK),
-        ([command(Opcode.READ, int(Quantity.WEIGHTS) | 1 << 4)], Status.BAD_ARG),
+        ([command(Opcode.READ, int(Quantity.WEIGHTS) | 1 << 4)], Status.OK),  # rows 1..3
+        ([command(Opcode.READ, int(Quantity.WEIGHTS) | 1 << 4 | 3 << 17)], Status.OK),
+        ([command(Opcode.READ, int(Quantity.WEIGHTS) | 1 << 4 | 4 << 17)], Status.BAD_ARG),
+        ([command(Opcode.READ, int(Quantity.WEIGHTS) | 4 << 4)], Status.BAD_ARG),  # 4 rows
+        ([command(Opcode.READ, int(Quantity.SPIKES) | 2 << 4 | 1 << 17)], Status.OK),  # t = 2
         ([command(Opcode.READ, 9)], Status.BAD_ARG),
         ([command(Opcode.ABORT)], Status.OK),
         # WRITE: 8 values per packet, whole rows of 6 (weights) or 4 (errors) values
@@ -101,6 +105,9 @@ def _write(q: Quantity, row: int, n: int, value: int = 1) -> list[int]:
         (_write(Quantity.WEIGHTS, 0, 6, 1 << 20), Status.OUT_OF_RANGE),
         (_write(Quantity.ERRORS, 0, 8, -3), Status.OK),  # two rows of T x n_out
         (_write(Quantity.ERRORS, 2, 4), Status.OK),  # the last row alone
+        (_write(Quantity.ERRORS, 0, 4), Status.OK),  # fewer rows than the buffer holds
+        (_write(Quantity.ERRORS, 2, 8), Status.BAD_LENGTH),  # past the last row
+        (_write(Quantity.ERRORS, 0, 6), Status.BAD_LENGTH),  # not whole rows
         (_write(Quantity.LFSR, 0, 4, 0), Status.OUT_OF_RANGE),  # a zero LFSR state becomes 1
         (_write(Quantity.MEMBRANES, 0, 8), Status.BAD_ARG),  # not writable
         ([command(Opcode.WRITE, int(Quantity.WEIGHTS))], Status.BAD_LENGTH),
@@ -142,6 +149,21 @@ def test_write_chunks_cover_every_value_once_in_whole_rows():
     assert all(RULES.status([command(Opcode.WRITE, a), *p]) == Status.OK for a, p in errors)
     with pytest.raises(ValueError, match="WEIGHTS has 24 values, not 23"):
         RULES.write_chunks(Quantity.WEIGHTS, values[:-1])
+    short = RULES.write_chunks(Quantity.ERRORS, list(range(12)), max_rows=1)
+    assert [(arg >> 4, p) for arg, p in short] == [
+        (0, [0, 1, 2, 3]),
+        (1, [4, 5, 6, 7]),
+        (2, [8, 9, 10, 11]),
+    ]
+    with pytest.raises(ValueError, match="max_rows must be an int >= 1"):
+        RULES.write_chunks(Quantity.ERRORS, list(range(12)), max_rows=0)
+
+
+def test_read_chunks_cover_every_row_once():
+    assert RULES.read_chunks(Quantity.WEIGHTS) == [(int(Quantity.WEIGHTS), 4)]
+    chunks = RULES.read_chunks(Quantity.WEIGHTS, max_rows=3)
+    assert chunks == [(0 << 4 | 3 << 17, 3), (3 << 4 | 1 << 17, 1)]
+    assert all(RULES.status([command(Opcode.READ, a)]) == Status.OK for a, _ in chunks)
 
 
 def test_the_write_buffer_holds_at_least_one_row():

@@ -16,11 +16,11 @@ The protocol is :mod:`spikeforge.hw.protocol`; the memories and engines are the 
 
 from __future__ import annotations
 
-from amaranth.hdl import Module
-from amaranth.lib import wiring
+from amaranth.hdl import Module, Mux
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.hw.datapath import index_range, write_port_members
+from spikeforge.hw.datapath import drive_write_ports, index_range, write_port_members
 from spikeforge.hw.host.counters import CycleCounters
 from spikeforge.hw.host.framer import CommandFramer, engine_members
 from spikeforge.hw.host.responder import RESPONSE_DEPTH, Responder, readable_memories
@@ -32,6 +32,7 @@ from spikeforge.hw.protocol import (
     BUS_BITS,
     QUANTITIES,
     WRITABLE,
+    ReadArg,
     command_signature,
     response_signature,
 )
@@ -93,12 +94,13 @@ class HostController(wiring.Component):
         wiring.connect(m, framer.wr_beat, writer.beat)
 
         # The walker: a READ's (framer) or a WRITE commit's (writer); never both at once.
+        read_arg = data.View(ReadArg, framer.arg.as_value())
         m.d.comb += [
             walker.setup.eq(framer.walk_setup | writer.walk_setup),
             walker.step.eq(framer.walk_step | writer.walk_step),
             walker.q.eq(framer.arg.quantity),
-            walker.row.eq(framer.arg.row),
-            walker.chunk.eq(framer.chunk),
+            walker.row.eq(Mux(framer.chunk, framer.arg.row, read_arg.row)),
+            walker.rows.eq(Mux(framer.chunk, writer.rows, read_arg.rows)),
             framer.walk_ready.eq(walker.ready),
             framer.walk_last.eq(walker.last),
             writer.walk_ready.eq(walker.ready),
@@ -140,15 +142,13 @@ class HostController(wiring.Component):
             wiring.connect(m, framer.ld_beat, loader.beat)
             m.d.comb += [
                 loader.start.eq(framer.ld_start),
+                loader.inputs.eq(framer.ld_inputs),
                 framer.ld_done.eq(loader.done),
                 framer.ld_status.eq(loader.status),
                 framer.ld_ended.eq(loader.ended),
                 self.bank.eq(loader.bank),
             ]
-            for pre in ("ev", "hdr"):
-                for port in ("waddr", "wdata", "wen"):
-                    name = f"{pre}_{port}"
-                    m.d.comb += getattr(self, name).eq(getattr(loader, name))
+            drive_write_ports(m, self, loader, "ev", "hdr")
         # Engines (the framer's control, passed through) and counters.
         for name, member in engine_members(p).items():
             outer, inner = getattr(self, name), getattr(framer, name)

@@ -4,7 +4,8 @@ It reads the command word, checks it against the core's :class:`~spikeforge.hw.p
 (the same rule objects the software check uses) and either rejects the packet -- it drains the
 rest up to ``last`` and answers ``BAD_OPCODE``, ``BAD_ARG`` or ``BAD_LENGTH`` -- or runs the
 command: it lends the rest of the packet to the value writer (WRITE) or the spike loader
-(LOAD_SPIKES), walks a READ, starts and waits for the engines, or pushes INFO and COUNTERS words.
+(LOAD_SPIKES, LOAD_INPUTS), walks a READ, starts and waits for the engines, or pushes INFO and
+COUNTERS words.
 Every packet ends with exactly one status word.
 
 While a command runs (an engine, or a READ), the framer takes the next packet's first word into
@@ -100,6 +101,7 @@ class CommandFramer(wiring.Component):
                 "wr_committed": In(1),
                 "ld_beat": Out(command_signature()),
                 "ld_start": Out(1),
+                "ld_inputs": Out(1),
                 "ld_done": In(1),
                 "ld_status": In(Status),
                 "ld_ended": In(1),
@@ -144,8 +146,9 @@ class CommandFramer(wiring.Component):
         # ``cmd.ready`` never depends on the word); an ABORT packet there stops the command.
         held = Signal()
         held_beat = Signal(CommandBeat)
-        abort_word = (held_beat.data == command(Opcode.ABORT)) & held_beat.last
-        aborting = held & abort_word & ~held_beat.abandon
+        held_abort = Signal()  # the held word is an intact one-word ABORT packet (registered
+        # with it, so the 32-bit comparison stays off the paths ``aborting`` stops)
+        aborting = held & held_abort
         m.d.sync += [
             self.fp_start.eq(0),
             self.bp_start.eq(0),
@@ -172,7 +175,11 @@ class CommandFramer(wiring.Component):
             which answers ABORTED before ABORT answers OK."""
             m.d.comb += self.cmd.ready.eq(~held)
             with m.If(self.cmd.valid & ~held):
-                m.d.sync += [held.eq(1), held_beat.eq(beat)]
+                m.d.sync += [
+                    held.eq(1),
+                    held_beat.eq(beat),
+                    held_abort.eq((beat.data == command(Opcode.ABORT)) & beat.last & ~beat.abandon),
+                ]
             with m.If(aborting):
                 m.d.sync += [
                     held.eq(0),
@@ -319,8 +326,8 @@ class CommandFramer(wiring.Component):
         elif code == Opcode.READ:
             m.d.comb += self.walk_setup.eq(1)
             m.next = "READ"
-        elif code == Opcode.LOAD_SPIKES:
-            m.d.comb += self.ld_start.eq(1)
+        elif code in (Opcode.LOAD_SPIKES, Opcode.LOAD_INPUTS):
+            m.d.comb += [self.ld_start.eq(1), self.ld_inputs.eq(code == Opcode.LOAD_INPUTS)]
             m.next = "LOAD"
         elif code == Opcode.FORWARD:
             m.d.sync += self.fp_start.eq(1)

@@ -10,6 +10,10 @@ so the engines see every spike of a right packet and nothing of a wrong one.
 Timing: one word per cycle, and one cycle per timestep to write its header (the ``HEAD``
 state, where no word is taken): ``T + 1 + words`` cycles from the command word to ``done``.
 ``done`` is combinational: on the word that decides the outcome, or in the final ``HEAD``.
+
+On a core with the rate encoder, a LOAD_INPUTS packet (``start`` with ``inputs``) goes to the
+:class:`~spikeforge.hw.host.encoder.RateEncoder`, which writes the spare bank the same way; the
+banks flip the same way, on its ``OK``.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.hw.datapath import write_port_members
+from spikeforge.hw.datapath import drive_write_ports, write_port_members
+from spikeforge.hw.host.encoder import RateEncoder
 from spikeforge.hw.params import CoreParams
 from spikeforge.hw.protocol import Status, command_signature
 
@@ -31,7 +36,9 @@ class SpikeLoader(wiring.Component):
     Ports
     -----
     start : In(1)
-        A LOAD_SPIKES begins (its payload follows on ``beat``).
+        A LOAD_SPIKES begins (its payload follows on ``beat``); with ``inputs`` a LOAD_INPUTS.
+    inputs : In(1)
+        (Cores with the rate encoder.)
     beat : In(command stream)
     done, status, ended : Out
         The packet is decided (pulse), with ``OK``, ``BAD_LENGTH`` or ``BAD_SPIKES``; its last
@@ -50,6 +57,7 @@ class SpikeLoader(wiring.Component):
         super().__init__(
             {
                 "start": In(1),
+                "inputs": In(1),
                 "beat": In(command_signature()),
                 "done": Out(1),
                 "status": Out(Status),
@@ -83,6 +91,8 @@ class SpikeLoader(wiring.Component):
             self.hdr_wdata.eq(Cat(start[:pb], written)),
         ]
         final = t == T - 1
+        if p.rate_encoder:
+            self._encoder(m)
 
         def finish(status, ended):
             m.d.comb += [self.done.eq(1), self.status.eq(status), self.ended.eq(ended)]
@@ -90,7 +100,7 @@ class SpikeLoader(wiring.Component):
 
         with m.FSM():
             with m.State("IDLE"):
-                with m.If(self.start):
+                with m.If(self.start & ~self.inputs):
                     m.d.sync += [ptr.eq(0), t.eq(0)]
                     m.next = "COUNT"
             with m.State("COUNT"):
@@ -147,3 +157,26 @@ class SpikeLoader(wiring.Component):
                 with m.Else():
                     m.next = "COUNT"
         return m
+
+    def _encoder(self, m: Module) -> None:
+        """The rate encoder, sharing the payload, the memory ports and the outcome."""
+        m.submodules.encoder = enc = RateEncoder(self._p)
+        encoding = Signal()
+        with m.If(self.start):
+            m.d.sync += encoding.eq(self.inputs)
+        m.d.comb += [
+            enc.start.eq(self.start & self.inputs),
+            enc.spare.eq(~self.bank),
+            enc.beat.payload.eq(self.beat.payload),
+        ]
+        with m.If(encoding):
+            m.d.comb += [
+                enc.beat.valid.eq(self.beat.valid),
+                self.beat.ready.eq(enc.beat.ready),
+                self.done.eq(enc.done),
+                self.status.eq(enc.status),
+                self.ended.eq(enc.ended),
+            ]
+            drive_write_ports(m, self, enc, "ev", "hdr")
+            with m.If(enc.done & (enc.status == Status.OK)):
+                m.d.sync += self.bank.eq(~self.bank)

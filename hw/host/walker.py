@@ -2,8 +2,9 @@
 
 A quantity is ``outer x inner`` values, row-major (:data:`~spikeforge.hw.protocol.QUANTITIES`).
 A neuron index ``j`` splits into group ``j // P`` -- part of the word address -- and lane
-``j % P``; any other index adds ``index * stride`` to the address. READ walks every row; a WRITE
-commit walks the rows of its packet, from the packet's first row.
+``j % P``; any other index adds ``index * stride`` to the address. A READ walks the rows its
+argument names (all by default); a WRITE commit walks the rows of its packet, from the packet's
+first row.
 
 Timing: ``setup`` (one cycle) loads the quantity's layout; the walker is ``ready`` the next cycle
 when the first row is 0, else after one cycle per skipped row. Each ``step`` moves to the next
@@ -18,7 +19,7 @@ from amaranth.lib.wiring import In, Out
 
 from spikeforge.hw.datapath import index_range
 from spikeforge.hw.params import CoreParams
-from spikeforge.hw.protocol import QUANTITIES, CoreRules, Quantity
+from spikeforge.hw.protocol import CoreRules, Quantity
 
 __all__ = ["ValueWalker", "quantity_layout"]
 
@@ -45,9 +46,8 @@ class ValueWalker(wiring.Component):
     Ports
     -----
     setup : In(1)
-        Load quantity ``q`` and start at row ``row``; with ``chunk`` the walk ends after the
-        rows one WRITE packet carries (:meth:`~spikeforge.hw.protocol.CoreRules.chunk_rows`),
-        else at the quantity's last row.
+        Load quantity ``q`` and start at row ``row``; the walk ends after ``rows`` rows
+        (0: at the quantity's last row; never past it).
     step : In(1)
         Move to the next value.
     ready, addr, lane, last : Out
@@ -65,7 +65,7 @@ class ValueWalker(wiring.Component):
                 "setup": In(1),
                 "q": In(Quantity),
                 "row": In(range(big)),
-                "chunk": In(1),
+                "rows": In(range(big)),
                 "step": In(1),
                 "ready": Out(1),
                 "addr": Out(max(s.addr_bits for s in specs)),
@@ -79,7 +79,8 @@ class ValueWalker(wiring.Component):
         p, rules = self._p, self._rules
         P = p.lanes
         big = max(p.n_out, p.n_in, p.timesteps) + 1
-        n_o, n_i, end = Signal(range(big)), Signal(range(big)), Signal(range(big))
+        n_o, n_i = Signal(range(big)), Signal(range(big))
+        n_rows, walked = Signal(range(big)), Signal(range(big))  # rows to walk (0: all), done
         s_o, s_i = Signal(range(max(p.n_in, p.groups) + 1)), Signal(range(2))
         o_j, i_j = Signal(), Signal()
         oc, ic, row0 = Signal(range(big)), Signal(range(big)), Signal(range(big))
@@ -90,7 +91,9 @@ class ValueWalker(wiring.Component):
             self.addr.eq(obase + ibase),
             self.lane.eq(Mux(o_j, op_, Mux(i_j, ip_, 0))),
             self.ready.eq(~seeking),
-            self.last.eq((ic == n_i - 1) & (oc == end - 1)),
+            self.last.eq(
+                (ic == n_i - 1) & ((oc == n_o - 1) | ((n_rows != 0) & (walked == n_rows - 1)))
+            ),
         ]
 
         def next_row():
@@ -104,11 +107,7 @@ class ValueWalker(wiring.Component):
             with m.Switch(self.q):
                 for q in rules.shapes:
                     n_outer, outer_j, outer_s, n_inner, inner_j, inner_s = quantity_layout(p, q)
-                    rows = rules.chunk_rows(q) if QUANTITIES[q].writable else n_outer
                     with m.Case(q):
-                        stop = Mux(
-                            self.chunk & (self.row + rows < n_outer), self.row + rows, n_outer
-                        )
                         m.d.sync += [
                             n_o.eq(n_outer),
                             o_j.eq(outer_j),
@@ -116,10 +115,10 @@ class ValueWalker(wiring.Component):
                             n_i.eq(n_inner),
                             i_j.eq(inner_j),
                             s_i.eq(inner_s),
-                            end.eq(stop),
                         ]
             m.d.sync += [oc.eq(0), ic.eq(0), op_.eq(0), ip_.eq(0), obase.eq(0), ibase.eq(0)]
             m.d.sync += [row0.eq(self.row), seeking.eq(self.row != 0)]
+            m.d.sync += [n_rows.eq(self.rows), walked.eq(0)]
         with m.Elif(seeking):
             next_row()
             with m.If(oc + 1 == row0):
@@ -127,6 +126,7 @@ class ValueWalker(wiring.Component):
         with m.Elif(self.step):
             with m.If(ic == n_i - 1):
                 next_row()
+                m.d.sync += walked.eq(walked + 1)
             with m.Else():
                 m.d.sync += ic.eq(ic + 1)
                 with m.If(~i_j | (ip_ == P - 1)):

@@ -2,9 +2,10 @@
 
 While the packet arrives, every value is saturated to its quantity's width (an LFSR state of 0
 becomes 1; either sets ``clipped``) and stored in the staging buffer (a block RAM of
-``write_buffer`` words). The packet is right when its ``last`` word is exactly the value
-:meth:`~spikeforge.hw.protocol.CoreRules.chunk_len` announces; then ``commit`` walks the packet's
-rows with the :class:`~spikeforge.hw.host.walker.ValueWalker` and writes one value per cycle.
+``write_buffer`` words). The packet is right when its ``last`` word ends a row and it holds at
+most :meth:`~spikeforge.hw.protocol.CoreRules.chunk_rows` rows, none past the quantity's last
+row; then ``commit`` walks the packet's rows (``rows``) with the
+:class:`~spikeforge.hw.host.walker.ValueWalker` and writes one value per cycle.
 A short, long or abandoned packet never reaches a memory: a WRITE writes every value of its
 packet or none.
 
@@ -49,9 +50,9 @@ class ValueWriter(wiring.Component):
         A WRITE begins; ``arg`` is its (checked) argument.
     beat : In(command stream)
         The packet's payload words (always taken).
-    done, ok, ended, clipped : Out
+    done, ok, ended, clipped, rows : Out
         The packet is over (pulse); its length was right; its last word was taken (else the
-        framer drains the rest); a value was saturated.
+        framer drains the rest); a value was saturated; the whole rows it carries.
     commit : In(1)
         Write the staged values (after ``ok``).
     walk_* : Out / In
@@ -75,6 +76,7 @@ class ValueWriter(wiring.Component):
                 "ok": Out(1),
                 "ended": Out(1),
                 "clipped": Out(1),
+                "rows": Out(range(max(self._rules.chunk_rows(q) for q in WRITABLE) + 1)),
                 "commit": In(1),
                 "walk_setup": Out(1),
                 "walk_step": Out(1),
@@ -105,7 +107,7 @@ class ValueWriter(wiring.Component):
         big_row = max(max(shape[1] for shape in rules.shapes.values()), 2)
         rows = Signal(range(max(rules.chunk_rows(q) for q in WRITABLE) + 1))
         row_len = Signal(range(big_row + 1))
-        rows_seen = Signal.like(rows)
+        rows_seen = self.rows  # whole rows taken so far
         col = Signal(range(big_row + 1))
         m.d.comb += self.beat.ready.eq(1)
         # Two register stages between the host port and the buffer: the word (A), then whether
@@ -168,7 +170,9 @@ class ValueWriter(wiring.Component):
             with m.If(stop | full):
                 m.d.comb += [
                     self.done.eq(1),
-                    self.ok.eq(self.beat.payload.last & full & ~self.beat.payload.abandon),
+                    self.ok.eq(
+                        self.beat.payload.last & (col == row_len - 1) & ~self.beat.payload.abandon
+                    ),
                     self.ended.eq(stop),
                 ]
 
