@@ -77,10 +77,11 @@ array-scaling: setup ## Verilator: cycles/sample of one layer on 1-16 cores and 
 		--out build/array-scaling-deep
 
 board-sim: setup ## virtual board (Verilator, pty): digits, 1 epoch + 360 predictions, clean and damaged line
-	$(VENV)/bin/spikeforge train --target sim --layers 64,10 --timesteps 4 --lanes 5 --epochs 1 \
-		--out runs/board-sim-events
-	$(VENV)/bin/spikeforge train --target sim --layers 64,10 --timesteps 4 --lanes 5 --epochs 1 \
-		--rate-encoder --sim-errors 0.001 --sim-seed 1 --frame-words 32 --out runs/board-sim-damaged
+	$(VENV)/bin/spikeforge train --target sim $(BOARD_SIM_NET) --out runs/board-sim-events
+	$(VENV)/bin/spikeforge train --target sim $(BOARD_SIM_NET) --rate-encoder \
+		--sim-errors 0.001 --sim-seed 1 --frame-words 32 --out runs/board-sim-damaged
+
+BOARD_SIM_NET = --layers 64,10 --timesteps 4 --lanes 5 --epochs 1 --lr-schedule constant
 
 clean: ## remove build and run outputs (keeps .venv)
 	rm -rf runs build .pytest_cache .ruff_cache .hypothesis

@@ -208,6 +208,17 @@ def test_a_core_trains_bit_exact_through_a_link_that_flips_drops_and_repeats_byt
     assert counters["retries"] > 0  # commands whose answers were lost: answered again
 
 
+async def _up_to_backward(host, weights, spikes, label: int) -> CoreSession:
+    """Open the link and run a training step up to its BACKWARD; the session."""
+    await host.open()
+    s = CoreSession(CORE, host.call)
+    await s.write(Quantity.WEIGHTS, weights)
+    await s.load_spikes(spikes)
+    await s.forward()
+    await s.set_label(label)
+    return s
+
+
 def test_a_retry_of_a_state_changing_command_is_answered_not_run_again():
     """The same BACKWARD (with update) frame arrives twice: both are answered OK with its seq,
     the weights are updated once (the golden model's one step)."""
@@ -218,12 +229,7 @@ def test_a_retry_of_a_state_changing_command_is_answered_not_run_again():
     expected = golden.train_step(x, labels=torch.tensor([2])).weights[0]
 
     async def script(host):
-        await host.open()
-        s = CoreSession(CORE, host.call)
-        await s.write(Quantity.WEIGHTS, start)
-        await s.load_spikes(x[0])
-        await s.forward()
-        await s.set_label(2)
+        s = await _up_to_backward(host, start, x[0], 2)
         seq = host.take_seq()
         frame = encode_frame(seq, [command(Opcode.BACKWARD, 1)])
         reader, answers = FrameReader(), []
@@ -251,12 +257,7 @@ def test_a_damaged_frame_runs_nothing_and_draws_no_answer():
     start = GoldenModel(NET).state_dict()["weights"][0]
 
     async def script(host):
-        await host.open()
-        s = CoreSession(CORE, host.call)
-        await s.write(Quantity.WEIGHTS, start)
-        await s.load_spikes(x[0])
-        await s.forward()
-        await s.set_label(1)
+        s = await _up_to_backward(host, start, x[0], 1)
         backward = bytearray(encode_frame(host.take_seq(), [command(Opcode.BACKWARD, 1)]))
         backward[-2] ^= 0x01  # the CRC's last byte
         write = bytearray(encode_frame(host.take_seq(), [command(Opcode.WRITE, 0), *([5] * 12)]))
