@@ -13,12 +13,16 @@ testbench :mod:`spikeforge.sim.tb_board` in a thread: cocotbext-uart drives and 
 UART pins, the bytes go to and from a pseudo-terminal whose device path is :attr:`path`,
 damaged on the way by ``errors`` (:class:`~spikeforge.sim.serial_sim.LineErrors`).
 :meth:`close` stops the simulation and fills :attr:`result` (cycles, bytes each way, the
-damage done); a simulation that failed raises there, naming its log.
+damage done); a simulation that failed raises there, naming its log. Each run has its own
+folder (``run-*`` beside the build), removed after a clean stop, so boards of one config can
+run side by side.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 import threading
 import time
 from dataclasses import asdict
@@ -26,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from spikeforge.hw.params import CoreParams
+from spikeforge.hw.uart import check_divisor
 from spikeforge.hw.virtual_board import TOP, generate_virtual_board
 from spikeforge.sim import rtl_runner
 from spikeforge.sim.serial_sim import LineErrors
@@ -69,6 +74,9 @@ class VirtualBoard:
         max_seconds: float = 4 * 3600.0,
     ):
         self.params = CoreParams.checked(params)
+        check_divisor(divisor)
+        if isinstance(poll_cycles, bool) or not isinstance(poll_cycles, int) or poll_cycles < 1:
+            raise ValueError(f"poll_cycles must be an int >= 1, not {poll_cycles!r}")
         self.errors = errors or LineErrors()
         self.divisor, self.poll_cycles = divisor, poll_cycles
         self.start_timeout, self.max_seconds = start_timeout, max_seconds
@@ -105,8 +113,8 @@ class VirtualBoard:
         )
         self.build_seconds = build.seconds
         manifest = json.loads((self.folder / "rtl" / "manifest.json").read_text())
-        run = self.folder / "run"
-        run.mkdir(parents=True, exist_ok=True)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        run = self._rundir = Path(tempfile.mkdtemp(prefix="run-", dir=self.folder))
         ready, stop = run / "ready.json", run / "stop"
         ready.unlink(missing_ok=True)
         stop.unlink(missing_ok=True)
@@ -164,5 +172,6 @@ class VirtualBoard:
         if self._run is not None:
             self.result = dict(self._run.detail or {})
         if self._error is not None or self._run is None or not self._run.passed:
-            why = self._why(self.folder / "run")
+            why = self._why(self._rundir)
             raise RuntimeError(f"the virtual board's simulation failed: {why}")
+        shutil.rmtree(self._rundir, ignore_errors=True)  # kept only when it failed

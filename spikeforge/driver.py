@@ -53,13 +53,14 @@ class SerialPort:
         self._ser.write(data)
 
     async def read(self, timeout: float) -> bytes:
+        """What arrives until a frame closes (an ``END`` after a frame byte) or ``timeout``."""
         end = time.monotonic() + timeout
         got = bytearray()
         while time.monotonic() < end:
             chunk = self._ser.read(max(1, self._ser.in_waiting))
+            before = got[-1:] or bytes([END])  # the byte before the chunk's first
             got += chunk
-            closed = any(b == END and i and got[i - 1] != END for i, b in enumerate(got))
-            if closed:
+            if any(b == END and a != END for a, b in zip(before + chunk, chunk, strict=False)):
                 break
         return bytes(got)
 
@@ -120,14 +121,12 @@ class Board:
         )
         try:
             words = board._run(board.link.open())
-            want = int(params.core_hash, 16)
             if len(words) != 3 or words[0] != MAGIC:
                 raise CoreError(f"{url}: INFO answered {words!r}, not a spikeforge core")
-            if words[1] | words[2] << 32 != want:
-                got = f"{words[1] | words[2] << 32:016x}"
+            if _core_hash(words) != params.core_hash:
                 raise CoreError(
-                    f"{url}: the core there is {got}, not {params.core_hash}: build and load "
-                    f"the bitstream of this config (spikeforge build/program)"
+                    f"{url}: the core there is {_core_hash(words)}, not {params.core_hash}: "
+                    f"build and load the bitstream of this config (spikeforge build/program)"
                 )
         except BaseException:
             board.close()
@@ -152,7 +151,7 @@ class Board:
         words = self._run(self.session.info())
         return {
             "magic": f"{words[0]:#010x}",
-            "core_hash": f"{words[1] | words[2] << 32:016x}",
+            "core_hash": _core_hash(words),
             "link": dict(vars(self.link.stats)),
         }
 
@@ -224,3 +223,8 @@ class Board:
 
         counts, u_last = self._run(run())
         return int(predict_counts(self.params.net, counts.unsqueeze(0), u_last)[0])
+
+
+def _core_hash(info: list[int]) -> str:
+    """The core hash INFO's words carry (low word first), as :attr:`CoreParams.core_hash`."""
+    return f"{info[1] | info[2] << 32:016x}"
