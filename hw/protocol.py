@@ -109,6 +109,7 @@ __all__ = [
     "input_words",
     "opcode_name",
     "parse_status",
+    "read_arg",
     "response_signature",
     "route",
     "spike_words",
@@ -266,6 +267,12 @@ def command(op: Opcode | int, arg: int = 0) -> int:
     if not 0 <= arg < 1 << 24:
         raise ValueError(f"arg = {arg} is out of range: allowed [0, {(1 << 24) - 1}]")
     return _bits(CommandWord, {"opcode": int(op), "arg": arg})
+
+
+def read_arg(q: Quantity | int, first: int = 0, rows: int = 0) -> int:
+    """READ's argument (:data:`ReadArg`): ``rows`` rows of ``q`` from row ``first`` (0: to
+    the last row)."""
+    return _bits(ReadArg, {"quantity": int(q), "row": first, "rows": rows})
 
 
 def route(first: int, count: int = 1) -> int:
@@ -519,7 +526,7 @@ class CoreRules:
             return [(int(q), outer)]
         rows = self._rows(min(outer, READ_ROWS_MAX), max_rows)
         return [
-            (int(q) | row << 4 | min(rows, outer - row) << 17, min(rows, outer - row))
+            (read_arg(q, row, min(rows, outer - row)), min(rows, outer - row))
             for row in range(0, outer, rows)
         ]
 

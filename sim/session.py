@@ -26,6 +26,7 @@ from spikeforge.hw.protocol import (
     Status,
     input_words,
     opcode_name,
+    read_arg,
     spike_words,
     to_signed,
 )
@@ -117,29 +118,27 @@ class CoreSession:
 
     async def read(self, q: Quantity) -> torch.Tensor:
         """All values of ``q`` (in one READ, or in READs of ``frame_words`` values)."""
-        outer, inner = self.shape(q)
-        words = []
-        for arg, rows in self.rules.read_chunks(q, max_rows=self._max_rows(q)):
-            got = await self._ok(Opcode.READ, arg)
-            if len(got) != rows * inner:
-                raise CoreError(
-                    f"{self.name}: READ {q.name} (arg {arg:#x}) returned {len(got)} words, "
-                    f"not {rows * inner}"
-                )
-            words += got
-        values = [to_signed(w) for w in words] if QUANTITIES[q].signed else words
-        out = torch.tensor(values, dtype=torch.int64).reshape(outer, inner)
-        return out.reshape(outer) if QUANTITIES[q].inner == "1" else out
+        parts = [
+            await self._read(q, arg, rows)
+            for arg, rows in self.rules.read_chunks(q, max_rows=self._max_rows(q))
+        ]
+        out = torch.cat(parts)
+        return out.reshape(-1) if QUANTITIES[q].inner == "1" else out
 
     async def read_rows(self, q: Quantity, first: int, rows: int) -> torch.Tensor:
         """Rows ``first .. first + rows - 1`` of ``q`` (one READ; at most ``READ_ROWS_MAX``)."""
-        outer, inner = self.shape(q)
+        outer, _ = self.shape(q)
         if not (first >= 0 and 1 <= rows <= READ_ROWS_MAX and first + rows <= outer):
             raise ValueError(f"rows {first}..{first + rows - 1} of {q.name}: it has {outer}")
-        words = await self._ok(Opcode.READ, int(q) | first << 4 | rows << 17)
+        return await self._read(q, read_arg(q, first, rows), rows)
+
+    async def _read(self, q: Quantity, arg: int, rows: int) -> torch.Tensor:
+        """One READ of ``rows`` rows of ``q``: ``[rows, inner]`` values."""
+        inner = self.shape(q)[1]
+        words = await self._ok(Opcode.READ, arg)
         if len(words) != rows * inner:
             raise CoreError(
-                f"{self.name}: READ {q.name} rows {first}+{rows} returned {len(words)} words, "
+                f"{self.name}: READ {q.name} (arg {arg:#x}) returned {len(words)} words, "
                 f"not {rows * inner}"
             )
         values = [to_signed(w) for w in words] if QUANTITIES[q].signed else words
