@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from spikeforge.hw.protocol import Opcode, command, route, spike_words
+from spikeforge.hw.protocol import BACKWARD_ALL, Opcode, command, route, spike_words
 
 __all__ = ["Packet", "stream_template", "train_step_stream"]
 
@@ -39,8 +39,7 @@ def _packet(cores: Sequence[int], op: Opcode, arg: int, payload=(), *, wait: boo
 
 def _phases(layers: Sequence[Sequence[int]]):
     everyone = [n for group in layers for n in group]
-    below = [n for group in layers[:-1] for n in group]
-    return everyone, list(layers[0]), list(layers[-1]), below
+    return everyone, list(layers[0]), list(layers[-1])
 
 
 def train_step_stream(
@@ -49,32 +48,37 @@ def train_step_stream(
     """The packets of one training step: input ``spikes`` ``[T][n_in]`` (0/1) and ``label``.
 
     LOAD_SPIKES to the first layer's cores, FORWARD to every core, SET_LABEL to the last layer's
-    cores, then BACKWARD with update to the last layer (from its label) and to every other core
-    (from the error link) without waiting in between, so all start within two cycles.
+    cores, then one BACKWARD with update (:data:`BACKWARD_ALL`) to every core: each takes its
+    error from its error link, the last layer from its label, and all start in the same cycle.
+    Each packet's answers come before the next is sent, so a host that waits for every answer
+    (the serial link's) runs the same stream.
     """
-    everyone, first, last, below = _phases(layers)
-    stream = [
+    everyone, first, last = _phases(layers)
+    return [
         _packet(first, Opcode.LOAD_SPIKES, 0, spike_words(spikes), wait=True),
         _packet(everyone, Opcode.FORWARD, 0, wait=True),
         _packet(last, Opcode.SET_LABEL, int(label), wait=True),
-        _packet(last, Opcode.BACKWARD, 1, wait=not below),
+        _packet(everyone, Opcode.BACKWARD, BACKWARD_ALL, wait=True),
     ]
-    if below:
-        stream.append(_packet(below, Opcode.BACKWARD, 1 | 2, wait=True))
-    return stream
 
 
 def stream_template(layers: Sequence[Sequence[int]]) -> list[dict[str, Any]]:
     """JSON-able description of :func:`train_step_stream` for a host driver."""
-    everyone, first, last, below = _phases(layers)
+    everyone, first, last = _phases(layers)
     rows = [
         ("LOAD_SPIKES", first, 0, "per timestep: count, then the spiking input indices"),
         ("FORWARD", everyone, 0, ""),
         ("SET_LABEL", last, None, "arg = the label"),
-        ("BACKWARD", last, 1, "arg = 1: update after; error from the label"),
+        (
+            "BACKWARD",
+            everyone,
+            BACKWARD_ALL,
+            (
+                f"arg = {BACKWARD_ALL}: update after; error from the error link, the last "
+                "layer's from the label"
+            ),
+        ),
     ]
-    if below:
-        rows.append(("BACKWARD", below, 3, "arg = 3: update after; error from the link"))
     out = []
     for n, (name, cores, arg, what) in enumerate(rows):
         op = Opcode[name]
@@ -87,7 +91,7 @@ def stream_template(layers: Sequence[Sequence[int]]) -> list[dict[str, Any]]:
                 "command_word": f"{command(op, arg):#010x}" if arg is not None else None,
                 "payload": what,
                 "answers": len(cores),
-                "wait_for_answers": not (name == "BACKWARD" and n == 3 and below),
+                "wait_for_answers": True,
             }
         )
     return out

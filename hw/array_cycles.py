@@ -14,12 +14,12 @@ by timestep and word by word on the links:
   merged ``last`` word. ``E_{t+1} = X_t + 1 + FP_DEPTH`` if the next timestep's events were in
   place at the last token ``X_t`` of ``t``, else ``max(X_t + FP_DEPTH + 1, avail_{t+1}) +
   READ_LATENCY + 1`` (the header is fetched again).
-* **backward** -- the last layer starts first, the other layers :data:`BACKWARD_SKEW` cycles
-  later (their BACKWARD packet follows). BP's delta phase of ``t`` waits for ``e[t]``; its error
-  phase writes ``e_prev[t][i]`` ``BP_ERROR_STAGES`` cycles after the last group token of ``i``;
-  the reducer joins the partial sums of all cores of the layer and hands each value to the core
-  that owns neuron ``i``. WG follows BP's delta phases as in :func:`gradient_cycles`; the update
-  follows both.
+* **backward** -- every core starts BACKWARD in the same cycle (one packet,
+  :data:`~spikeforge.hw.protocol.BACKWARD_ALL`). BP's delta phase of ``t`` waits for ``e[t]``;
+  its error phase writes ``e_prev[t][i]`` ``BP_ERROR_STAGES`` cycles after the last group token
+  of ``i``; the reducer joins the partial sums of all cores of the layer and hands each value to
+  the core that owns neuron ``i``. WG follows BP's delta phases as in :func:`gradient_cycles`;
+  the update follows both.
 
 Backward, a faster slice can fill its error FIFO while the reducer waits for a slower one; its
 BP engine then pauses, and the model follows that exactly (each core's error phase issues only
@@ -52,8 +52,6 @@ FIFO_LATENCY = 2
 BP_ERROR_STAGES = READ_LATENCY + 5
 """Cycles from the last group token of input ``i`` to ``e_prev[t][i]`` entering the emitter
 FIFO, plus the adder tree's levels."""
-BACKWARD_SKEW = 2
-"""Cycles between the last layer's BACKWARD and the other layers' (the second packet)."""
 
 
 ANSWER_CYCLES = 2
@@ -239,14 +237,14 @@ def _bp_schedule(p: CoreParams, start: int, arrive, pops):
 
 
 def _backward(cores: Sequence[CoreParams], layers, spikes) -> list[int]:
-    """Backward with update: per-core BACKWARD counters (cycle 0 is the last layer's start)."""
+    """Backward with update: per-core BACKWARD counters (cycle 0: every core's start)."""
     T = cores[0].timesteps
     busy = [0] * len(cores)
     arrive = None  # arrive[n][t]: first cycle core n's err_avail counts timestep t
     for layer in reversed(range(len(layers))):
         group = layers[layer]
         active = [sum(row) for row in spikes[layer]]
-        start = 0 if layer == len(layers) - 1 else BACKWARD_SKEW
+        start = 0
         n_in = cores[group[0]].n_in
         pops = None
         while True:  # the reducer's pace and the emitters' room depend on each other
@@ -305,8 +303,7 @@ def array_step_cycles(
     fwd, _, peak = _forward(cores, layers, spikes)
     bwd = _backward(cores, layers, spikes)
     fwd_wall = _answers([c + STATUS_DELAY for c in fwd])
-    starts = [0 if n in layers[-1] else BACKWARD_SKEW for n in range(len(cores))]
-    bwd_wall = _answers([s + c + STATUS_DELAY for s, c in zip(starts, bwd, strict=True)])
+    bwd_wall = _answers([c + STATUS_DELAY for c in bwd])
     T = cores[0].timesteps
     load_words = 2 + T + sum(sum(row) for row in spikes[0])
     # LOAD_SPIKES: every word, one decoder bubble per timestep and one per command, then the

@@ -19,8 +19,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from spikeforge.hw.board import BoardTop, board
-from spikeforge.hw.params import CoreParams
+from spikeforge.hw.board import BoardTop, Design, board
 from spikeforge.hw.synth import tool_path
 
 __all__ = ["BoardBuild", "BoardFitError", "build_bitstream", "tool_environment"]
@@ -72,7 +71,7 @@ def _utilisation(log: str) -> dict[str, tuple[int, int]]:
 
 
 def build_bitstream(
-    params: CoreParams,
+    design: Design,
     board_name: str,
     out: Path,
     *,
@@ -81,7 +80,8 @@ def build_bitstream(
     seed: int = 1,
     timeout: float = 3600.0,
 ) -> BoardBuild:
-    """Build the bitstream of ``params`` behind the serial link for ``board_name`` in ``out``.
+    """Build the bitstream of ``design`` (a core's :class:`~spikeforge.hw.params.CoreParams`,
+    or an array's cores) behind the serial link for ``board_name`` in ``out``.
 
     Raises
     ------
@@ -94,7 +94,7 @@ def build_bitstream(
     """
     spec = board(board_name)
     platform = spec.platform_class()()
-    top = BoardTop(params, clock_mhz=clock_mhz, baud=baud)
+    top = BoardTop(design, clock_mhz=clock_mhz, baud=baud)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()

@@ -1,9 +1,14 @@
-"""A core on an ECP5 board: the board clock through the PLL, the serial link on the UART pins.
+"""A core or a core array on an ECP5 board: the board clock through the PLL, the serial link
+on the UART pins.
 
 :class:`BoardTop` is what ``spikeforge build --board`` turns into a bitstream::
 
     clk25 -> EHXPLLL -> sync (clock_hz; reset until the PLL locks)
-    uart.rx -> UartRx -> SerialLink -> SpikingCore -> SerialLink -> UartTx -> uart.tx
+    uart.rx -> UartRx -> SerialLink -> SpikingCore | CoreArray -> SerialLink -> UartTx -> uart.tx
+
+The design is one :class:`~spikeforge.hw.params.CoreParams` (a core) or a sequence of them (a
+:class:`~spikeforge.hw.array.CoreArray`, its packets routed; the link sends each core's answer
+in its own frame); :func:`design_hash` names either, as its INFO answer does.
 
 LEDs (for bring-up): 0 blinks at ~1.5 Hz (the PLL runs), 1 toggles with every intact frame,
 2 is on once a damaged frame came, 3 once a frame was dropped for want of room, 7 is the
@@ -23,16 +28,53 @@ from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Modul
 from amaranth.lib import io, wiring
 from amaranth.lib.cdc import ResetSynchronizer
 
+from spikeforge.hw.array import CoreArray, array_hash, layer_groups
 from spikeforge.hw.core import SpikingCore
 from spikeforge.hw.params import CoreParams
+from spikeforge.hw.protocol import MAX_ARRAY_CORES
 from spikeforge.hw.serial_link import SerialLink
 from spikeforge.hw.uart import UartRx, UartTx, check_divisor
 
-__all__ = ["BOARDS", "Board", "BoardTop", "PllConfig", "board", "ecp5_pll", "uart_divisor"]
+__all__ = [
+    "BOARDS",
+    "Board",
+    "BoardTop",
+    "Design",
+    "PllConfig",
+    "board",
+    "checked_design",
+    "design_hash",
+    "ecp5_pll",
+    "uart_divisor",
+]
 
 PFD_MHZ = (3.125, 400.0)
 VCO_MHZ = (400.0, 800.0)
 OUT_MAX_MHZ = 400.0
+
+
+Design = CoreParams | tuple[CoreParams, ...]
+"""What a board carries: one core, or the cores of an array (in core order)."""
+
+
+def checked_design(design) -> Design:
+    """``design`` as a :data:`Design`: a :class:`CoreParams` checked, or a sequence of them as
+    a tuple (checked as an array's cores by :func:`~spikeforge.hw.array.layer_groups`)."""
+    if isinstance(design, CoreParams):
+        return CoreParams.checked(design)
+    if isinstance(design, (str, bytes)) or not hasattr(design, "__iter__"):
+        raise TypeError(f"a design is a CoreParams or a sequence of them, not {design!r}")
+    cores = tuple(design)
+    layer_groups(cores, linked=True)
+    if len(cores) > MAX_ARRAY_CORES:
+        raise ValueError(f"an array holds at most {MAX_ARRAY_CORES} cores, not {len(cores)}")
+    return cores
+
+
+def design_hash(design: Design) -> str:
+    """The hash a design's INFO answers: the core's hash, or the array's
+    (:func:`~spikeforge.hw.array.array_hash`)."""
+    return design.core_hash if isinstance(design, CoreParams) else array_hash(design)
 
 
 @dataclass(frozen=True)
@@ -122,19 +164,20 @@ def uart_divisor(clock_hz: float, baud: int) -> int:
 
 
 class BoardTop(Elaboratable):
-    """One core behind the serial link, on a board's clock and UART pins.
+    """One core or a core array behind the serial link, on a board's clock and UART pins.
 
     Parameters
     ----------
-    params : CoreParams
+    design : CoreParams or sequence of CoreParams
+        One core, or an array's cores (:func:`checked_design`).
     clock_mhz : float
         The core's clock, made by the PLL from the board's clock.
     baud : int
         The UART's rate (the divisor is the PLL's clock over it, rounded; at most 2% off).
     """
 
-    def __init__(self, params: CoreParams, *, clock_mhz: float = 100.0, baud: int = 3_000_000):
-        self.params = CoreParams.checked(params)
+    def __init__(self, design, *, clock_mhz: float = 100.0, baud: int = 3_000_000):
+        self.design = checked_design(design)
         uart_divisor(clock_mhz * 1e6, baud)  # fails early on a rate the clock cannot make
         self.clock_mhz, self.baud = clock_mhz, baud
         self.pll: PllConfig | None = None
@@ -201,8 +244,12 @@ class BoardTop(Elaboratable):
         m.submodules.uart_tx_pin = tx_pin = io.Buffer("o", uart.tx)
         m.submodules.uart_rx = rx = UartRx(divisor=divisor)
         m.submodules.uart_tx = tx = UartTx(divisor=divisor)
-        m.submodules.link = link = SerialLink()
-        m.submodules.core = core = SpikingCore(self.params)
+        if isinstance(self.design, CoreParams):
+            m.submodules.link = link = SerialLink()
+            m.submodules.core = core = SpikingCore(self.design)
+        else:
+            m.submodules.link = link = SerialLink(cores=len(self.design))
+            m.submodules.core = core = CoreArray(self.design)
         m.d.comb += [rx.rx.eq(rx_pin.i), tx_pin.o.eq(tx.tx)]
         wiring.connect(m, rx.o, link.rx)
         wiring.connect(m, link.tx, tx.i)

@@ -33,7 +33,9 @@ opcode   name            arg / payload / response
 0x04     FORWARD         arg 0; run ``T`` timesteps of the forward pass
 0x05     SET_LABEL       arg = label; the output error comes from spike counts and this label
 0x06     BACKWARD        arg bit 0: apply the update afterwards; bit 1: use the external error
-                         (quantity ``errors``) instead of the label; bits 2-23 zero
+                         (quantity ``errors``, or the error link) instead of the label; bit 2:
+                         the error link if the core has one, else the label (so one BACKWARD
+                         trains every layer of an array); bits 3-23 zero
 0x07     UPDATE          arg 0; apply the accumulated gradients to the weights and clear them
 0x08     SET_LR          arg = ``lr_shift`` (``L``) within the core's allowed range
 0x09     COUNTERS        arg 0; response: the cycle counters (:data:`COUNTERS` order)
@@ -77,6 +79,7 @@ from spikeforge.hw.params import BUS_BITS
 
 __all__ = [
     "ARRAY_TAG",
+    "BACKWARD_ALL",
     "BUS_BITS",
     "COUNTERS",
     "EXECUTED",
@@ -258,6 +261,11 @@ def response_signature() -> stream.Signature:
 
 def _bits(layout: data.StructLayout, fields: Mapping[str, int]) -> int:
     return layout.const(dict(fields)).as_bits()
+
+
+BACKWARD_ALL = 0b101
+"""BACKWARD's argument that trains every core of an array in one packet: the update after, the
+error from the core's error link, or from the label on a core without one (the last layer)."""
 
 
 def command(op: Opcode | int, arg: int = 0) -> int:
@@ -478,7 +486,7 @@ class CoreRules:
             ),
             Opcode.FORWARD: CommandSpec(ZERO),
             Opcode.SET_LABEL: CommandSpec(ArgRange(0, params.layer_neurons - 1)),
-            Opcode.BACKWARD: CommandSpec(ArgRange(0, 3)),
+            Opcode.BACKWARD: CommandSpec(ArgRange(0, 7)),
             Opcode.UPDATE: CommandSpec(ZERO),
             Opcode.SET_LR: CommandSpec(ArgRange(params.lr_min, params.lr_max)),
             Opcode.COUNTERS: CommandSpec(ZERO),
@@ -653,6 +661,13 @@ class ArrayRules:
         if view.first + view.count > self.cores:
             return None
         return range(view.first, view.first + view.count)
+
+    def answers(self, word: int, *, alone: bool = False) -> int:
+        """How many answer packets a packet that starts with route word ``word`` draws (``alone``:
+        the route word is the whole packet): one from each core it addresses, else one from the
+        array itself."""
+        targets = self.targets(word)
+        return len(targets) if targets and not alone else 1
 
     def status(self, words: Sequence[int]) -> Status | None:
         """The array's own answer to a packet, or ``None`` when the packet goes to cores."""

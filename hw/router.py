@@ -56,7 +56,15 @@ from spikeforge.hw.protocol import (
 )
 from spikeforge.hw.update import update_cycles
 
-__all__ = ["DROP_BITS", "PacketRouter", "ResponseMerger", "default_timeout", "watchdog"]
+__all__ = [
+    "DROP_BITS",
+    "PacketRouter",
+    "ResponseMerger",
+    "default_timeout",
+    "route_answers",
+    "route_kind",
+    "watchdog",
+]
 
 TIMEOUT_BITS = 32
 DROP_BITS = 4
@@ -76,6 +84,34 @@ def watchdog(m: Module, running, timeout, name: str):
     with m.Else():
         m.d.sync += left.eq(timeout)
     return fire
+
+
+def route_kind(view, cores: int):
+    """``(routed, itself, mask)`` of a route word (a :data:`RouteWord` view): it addresses
+    cores (all of them within the array's ``cores``; ``mask`` has a bit per core), or the array
+    itself. Neither: a bad word. The hardware twin of :meth:`ArrayRules.targets
+    <spikeforge.hw.protocol.ArrayRules.targets>`.
+
+    Only the low bits that can name a core are added and compared (a word with any higher bit
+    set in ``first`` or ``count`` addresses no core): short carry chains on the packet path.
+    """
+    bits = cores.bit_length()
+    first, count = view.first[:bits], view.count[:bits]
+    small = (view.first[bits:] == 0) & (view.count[bits:] == 0)
+    end = first + count  # bits + 1 wide: no overflow
+    routed = (view.tag == ROUTE) & (count != 0) & small & (end <= cores)
+    itself = (view.tag == ROUTE) & (view.count == 0) & (view.first == 0)
+    mask = Cat(*[(first <= n) & (n < end) for n in range(cores)])
+    return routed, itself, mask
+
+
+def route_answers(view, alone, cores: int):
+    """The answer packets an array sends to a packet that starts with the route word ``view``
+    (``alone``: the route word is the whole packet): one from each core it addresses, else one
+    from the array itself (its own command, or the rejection of a bad packet). The hardware
+    twin of :meth:`ArrayRules.answers <spikeforge.hw.protocol.ArrayRules.answers>`."""
+    routed, _, _ = route_kind(view, cores)
+    return Mux(routed & ~alone, view.count, 1)
 
 
 def default_timeout(cores: Sequence[CoreParams]) -> int:
@@ -214,12 +250,7 @@ class PacketRouter(wiring.Component):
                 m.d.comb += self.i.ready.eq(~owed)
                 with m.If(self.i.valid & self.i.ready):
                     view = word
-                    routed = (view.tag == ROUTE) & (view.count != 0)
-                    routed &= view.first + view.count <= C
-                    itself = (view.tag == ROUTE) & (view.count == 0) & (view.first == 0)
-                    mask = Cat(
-                        *[(view.first <= n) & (n < view.first + view.count) for n in range(C)]
-                    )
+                    routed, itself, mask = route_kind(view, C)
                     with m.If(beat.last & (routed | itself)):
                         answer(Status.BAD_LENGTH, view.tag)  # a route word alone
                     with m.Elif(routed):

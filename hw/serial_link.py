@@ -1,9 +1,22 @@
-"""The chip's end of the serial link: frames of bytes to and from a core's host port.
+"""The chip's end of the serial link: frames of bytes to and from a host port.
 
-:class:`SerialLink` sits between a byte link (a UART's streams) and one core's host port and
-implements the frames of :mod:`spikeforge.hw.serial_protocol`: SLIP framing, CRC-32, sequence
-numbers, the retry rules (a retry of a read-only command runs again; of any other command, the
-stored answer is sent again).
+:class:`SerialLink` sits between a byte link (a UART's streams) and the host port of one core
+or of a core array and implements the frames of :mod:`spikeforge.hw.serial_protocol`: SLIP
+framing, CRC-32, sequence numbers, the retry rules (a retry of a read-only command runs again;
+of any other command, the stored answers are sent again).
+
+**One packet at a time.** A frame that arrives while answers to an earlier one are still owed
+is not forwarded (counted in ``overflows``; the host sends it again when its wait ends), so
+every answer belongs to the one packet in flight -- on an array, whose cores answer in any
+order, too. A host that waits for each command's answers (as the protocol wants) never meets
+this. A retry of the packet in flight is the exception: see below.
+
+**Behind an array** (``cores`` set) a frame's first word is its route word. The link counts
+the answers the array will send exactly as the router decides them
+(:func:`~spikeforge.hw.router.route_answers`: one per addressed core, else one from the array)
+-- for a damaged frame too, whose route word the router reads as it came -- takes the opcode
+from the frame's second word, and sends each answer in its own frame with the command's
+``seq``; for a retry of a state-changing command it sends all of its stored answers again.
 
 **Command side.** Bytes are unescaped and checked as they arrive; the payload's words go to
 the core as soon as the next word (or the frame's end) shows they are not the last, so a frame
@@ -11,11 +24,12 @@ needs no buffer. The last word waits for the ``END`` byte: it goes out with ``la
 ``abandon`` when the frame was damaged (bad CRC, bad escape, a length that is not whole words,
 no room), so the core drops a damaged packet without running or writing anything; its answer
 to that is dropped here. A frame the link does not forward (a retry of a command that changed
-state, or one that arrives when the word FIFO has no room for it) sends nothing to the core.
+state, one that comes while answers are owed, or when the word FIFO has no room for it) sends
+nothing to the core.
 
-**Answer side.** Each answer packet of the core becomes one frame with its command's ``seq``
-(a small FIFO of tags keeps the order: one answer per forwarded packet); the last answer of a
-state-changing command (its status word) is kept for a retry.
+**Answer side.** Each answer packet becomes one frame with its command's ``seq`` (a small
+FIFO of tags keeps the order and the number of answers per forwarded packet); the answers of
+a state-changing command (their status words; one per core on an array) are kept for a retry.
 
 Counters (``frames``, ``damaged``, ``retries``, ``overflows``; 16 bits, saturating) say what
 the link has seen; they are ports, for a board's LEDs or a debug core.
@@ -26,17 +40,30 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.hw.protocol import BUS_BITS, CommandWord, command_signature, response_signature
+from spikeforge.hw.protocol import (
+    BUS_BITS,
+    MAX_ARRAY_CORES,
+    CommandWord,
+    RouteWord,
+    command_signature,
+    response_signature,
+)
+from spikeforge.hw.router import route_answers
 from spikeforge.hw.serial_protocol import CRC, END, ESC, ESC_END, ESC_ESC, READ_ONLY
 
 __all__ = ["COUNTER_BITS", "SerialLink"]
 
 COUNTER_BITS = 16
 WORD_BYTES = BUS_BITS // 8
-Tag = data.StructLayout({"seq": 8, "keep": 1, "read_only": 1})
-"""What the answer side needs to know of a forwarded packet."""
+
+
+def tag_layout(cores: int) -> data.StructLayout:
+    """What the answer side needs to know of a forwarded packet: its ``seq``, whether its
+    answers go out (not for a damaged frame), whether it is read-only, how many answers."""
+    return data.StructLayout({"seq": 8, "keep": 1, "read_only": 1, "answers": cores.bit_length()})
 
 
 def _saturating_increment(m: Module, counter: Signal, when) -> None:
@@ -45,13 +72,17 @@ def _saturating_increment(m: Module, counter: Signal, when) -> None:
 
 
 class SerialLink(wiring.Component):
-    """Frames on a byte link to and from one core's host port.
+    """Frames on a byte link to and from one host port (a core's or an array's).
 
     Parameters
     ----------
     depth : int
-        Command words the link can hold while the core is busy (at least 4). A host that waits
-        for each answer (as the protocol wants) never needs more than one packet's first word.
+        Command words the link can hold while the core is busy (at least 4).
+    cores : int or None
+        ``None`` (default): the port is one core's, a packet draws one answer. An int: the
+        port is a :class:`~spikeforge.hw.array.CoreArray`'s of that many cores; packets start
+        with a route word and draw the answers :func:`~spikeforge.hw.router.route_answers`
+        counts.
 
     Ports
     -----
@@ -60,16 +91,22 @@ class SerialLink(wiring.Component):
     tx : Out(stream of bytes)
         To the line.
     cmd : Out(command stream), rsp : In(response stream)
-        The core's host port.
+        The host port.
     frames, damaged, retries, overflows : Out(16)
-        Intact frames, damaged frames, retries answered from the stored answer or run again,
-        frames dropped for want of room.
+        Intact frames, damaged frames, retries answered from the stored answers or run again,
+        frames not forwarded (no room, or answers to an earlier frame still owed).
     """
 
-    def __init__(self, *, depth: int = 16):
+    def __init__(self, *, depth: int = 16, cores: int | None = None):
         if isinstance(depth, bool) or not isinstance(depth, int) or depth < 4:
             raise ValueError(f"depth must be an int >= 4, not {depth!r}")
-        self._depth = depth
+        if cores is not None and (
+            isinstance(cores, bool) or not isinstance(cores, int) or cores < 1
+        ):
+            raise ValueError(f"cores must be None or an int >= 1, not {cores!r}")
+        if cores is not None and cores > MAX_ARRAY_CORES:
+            raise ValueError(f"cores must be at most {MAX_ARRAY_CORES}, not {cores}")
+        self._depth, self._cores = depth, cores
         super().__init__(
             {
                 "rx": In(stream.Signature(8)),
@@ -83,21 +120,34 @@ class SerialLink(wiring.Component):
             }
         )
 
+    @property
+    def cores(self) -> int | None:
+        return self._cores
+
     def elaborate(self, platform):
         m = Module()
         depth = self._depth
+        array = self._cores is not None
+        answers_max = self._cores if array else 1
+        Tag = tag_layout(answers_max)
         m.submodules.words = words = SyncFIFOBuffered(width=BUS_BITS + 2, depth=depth)
-        m.submodules.tags = tags = SyncFIFOBuffered(width=Tag.size, depth=depth)
+        # (depths of at least 2 in the FIFO inside, the store: no zero-width addresses)
+        m.submodules.tags = tags = SyncFIFOBuffered(width=Tag.size, depth=3)
         m.submodules.rx_crc = rx_crc = CRC.create()
         m.submodules.tx_crc = tx_crc = CRC.create()
+        # The answers of the last state-changing command, for a retry.
+        m.submodules.stored = stored = Memory(shape=BUS_BITS, depth=max(2, answers_max), init=[])
+        store = stored.write_port()
+        fetch = stored.read_port()
 
-        # The last accepted command frame, and the stored answer for a retry.
+        # The last accepted command frame, and the stored answers' seq and number.
         last_seq = Signal(8)
         have_last = Signal()
         last_read_only = Signal()
-        stored = Signal(BUS_BITS)
         stored_seq = Signal(8)
-        replay = Signal()  # a retry's stored answer is to be sent
+        stored_n = Signal(range(answers_max + 1))
+        replay = Signal()  # a retry's stored answers are to be sent
+        owed = Signal()  # answers to a forwarded frame are still to be sent
 
         # -- command side -------------------------------------------------------------------
         m.d.comb += [
@@ -121,11 +171,21 @@ class SerialLink(wiring.Component):
         acc_n = Signal(range(WORD_BYTES))
         hold = Signal(BUS_BITS)  # the newest word: the packet's last, unless another comes
         hold_valid = Signal()
-        first_word = Signal()  # the next word completed is the packet's command word
+        # Words of the frame completed so far, up to the one that holds the opcode (the first;
+        # the second behind an array, after the route word).
+        op_index = 1 if array else 0
+        n_words = Signal(range(op_index + 2))
+        route_word = Signal(RouteWord)  # an array's: the frame's first word
         read_only = Signal()
         room = Signal()
-        # One place kept for a packet's last word; a tag for every packet forwarded.
-        m.d.comb += room.eq((words.level < depth - 1) & tags.w_rdy)
+        accept = Signal()  # room, and nothing owed to an earlier frame: a new one may go on
+        # One place kept for a packet's last word. Registered (off the FIFO's level adder and
+        # the answer FSM): words complete at least 4 bytes apart and a frame's seq byte comes
+        # at least 2 bytes after the last frame's end, so the value one cycle old is exact.
+        m.d.sync += [
+            room.eq((words.level < depth - 1) & tags.w_rdy),
+            accept.eq((words.level < depth - 1) & tags.w_rdy & ~owed),
+        ]
 
         byte = Signal(8)
         is_data = Signal()
@@ -164,14 +224,14 @@ class SerialLink(wiring.Component):
                 seq.eq(byte),
                 again.eq(is_again),
                 dup.eq(is_dup),
-                forward.eq(~is_dup & room),
+                forward.eq(~is_dup & accept),
                 tail_n.eq(0),
                 acc_n.eq(0),
                 hold_valid.eq(0),
-                first_word.eq(1),
+                n_words.eq(0),
                 read_only.eq(0),
             ]
-            _saturating_increment(m, self.overflows, ~is_dup & ~room)
+            _saturating_increment(m, self.overflows, ~is_dup & ~accept)
         with m.Elif(is_data):
             m.d.sync += tail.eq(Cat(tail[8:], byte))
             with m.If(tail_n != 4):
@@ -180,12 +240,15 @@ class SerialLink(wiring.Component):
                 word = Cat(acc[8:], tail[:8])
                 m.d.sync += [acc.eq(word), acc_n.eq(acc_n + 1)]
                 with m.If(acc_n == WORD_BYTES - 1):
-                    with m.If(first_word):
+                    with m.If(n_words != op_index + 1):
+                        m.d.sync += n_words.eq(n_words + 1)
+                    with m.If(n_words == 0):
+                        m.d.sync += route_word.eq(word)
+                    with m.If(n_words == op_index):
                         opcode = CommandWord(word).opcode
-                        m.d.sync += [
-                            first_word.eq(0),
-                            read_only.eq(Cat(*(opcode == op for op in sorted(READ_ONLY))).any()),
-                        ]
+                        m.d.sync += read_only.eq(
+                            Cat(*(opcode == op for op in sorted(READ_ONLY))).any()
+                        )
                     m.d.sync += [hold.eq(word), hold_valid.eq(1)]
                     with m.If(forward & hold_valid):
                         with m.If(room):
@@ -193,6 +256,14 @@ class SerialLink(wiring.Component):
                         with m.Else():
                             m.d.sync += bad.eq(1)
 
+        new_tag = Signal(Tag)
+        m.d.comb += [
+            new_tag.seq.eq(seq),
+            new_tag.read_only.eq(read_only),
+            new_tag.answers.eq(
+                route_answers(route_word, n_words == 1, self._cores) if array else 1
+            ),
+        ]
         frame_end = self.rx.valid & (self.rx.payload == END)
         with m.If(frame_end & started):
             intact = ~bad & ~esc & rx_crc.match_detected & (acc_n == 0) & hold_valid
@@ -206,7 +277,8 @@ class SerialLink(wiring.Component):
                     push_last.eq(1),
                     push_abandon.eq(~intact),
                     tags.w_en.eq(1),
-                    tags.w_data.eq(Cat(seq, intact, read_only)),
+                    tags.w_data.eq(new_tag),
+                    new_tag.keep.eq(intact),
                 ]
             with m.If(intact & forward):
                 m.d.sync += [last_seq.eq(seq), have_last.eq(1), last_read_only.eq(read_only)]
@@ -218,6 +290,9 @@ class SerialLink(wiring.Component):
 
         # -- answer side --------------------------------------------------------------------
         tag = Signal(Tag)
+        left = Signal(range(answers_max + 1))  # answers of the tag (or replay) still to send
+        index = Signal(range(max(2, answers_max)))  # the answer being sent, among the tag's
+        replaying = Signal()
         out = Signal(8)  # the byte to send, before escaping
         out_valid = Signal()
         out_end = Signal()  # send END instead
@@ -245,48 +320,52 @@ class SerialLink(wiring.Component):
         m.d.comb += [
             tx_crc.data.eq(out),
             tx_crc.valid.eq(out_taken & ~out_end),
+            fetch.addr.eq(index),
+            store.addr.eq(index),
+            store.data.eq(self.rsp.payload.data),
         ]
         crc_n = Signal(range(4))
-        with m.FSM():
+        with m.FSM() as fsm:
             with m.State("IDLE"):
+                m.d.sync += index.eq(0)
                 with m.If(tags.r_rdy):
                     m.d.comb += tags.r_en.eq(1)
-                    m.d.sync += tag.eq(tags.r_data)
+                    m.d.sync += [tag.eq(tags.r_data), replaying.eq(0)]
+                    m.d.sync += left.eq(Tag(tags.r_data).answers)
                     m.next = "ANSWER"
-                with m.Elif(replay):
+                with m.Elif(replay & (stored_n != 0)):
                     m.d.sync += [
                         replay.eq(0),
-                        tag.eq(Cat(stored_seq, 1, 0)),
-                        word.eq(stored),
-                        word_last.eq(1),
+                        replaying.eq(1),
+                        tag.seq.eq(stored_seq),
+                        left.eq(stored_n),
                     ]
-                    m.next = "REPLAY_START"
+                    m.next = "START"
+                with m.Elif(replay):
+                    m.d.sync += replay.eq(0)
             with m.State("ANSWER"):
                 with m.If(~tag.keep):
                     m.next = "DROP"
                 with m.Else():
                     m.next = "START"
-            with m.State("DROP"):  # the answer to a damaged packet
+            with m.State("DROP"):  # the answers to a damaged packet
                 m.d.comb += self.rsp.ready.eq(1)
                 with m.If(self.rsp.valid & self.rsp.payload.last):
-                    m.next = "IDLE"
+                    m.d.sync += left.eq(left - 1)
+                    with m.If(left == 1):
+                        m.next = "IDLE"
             with m.State("START"):
                 m.d.comb += [out_valid.eq(1), out_end.eq(1)]
                 with m.If(out_taken):
                     m.next = "SEQ"
-            with m.State("REPLAY_START"):
-                m.d.comb += [out_valid.eq(1), out_end.eq(1)]
-                with m.If(out_taken):
-                    m.next = "REPLAY_SEQ"
             with m.State("SEQ"):
                 m.d.comb += [out.eq(tag.seq), out_valid.eq(1), tx_crc.start.eq(1)]
                 with m.If(out_taken):
-                    m.next = "FETCH"
-            with m.State("REPLAY_SEQ"):
-                m.d.comb += [out.eq(tag.seq), out_valid.eq(1), tx_crc.start.eq(1)]
-                with m.If(out_taken):
-                    m.d.sync += nbyte.eq(0)
-                    m.next = "BYTES"
+                    with m.If(replaying):  # the stored status word (read since START)
+                        m.d.sync += [word.eq(fetch.data), word_last.eq(1), nbyte.eq(0)]
+                        m.next = "BYTES"
+                    with m.Else():
+                        m.next = "FETCH"
             with m.State("FETCH"):
                 m.d.comb += self.rsp.ready.eq(1)
                 with m.If(self.rsp.valid):
@@ -296,7 +375,8 @@ class SerialLink(wiring.Component):
                         nbyte.eq(0),
                     ]
                     with m.If(self.rsp.payload.last & ~tag.read_only):
-                        m.d.sync += [stored.eq(self.rsp.payload.data), stored_seq.eq(tag.seq)]
+                        m.d.comb += store.en.eq(1)
+                        m.d.sync += [stored_seq.eq(tag.seq), stored_n.eq(index + 1)]
                     m.next = "BYTES"
             with m.State("BYTES"):
                 m.d.comb += [out.eq(word.word_select(nbyte, 8)), out_valid.eq(1)]
@@ -318,5 +398,11 @@ class SerialLink(wiring.Component):
             with m.State("END"):
                 m.d.comb += [out_valid.eq(1), out_end.eq(1)]
                 with m.If(out_taken):
-                    m.next = "IDLE"
+                    m.d.sync += left.eq(left - 1)
+                    with m.If(left == 1):
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.d.sync += index.eq(index + 1)
+                        m.next = "START"
+        m.d.comb += owed.eq(~fsm.ongoing("IDLE") | (tags.level != 0) | replay)
         return m

@@ -25,7 +25,7 @@ from typing import Any
 from amaranth.back import verilog
 from amaranth.lib import io
 
-from spikeforge.hw.board import BoardTop
+from spikeforge.hw.board import BoardTop, Design, checked_design, design_hash
 from spikeforge.hw.params import CoreParams
 from spikeforge.hw.uart import check_divisor
 
@@ -95,24 +95,27 @@ class VirtualPlatform:
         """Timing is not simulated."""
 
 
-def generate_virtual_board(params: CoreParams, out_dir: Path, *, divisor: int = 8) -> dict:
-    """Write the virtual board's Verilog (``out_dir/spikeforge_board.v``: the board top and
-    the PLL model) and ``manifest.json``; return the manifest (``board_hash`` identifies it)."""
-    params = CoreParams.checked(params)
+def generate_virtual_board(design: Design, out_dir: Path, *, divisor: int = 8) -> dict:
+    """Write the virtual board's Verilog (``out_dir/spikeforge_board.v``: the board top of
+    ``design`` -- a core or an array's cores -- and the PLL model) and ``manifest.json``;
+    return the manifest (``board_hash`` identifies it)."""
+    design = checked_design(design)
     check_divisor(divisor)
     baud = round(SIM_CLOCK_MHZ * 1e6 / divisor)
-    top = BoardTop(params, clock_mhz=SIM_CLOCK_MHZ, baud=baud)
+    top = BoardTop(design, clock_mhz=SIM_CLOCK_MHZ, baud=baud)
     text = verilog.convert(top, name=TOP, platform=VirtualPlatform(), ports=[], emit_src=False)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     vname = f"{TOP}.v"
     (out_dir / vname).write_text(text + "\n" + EHXPLLL_MODEL)
+    cores = [design] if isinstance(design, CoreParams) else list(design)
     man: dict[str, Any] = {
         "top": TOP,
         "verilog": vname,
-        "board_hash": f"{params.core_hash}-d{divisor}",
-        "core": params.to_dict(),
-        "core_hash": params.core_hash,
+        "board_hash": f"{design_hash(design)}-d{divisor}",
+        "cores": [p.to_dict() for p in cores],
+        "array": not isinstance(design, CoreParams),
+        "design_hash": design_hash(design),
         "clock_mhz": SIM_CLOCK_MHZ,
         "divisor": divisor,
         "baud": baud,

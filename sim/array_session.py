@@ -51,10 +51,21 @@ class ArraySession:
         The array's cores in core order (as given to :class:`~spikeforge.hw.array.CoreArray`).
     send, recv : async callables
         One host packet out; one response packet in.
+    frame_words : int, optional
+        Bounds the values of one WRITE or READ packet of :meth:`core`'s sessions (whole rows;
+        :class:`~spikeforge.sim.session.CoreSession`): short packets for a lossy link.
     """
 
-    def __init__(self, cores: Sequence[CoreParams], send: Send, recv: Recv):
+    def __init__(
+        self,
+        cores: Sequence[CoreParams],
+        send: Send,
+        recv: Recv,
+        *,
+        frame_words: int | None = None,
+    ):
         self.cores = tuple(cores)
+        self.frame_words = frame_words
         self.layers = layer_groups(self.cores, linked=True)
         self.net = self.cores[0].net
         self._send, self._recv = send, recv
@@ -112,7 +123,7 @@ class ArraySession:
                 raise CoreError(f"expected the answer of core {n} to {Opcode(op).name}")
             return words[:-1], status
 
-        return CoreSession(self.cores[n], call, name=f"core {n}")
+        return CoreSession(self.cores[n], call, name=f"core {n}", frame_words=self.frame_words)
 
     async def abort(self, cores: Sequence[int] | None = None) -> dict[int, Status]:
         """ABORT ``cores`` (default: all) and collect every answer up to ABORT's own.

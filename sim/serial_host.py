@@ -12,20 +12,31 @@ A command is sent with a new sequence number and sent again, the same bytes, whi
 answer with that number comes in time: ``timeout`` plus ``byte_time`` per byte of the frame
 (its time on the line), extended by ``timeout`` whenever bytes arrive (a long answer streaming
 in); after ``retries`` more tries the call raises :class:`TimeoutError` naming the command.
-Answers with another number (late answers to an earlier try) are skipped.
+Answers with another number (late answers to an earlier try) are skipped. Behind an array,
+:class:`ArrayLink` expects one answer per addressed core (:meth:`LinkHost.exchange`).
 :class:`LinkStats` counts what happened.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from spikeforge.hw.protocol import Opcode, Status, command, opcode_name, parse_status
+from spikeforge.hw.protocol import (
+    ArrayRules,
+    CommandWord,
+    Opcode,
+    Status,
+    command,
+    opcode_name,
+    parse_status,
+    status_core,
+)
 from spikeforge.hw.serial_protocol import SEQ_MODULO, FrameReader, encode_frame
 
-__all__ = ["BytePort", "LinkHost", "LinkStats"]
+__all__ = ["ArrayLink", "BytePort", "LinkHost", "LinkStats"]
 
 
 class BytePort(Protocol):
@@ -100,44 +111,82 @@ class LinkHost:
     async def call(
         self, op: Opcode | int, arg: int = 0, payload: Sequence[int] = ()
     ) -> tuple[list[int], Status]:
+        words = [command(op, arg), *payload]
+        (answer,) = await self.exchange(words, what=f"{opcode_name(op)}(arg={arg})")
+        *data, word = answer
+        echo, status = parse_status(word)
+        if echo != int(op):
+            raise RuntimeError(f"{opcode_name(op)}: the answer is for opcode {echo:#x}")
+        return data, status
+
+    async def exchange(
+        self, words: Sequence[int], *, answers: int = 1, what: str = "the command"
+    ) -> list[list[int]]:
+        """Send one packet and return its ``answers`` answer packets (behind an array, one
+        from each addressed core, told apart by the core index in their status words: a retry
+        keeps those that came and waits for the rest); ``what`` names it in errors."""
+        if isinstance(answers, bool) or not isinstance(answers, int) or answers < 1:
+            raise ValueError(f"answers must be an int >= 1, not {answers!r}")
         seq = self.take_seq()
-        frame = encode_frame(seq, [command(op, arg), *payload])
+        frame = encode_frame(seq, words)
         self.stats.commands += 1
+        got: dict[int, list[int]] = {}
         for attempt in range(self.retries + 1):
             if attempt:
                 self.stats.retries += 1
             await self.port.write(frame)
             self.stats.frames_sent += 1
-            answer = await self._answer(seq, self.timeout + self.byte_time * len(frame))
-            if answer is not None:
-                *data, word = answer
-                echo, status = parse_status(word)
-                if echo != int(op):
-                    raise RuntimeError(
-                        f"{opcode_name(op)}: the answer with seq {seq} is for opcode {echo:#x}"
-                    )
-                return data, status
+            wait = self.timeout + self.byte_time * len(frame)
+            await self._answers(seq, answers, got, wait)
+            if len(got) == answers:
+                return list(got.values())
         raise TimeoutError(
-            f"{opcode_name(op)}(arg={arg}) got no intact answer (seq {seq}) in "
+            f"{what} got {len(got)} of {answers} intact answers (seq {seq}) in "
             f"{self.retries + 1} tries (timeout {self.timeout} each, more for long frames)"
         )
 
-    async def _answer(self, seq: int, wait: float) -> list[int] | None:
+    async def _answers(self, seq: int, answers: int, got: dict, wait: float) -> None:
+        """Add the answers with ``seq`` that come within ``wait`` (longer while bytes come) to
+        ``got``, keyed by core, until ``answers`` are in. A damaged answer ends the wait at once
+        when it was the only one expected (the command is sent again); with more, the others
+        may still be on their way and the wait runs on."""
         end = self.port.clock() + wait
-        while (left := end - self.port.clock()) > 0:
+        while len(got) < answers and (left := end - self.port.clock()) > 0:
             damaged = self._reader.damaged
-            found = None
             chunk = await self.port.read(left)
             if chunk:  # the line is busy: an answer may be on its way
                 end = max(end, self.port.clock() + self.timeout)
             for got_seq, words in self._reader.feed(chunk):
-                if got_seq == seq and found is None:
-                    found = words
-                else:
+                if got_seq != seq:
                     self.stats.stale_answers += 1
+                    continue
+                key = status_core(words[-1]) if answers > 1 else 0
+                got.setdefault(key, words)
             self.stats.damaged_answers += self._reader.damaged - damaged
-            if found is not None:
-                return found
-            if self._reader.damaged > damaged:  # an answer came, damaged: send again now
-                return None
-        return None
+            if answers == 1 and self._reader.damaged > damaged and not got:
+                return
+
+
+class ArrayLink:
+    """An array's host packets over a :class:`LinkHost`: the ``send``/``recv`` pair
+    :class:`~spikeforge.sim.array_session.ArraySession` takes. ``send`` exchanges the packet
+    and keeps its answers (as many as :meth:`~spikeforge.hw.protocol.ArrayRules.answers`
+    says); ``recv`` hands them out in turn."""
+
+    def __init__(self, host: LinkHost, cores: int):
+        self.host = host
+        self.rules = ArrayRules(cores)
+        self._answers: deque[list[int]] = deque()
+
+    async def send(self, words: Sequence[int]) -> None:
+        answers = self.rules.answers(words[0], alone=len(words) == 1)
+        targets = self.rules.targets(words[0])
+        where = "the array" if not targets else f"cores {targets.start}..{targets.stop - 1}"
+        op = opcode_name(CommandWord.from_bits(words[1]).opcode) if len(words) > 1 else "?"
+        got = await self.host.exchange(words, answers=answers, what=f"{op} to {where}")
+        self._answers.extend(got)
+
+    async def recv(self) -> list[int]:
+        if not self._answers:
+            raise TimeoutError("no answer is owed: every answer of the last packet was taken")
+        return self._answers.popleft()

@@ -1,7 +1,8 @@
 """A core behind its serial link in Amaranth's simulator, on a line that damages bytes.
 
-:func:`run_serial_core` elaborates a :class:`~spikeforge.hw.serial_link.SerialLink` in front of
-a :class:`~spikeforge.hw.core.SpikingCore` and runs ``script(host)`` with a
+:func:`run_serial` elaborates a :class:`~spikeforge.hw.serial_link.SerialLink` in front of
+a :class:`~spikeforge.hw.core.SpikingCore` (or a :class:`~spikeforge.hw.array.CoreArray`) and
+runs ``script(host)`` with a
 :class:`~spikeforge.sim.serial_host.LinkHost` on a :class:`SimLine` port: bytes go to the link's
 byte streams one per ``byte_gap`` cycles (a UART's pace, without its bits), and
 :class:`LineErrors` flips, drops and repeats bytes at given rates in both directions.
@@ -17,13 +18,15 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
+from spikeforge.hw.array import CoreArray
+from spikeforge.hw.board import checked_design
 from spikeforge.hw.core import SpikingCore
 from spikeforge.hw.params import CoreParams
 from spikeforge.hw.serial_link import SerialLink
 from spikeforge.hw.serial_protocol import END
 from spikeforge.sim.serial_host import LinkHost
 
-__all__ = ["LINK_COUNTERS", "LineErrors", "SimLine", "run_serial_core"]
+__all__ = ["LINK_COUNTERS", "LineErrors", "SimLine", "run_serial"]
 
 
 @dataclass
@@ -112,8 +115,8 @@ class SimLine:
 LINK_COUNTERS = ("frames", "damaged", "retries", "overflows")
 
 
-def run_serial_core(
-    params: CoreParams,
+def run_serial(
+    design,
     script: Callable[[LinkHost], Awaitable[object]],
     *,
     errors: LineErrors | None = None,
@@ -122,12 +125,17 @@ def run_serial_core(
     byte_gap: int = 2,
     depth: int = 16,
 ) -> tuple[object, dict[str, int]]:
-    """Run ``script(host)`` against a core behind a serial link; return what it returns and
-    the link's counters. The host waits ``timeout`` cycles for each answer and tries
-    ``retries`` more times."""
+    """Run ``script(host)`` against ``design`` (a core's :class:`CoreParams` or an array's
+    cores) behind a serial link; return what it returns and the link's counters. The host
+    waits ``timeout`` cycles for each answer and tries ``retries`` more times."""
+    design = checked_design(design)
     top = Module()
-    top.submodules.link = link = SerialLink(depth=depth)
-    top.submodules.core = core = SpikingCore(params)
+    if isinstance(design, CoreParams):
+        top.submodules.link = link = SerialLink(depth=depth)
+        top.submodules.core = core = SpikingCore(design)
+    else:
+        top.submodules.link = link = SerialLink(depth=depth, cores=len(design))
+        top.submodules.core = core = CoreArray(design)
     wiring.connect(top, link.cmd, core.cmd)
     wiring.connect(top, core.rsp, link.rsp)
     sim = Simulator(top)

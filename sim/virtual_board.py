@@ -6,6 +6,8 @@ the driver and pyserial open it like a board.
     with VirtualBoard(params) as vb, Board.open(vb.path, params, **vb.link_timing) as board:
         ...
 
+``params`` is one core's :class:`~spikeforge.hw.params.CoreParams` or an array's cores.
+
 :class:`VirtualBoard` generates the board top with simulation models of the PLL and the pins
 (:func:`~spikeforge.hw.virtual_board.generate_virtual_board`), Verilates it (cached per
 config in ``folder``, like every build of :mod:`~spikeforge.sim.rtl_runner`) and runs the
@@ -29,7 +31,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from spikeforge.hw.params import CoreParams
+from spikeforge.hw.board import checked_design, design_hash
 from spikeforge.hw.uart import check_divisor
 from spikeforge.hw.virtual_board import TOP, generate_virtual_board
 from spikeforge.sim import rtl_runner
@@ -42,11 +44,12 @@ DEFAULT_FOLDER = Path("build") / "virtual-board"
 
 
 class VirtualBoard:
-    """The board top of ``params`` under Verilator on a pseudo-terminal (a context manager).
+    """The board top of ``design`` under Verilator on a pseudo-terminal (a context manager).
 
     Parameters
     ----------
-    params : CoreParams
+    design : CoreParams or sequence of CoreParams
+        One core, or an array's cores.
     errors : LineErrors, optional
         Damage on the line, both ways (each way its own generator, seeded from ``seed``).
     folder : Path, optional
@@ -64,7 +67,7 @@ class VirtualBoard:
 
     def __init__(
         self,
-        params: CoreParams,
+        design,
         *,
         errors: LineErrors | None = None,
         folder: Path | None = None,
@@ -73,7 +76,7 @@ class VirtualBoard:
         start_timeout: float = 900.0,
         max_seconds: float = 4 * 3600.0,
     ):
-        self.params = CoreParams.checked(params)
+        self.design = checked_design(design)
         check_divisor(divisor)
         if isinstance(poll_cycles, bool) or not isinstance(poll_cycles, int) or poll_cycles < 1:
             raise ValueError(f"poll_cycles must be an int >= 1, not {poll_cycles!r}")
@@ -81,7 +84,7 @@ class VirtualBoard:
         self.divisor, self.poll_cycles = divisor, poll_cycles
         self.start_timeout, self.max_seconds = start_timeout, max_seconds
         root = Path(folder) if folder is not None else DEFAULT_FOLDER
-        self.folder = (root / f"{self.params.core_hash}-d{divisor}").resolve()
+        self.folder = (root / f"{design_hash(self.design)}-d{divisor}").resolve()
         self.path = ""
         self.result: dict[str, Any] = {}
         self.build_seconds = 0.0
@@ -108,7 +111,7 @@ class VirtualBoard:
         build = rtl_runner.build(
             self.folder,
             top=TOP,
-            emit=lambda out: generate_virtual_board(self.params, out, divisor=self.divisor),
+            emit=lambda out: generate_virtual_board(self.design, out, divisor=self.divisor),
             config_hash_key="board_hash",
         )
         self.build_seconds = build.seconds

@@ -29,24 +29,35 @@ class BoardCliError(ValueError):
 
 
 def cmd_build(args: argparse.Namespace) -> dict[str, Any]:
-    from spikeforge.cli import core_params_from_args
+    from spikeforge.cli import core_params_from_args, mapping_from_args
     from spikeforge.hw.bitstream import BoardFitError, build_bitstream
+    from spikeforge.hw.board import design_hash
 
-    params = core_params_from_args(args)
-    out = args.out or Path("runs") / f"board-{args.board}-{params.core_hash}"
+    if args.network is not None:
+        design = tuple(mapping_from_args(args).core_params())
+        what = f"the {len(design)}-core array"
+        smaller = "fewer --cores or --lanes"
+    elif args.cores is not None:
+        raise BoardCliError("--cores needs --network TOML: it sets the cores of an array")
+    else:
+        design = core_params_from_args(args)
+        what, smaller = "the core", "fewer --lanes or neurons"
+    name = design_hash(design)
+    out = args.out or Path("runs") / f"board-{args.board}-{name}"
     if not args.json:
         print(
-            f"building {args.board} with the core {params.core_hash} at {args.clock_mhz:g} MHz, "
+            f"building {args.board} with {what} {name} at {args.clock_mhz:g} MHz, "
             f"{args.baud:,} baud in {out} ...",
             file=sys.stderr,
         )
     try:
         build = build_bitstream(
-            params, args.board, out, clock_mhz=args.clock_mhz, baud=args.baud, seed=args.seed
+            design, args.board, out, clock_mhz=args.clock_mhz, baud=args.baud, seed=args.seed
         )
     except BoardFitError as exc:
-        raise BoardCliError(f"{exc} (a smaller core fits: fewer --lanes or neurons)") from exc
+        raise BoardCliError(f"{exc} (a smaller design fits: {smaller})") from exc
     summary = build.to_dict()
+    summary.update(design_hash=name, cores=1 if args.network is None else len(design))
     if not args.json:
         res = build.resources
         luts = res.get("TRELLIS_COMB", {})
@@ -105,17 +116,19 @@ def cmd_program(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
-def add_board_parsers(sub, add_core_flags, add_config_flags) -> None:
+def add_board_parsers(sub, add_core_flags, add_config_flags, add_array_flags) -> None:
     from spikeforge.hw.board import BOARDS
 
     build = sub.add_parser(
         "build",
-        help="a board's bitstream: the core behind the serial link, through the PLL (YoWASP)",
+        help="a board's bitstream: a core or an array behind the serial link, through the "
+        "PLL (YoWASP)",
         description=(
-            "Build a bitstream for a board: the core behind the serial link (UART, SLIP frames "
-            "with CRC-32 and sequence numbers; docs/link.md), clocked by the ECP5 PLL, through "
-            "Yosys, nextpnr-ecp5 and ecppack from PyPI. Reports resources, Fmax against the "
-            "PLL's clock, the bitstream's size and the build time."
+            "Build a bitstream for a board: one core, or with --network NET.toml --cores C a "
+            "multi-core array, behind the serial link (UART, SLIP frames with CRC-32 and "
+            "sequence numbers; docs/link.md), clocked by the ECP5 PLL, through Yosys, "
+            "nextpnr-ecp5 and ecppack from PyPI. Reports resources, Fmax against the PLL's "
+            "clock, the bitstream's size and the build time."
         ),
     )
     build.add_argument("--board", required=True, choices=sorted(BOARDS), help="the board")
@@ -126,6 +139,7 @@ def add_board_parsers(sub, add_core_flags, add_config_flags) -> None:
     build.add_argument("--seed", type=int, default=1, help="nextpnr placer seed [default: 1]")
     build.add_argument("-o", "--out", type=Path, help="build folder [runs/board-NAME-HASH]")
     build.add_argument("--json", action="store_true", help="print a JSON summary as last line")
+    add_array_flags(build)
     add_core_flags(build)
     add_config_flags(build)
     build.set_defaults(func=cmd_build)
@@ -149,7 +163,8 @@ def add_board_parsers(sub, add_core_flags, add_config_flags) -> None:
 def add_target_flags(parser: argparse.ArgumentParser) -> None:
     """``spikeforge train --target``: train on a board (or the virtual board) instead."""
     group = parser.add_argument_group(
-        "on a board (--mode int; the network is one layer on one core; docs/board.md)"
+        "on a board (--mode int; a one-layer network on one core, or any network on an array "
+        "of --cores; docs/board.md)"
     )
     group.add_argument(
         "--target",
@@ -168,6 +183,13 @@ def add_target_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--sim-seed", type=int, default=0, help="--sim-errors' generator seed [0]")
     group.add_argument("--lanes", type=int, help="the core's P, as the bitstream was built [8]")
     group.add_argument(
+        "--cores",
+        type=int,
+        metavar="C",
+        help="an array of C cores, mapped as `spikeforge build --network ... --cores C` maps "
+        "it [one core for a one-layer network, else the fewest cores that fit]",
+    )
+    group.add_argument(
         "--rate-encoder",
         action="store_true",
         help="the core has the rate encoder (built with --rate-encoder): send each sample's "
@@ -176,6 +198,13 @@ def add_target_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--baud", type=int, default=3_000_000, help="UART rate [3000000]")
     group.add_argument(
         "--timeout", type=float, default=0.5, help="seconds to wait for each answer [0.5]"
+    )
+    group.add_argument(
+        "--retries",
+        type=int,
+        default=8,
+        help="tries after the first per command before giving up: a frame of B bytes gets "
+        "through a line that damages a share r of bytes with chance (1 - r)^B [8]",
     )
     group.add_argument(
         "--frame-words",
@@ -201,13 +230,17 @@ def train_on_target(args: argparse.Namespace, cfg, ds, progress, report) -> dict
     import contextlib
 
     from spikeforge.board_train import train_on_board
+    from spikeforge.codesign.mapping import map_network, min_cores
     from spikeforge.driver import Board
+    from spikeforge.hw.board import design_hash
     from spikeforge.hw.params import CoreParams
     from spikeforge.sim.serial_sim import LineErrors
     from spikeforge.sim.virtual_board import VirtualBoard
 
     if args.mode != "int":
         raise BoardCliError("--target trains in --mode int (a board trains integers)")
+    if args.retries < 0:
+        raise BoardCliError(f"--retries must be >= 0, not {args.retries}")
     if args.frame_words < 1:
         raise BoardCliError(f"--frame-words must be >= 1, not {args.frame_words}")
     if not 0 <= args.sim_errors < 1 / 3:
@@ -215,16 +248,29 @@ def train_on_target(args: argparse.Namespace, cfg, ds, progress, report) -> dict
     if args.sim_errors and args.target != "sim":
         raise BoardCliError("--sim-errors damages the virtual board's line: use --target sim")
     lanes = {} if args.lanes is None else {"lanes": args.lanes}
-    params = CoreParams(net=cfg, rate_encoder=args.rate_encoder, **lanes)
+    if args.cores is None and len(cfg.layers) == 2:
+        design = CoreParams(net=cfg, rate_encoder=args.rate_encoder, **lanes)
+    else:
+        if args.rate_encoder:
+            raise BoardCliError("--rate-encoder applies to one core, not an array (--cores)")
+        cores = min_cores(cfg, **lanes) if args.cores is None else args.cores
+        design = tuple(map_network(cfg, cores, **lanes).core_params())
     with contextlib.ExitStack() as stack:
         url, timing = args.target, {"timeout": args.timeout}
         if url == "sim":
             rate = args.sim_errors
             errors = LineErrors(flip=rate, drop=rate, dup=rate, seed=args.sim_seed)
-            vb = stack.enter_context(VirtualBoard(params, errors=errors))
+            vb = stack.enter_context(VirtualBoard(design, errors=errors))
             url, timing = vb.path, vb.link_timing
         board = stack.enter_context(
-            Board.open(url, params, baud=args.baud, frame_words=args.frame_words, **timing)
+            Board.open(
+                url,
+                design,
+                baud=args.baud,
+                frame_words=args.frame_words,
+                retries=args.retries,
+                **timing,
+            )
         )
         summary = train_on_board(
             board,
@@ -238,7 +284,12 @@ def train_on_target(args: argparse.Namespace, cfg, ds, progress, report) -> dict
             progress=progress,
             on_epoch=report,
         )
-    summary.update(target=args.target, core_hash=params.core_hash, dataset=ds.name)
+    summary.update(
+        target=args.target,
+        design_hash=design_hash(design),
+        cores=1 if isinstance(design, CoreParams) else len(design),
+        dataset=ds.name,
+    )
     if args.target == "sim":
         summary["virtual_board"] = vb.result
     return summary

@@ -1,7 +1,8 @@
 """Training on a board (or a virtual one) exactly as the integer trainer trains the golden model.
 
 :func:`train_on_board` runs :func:`spikeforge.sw.train.train_int`'s schedule on a
-:class:`~spikeforge.driver.Board`: the same initial state (written to the board first), the
+:class:`~spikeforge.driver.Board` (one core) or :class:`~spikeforge.driver.ArrayBoard` (every
+layer of the network on the array's cores): the same initial state (written to the board first), the
 same sample order and spike encoding per epoch, the same learning-rate steps (SET_LR), batch
 size 1. A core with the rate encoder gets each sample's intensities and key (LOAD_INPUTS) and
 draws the same spikes itself. With ``verify`` the golden model trains alongside and every
@@ -53,8 +54,10 @@ def train_on_board(
     """Train ``epochs`` epochs of ``ds`` (the first ``samples`` of each epoch's order, all by
     default) on ``board``; the test accuracy after each epoch on the first ``test_samples``
     of the test split (all by default)."""
-    if len(cfg.layers) != 2:
-        raise ValueError(f"a board trains one layer (one core), not layers {list(cfg.layers)}")
+    if cfg.weight_shapes() != board.net.weight_shapes():
+        raise ValueError(
+            f"the board trains layers {list(board.net.layers)}, not {list(cfg.layers)}"
+        )
     if cfg.batch_size != 1:
         raise ValueError(f"a board trains with batch_size 1, not {cfg.batch_size}")
     if epochs < 1:
@@ -66,14 +69,14 @@ def train_on_board(
     n = len(x_tr) if samples is None else min(samples, len(x_tr))
     n_test = len(x_te) if test_samples is None else min(test_samples, len(x_te))
     x_eval, y_eval = eval_inputs(cfg, x_te[:n_test]), ds.y_test[:n_test]
-    on_chip = board.params.rate_encoder  # the board encodes: send intensities and keys
+    on_chip = board.rate_encoder  # the board encodes: send intensities and keys
     if on_chip:
         eval_samples = [(x_te[i], int(k)) for i, k in enumerate(eval_keys(n_test))]
     else:
         eval_samples = [(x, None) for x in x_eval]
     golden = GoldenModel(cfg)
     state = golden.state_dict()
-    board.load_state(state["weights"][0], state["lfsr_states"][0])
+    board.load_network(state["weights"], state["lfsr_states"])
     history = []
     start = time.perf_counter()
     for epoch in range(epochs):
@@ -94,11 +97,12 @@ def train_on_board(
         bar.close()
         row: dict[str, Any] = {"epoch": epoch + 1, "samples": n}
         if verify:
-            weights = board.read_weights()
-            differ = int((weights != golden.weights[0]).sum())
+            weights = board.network_weights()
+            differ = sum(int((w != g).sum()) for w, g in zip(weights, golden.weights, strict=True))
             if differ:
+                total = sum(w.numel() for w in weights)
                 raise CoreError(
-                    f"epoch {epoch + 1}: {differ} of {weights.numel()} weights on the board "
+                    f"epoch {epoch + 1}: {differ} of {total} weights on the board "
                     f"differ from the golden model's"
                 )
             row["bit_exact"] = True

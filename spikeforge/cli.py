@@ -174,6 +174,28 @@ def _add_core_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_array_flags(parser: argparse.ArgumentParser) -> None:
+    """``--network`` and ``--cores`` (``generate``, ``build``): a multi-core array."""
+    arr = parser.add_argument_group(
+        "array (--network; --lanes, --lr-range and --device apply to every core, --layer and "
+        "--emit-error do not apply)"
+    )
+    arr.add_argument(
+        "--network",
+        type=Path,
+        metavar="TOML",
+        help="network file (keys at the top level or in [network], network flags override "
+        "them) with an optional [array] table (cores, lanes, device, lr_range; flags override "
+        "it): the multi-core array instead of one core; excludes --config",
+    )
+    arr.add_argument(
+        "--cores",
+        type=int,
+        metavar="C",
+        help="cores of the array; needs --network [default: cores of the [array] table]",
+    )
+
+
 def core_params_from_args(args: argparse.Namespace):
     """The validated :class:`CoreParams` from ``--config`` and the flags."""
     from spikeforge.hw.params import DEFAULT_CORE_NET, CoreParams
@@ -194,11 +216,10 @@ def core_params_from_args(args: argparse.Namespace):
     return CoreParams(net=SnnConfig.from_dict(net), **core)
 
 
-def _generate_array(args: argparse.Namespace) -> dict[str, Any]:
-    """``generate --network``: map the network on ``--cores`` cores and write the array."""
-    from spikeforge.codesign.host_stream import stream_template
+def mapping_from_args(args: argparse.Namespace):
+    """The :class:`~spikeforge.codesign.mapping.Mapping` of ``--network`` on ``--cores`` cores
+    (``generate``/``build``): the TOML's network and ``[array]`` table, flags overriding."""
     from spikeforge.codesign.mapping import map_network, read_network_toml
-    from spikeforge.hw.generate import generate_array, lint
     from spikeforge.sw.config import SnnConfig
 
     if args.config is not None:
@@ -230,7 +251,15 @@ def _generate_array(args: argparse.Namespace) -> dict[str, Any]:
         raise CliError(
             f"--cores is required with --network (or cores in the [array] table of {args.network})"
         )
-    mapping = map_network(net, **array)
+    return map_network(net, **array)
+
+
+def _generate_array(args: argparse.Namespace) -> dict[str, Any]:
+    """``generate --network``: map the network on ``--cores`` cores and write the array."""
+    from spikeforge.codesign.host_stream import stream_template
+    from spikeforge.hw.generate import generate_array, lint
+
+    mapping = mapping_from_args(args)
     out = args.out
     man = generate_array(list(mapping.core_params()), out)
     recorded = {**mapping.to_dict(), "train_step_stream": stream_template(man["layers"])}
@@ -490,24 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--lint", action="store_true", help="also run verilator --lint-only -Wall (with waivers)"
     )
     gen.add_argument("--json", action="store_true", help="print a JSON summary as last line")
-    arr = gen.add_argument_group(
-        "array (--network; --lanes, --lr-range and --device apply to every core, --layer and "
-        "--emit-error do not apply)"
-    )
-    arr.add_argument(
-        "--network",
-        type=Path,
-        metavar="TOML",
-        help="network file (keys at the top level or in [network], network flags override "
-        "them) with an optional [array] table (cores, lanes, device, lr_range; flags override "
-        "it): generate the multi-core array instead of one core; excludes --config",
-    )
-    arr.add_argument(
-        "--cores",
-        type=int,
-        metavar="C",
-        help="cores of the array; needs --network [default: cores of the [array] table]",
-    )
+    _add_array_flags(gen)
     _add_core_flags(gen)
     _add_config_flags(gen)
     gen.set_defaults(func=cmd_generate)
@@ -591,7 +603,7 @@ def build_parser() -> argparse.ArgumentParser:
     reg.set_defaults(func=cmd_regress)
     add_sweep_parser(sub)
     add_fuzz_parser(sub)
-    add_board_parsers(sub, _add_core_flags, _add_config_flags)
+    add_board_parsers(sub, _add_core_flags, _add_config_flags, _add_array_flags)
     return parser
 
 

@@ -7,7 +7,20 @@ import json
 import pytest
 
 from spikeforge.cli import main
-from spikeforge.hw.board import BOARDS, PFD_MHZ, VCO_MHZ, board, ecp5_pll, uart_divisor
+from spikeforge.codesign.mapping import map_network
+from spikeforge.hw.array import array_hash
+from spikeforge.hw.board import (
+    BOARDS,
+    PFD_MHZ,
+    VCO_MHZ,
+    board,
+    checked_design,
+    design_hash,
+    ecp5_pll,
+    uart_divisor,
+)
+from spikeforge.hw.params import CoreParams
+from spikeforge.sw.config import SnnConfig
 
 
 @pytest.mark.parametrize("fout", [25.0, 40.0, 50.0, 62.5, 100.0, 125.0, 133.0])
@@ -57,6 +70,44 @@ def test_spikeforge_build_makes_a_ulx3s_bitstream(tmp_path, capsys):
     assert summary["fmax_mhz"] > 0
     assert summary["resources"]["EHXPLLL"]["used"] == 1
     assert summary["resources"]["TRELLIS_COMB"]["used"] > 1000
+
+
+def test_spikeforge_build_makes_a_bitstream_of_an_array(tmp_path, capsys):
+    """``build --network --cores``: three linked cores (12 -> 8 -> 6, layer 0 split in two)
+    behind the serial link, mapped as ``generate --network`` maps them (about 1.5 minutes)."""
+    toml = tmp_path / "net.toml"
+    toml.write_text("[network]\nlayers = [12, 8, 6]\ntimesteps = 3\n[array]\nlanes = 2\n")
+    out = tmp_path / "board"
+    args = ["build", "--board", "ulx3s-85f", "--network", str(toml), "--cores", "3"]
+    assert main([*args, "-o", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    net = SnnConfig(layers=(12, 8, 6), timesteps=3)
+    cores = tuple(map_network(net, 3, lanes=2).core_params())
+    assert summary["cores"] == 3 and summary["design_hash"] == array_hash(cores)
+    assert (out / "spikeforge_board.bit").stat().st_size == summary["bitstream_bytes"] > 100_000
+    assert summary["fmax_mhz"] > 0 and summary["resources"]["EHXPLLL"]["used"] == 1
+
+
+def test_a_design_is_a_core_or_an_arrays_linked_cores():
+    net = SnnConfig(layers=(12, 8, 6), timesteps=3)
+    cores = map_network(net, 3, lanes=2).core_params()
+    assert checked_design(cores) == tuple(cores)
+    assert design_hash(tuple(cores)) == array_hash(cores)
+    core = CoreParams(net=SnnConfig(layers=(12, 6), timesteps=3), lanes=2)
+    assert design_hash(checked_design(core)) == core.core_hash
+    with pytest.raises(TypeError, match="a CoreParams or a sequence of them"):
+        checked_design("core.toml")
+    with pytest.raises(ValueError, match="must be linked"):
+        checked_design([CoreParams(net=net, layer=n, lanes=2) for n in (0, 1)])
+    with pytest.raises(ValueError, match="no core computes layer 1"):
+        checked_design(cores[:2])
+
+
+def test_build_refuses_cores_without_a_network(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["build", "--board", "ulx3s-85f", "--cores", "3"])
+    assert exc.value.code == 2
+    assert "--cores needs --network" in capsys.readouterr().err
 
 
 def test_spikeforge_program_dry_run_prints_the_loader_command(tmp_path, capsys):

@@ -4,7 +4,8 @@ UART pins on a pseudo-terminal (cocotbext-uart at 25 Mbaud).
 The digits network (64 inputs, 10 neurons, T = 4) trains through ``spikeforge train --target
 sim`` and every weight and every test prediction equals the golden model's: on a clean line
 with spike events, and on a line that flips, drops and repeats bytes at 0.1% each, both ways,
-with the core's rate encoder (intensities on the link). About 4 minutes with both builds.
+with the core's rate encoder (intensities on the link); and a 64-16-10 network on a
+three-core array through the damaged line. About 6 minutes with the three builds.
 """
 
 from __future__ import annotations
@@ -26,15 +27,19 @@ from spikeforge.sw.data import load_dataset
 DIGITS = SnnConfig(layers=(64, 10), timesteps=4)
 TRAIN = ["train", "--target", "sim", "--layers", "64,10", "--timesteps", "4", "--lanes", "5"]
 TRAIN += ["--epochs", "1", "--samples", "60", "--json", "--no-progress"]
+RETRIES = 30
+"""On the damaged line a WRITE of one 64-value row (~270 bytes) gets through with chance
+0.997^270 = 44%: 9 tries all fail for 0.6% of such frames, 31 for 1e-7."""
 
 
-def _train(tmp_path, capsys, *flags: str) -> dict:
+def _train(tmp_path, capsys, *flags: str, samples: int = 60, test_samples: int = 360) -> dict:
     assert main([*TRAIN, "--out", str(tmp_path), *flags]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     (epoch,) = summary["history"]
     assert summary["verified"] and epoch["bit_exact"] and epoch["predictions_match"]
-    assert summary["samples_per_epoch"] == 60 and summary["test_samples"] == 360
-    assert json.loads((tmp_path / "board.json").read_text())["core_hash"] == summary["core_hash"]
+    assert summary["samples_per_epoch"] == samples and summary["test_samples"] == test_samples
+    recorded = json.loads((tmp_path / "board.json").read_text())
+    assert recorded["design_hash"] == summary["design_hash"]
     return summary
 
 
@@ -51,11 +56,27 @@ def test_digits_train_bit_exact_through_a_damaged_line(tmp_path, capsys):
     """The same with the on-chip rate encoder through 0.1% flips, drops and repeats per byte
     each way: damaged frames are sent again, never run twice, never written wrong."""
     flags = ["--rate-encoder", "--sim-errors", "0.001", "--sim-seed", "1", "--frame-words", "32"]
+    flags += ["--retries", str(RETRIES)]
     summary = _train(tmp_path, capsys, *flags)
     board, link = summary["virtual_board"], summary["link"]
     assert summary["input"] == "intensities (on-chip rate encoder)"
     assert min(board["to_chip"].values()) > 0 and min(board["to_host"].values()) > 0
     assert link["retries"] > 0 and link["damaged_answers"] > 0
+
+
+def test_a_core_array_trains_bit_exact_through_a_damaged_line(tmp_path, capsys):
+    """64-16-10 on three cores (the hidden layer split in two): 30 samples and 60 test
+    predictions through 0.1% flips, drops and repeats per byte each way. Every routed packet
+    draws one answer frame per addressed core; a retried broadcast is answered from the
+    link's store, never run twice; every weight of both layers equals the golden model's."""
+    flags = ["--layers", "64,16,10", "--lanes", "4", "--cores", "3", "--samples", "30"]
+    flags += ["--test-samples", "60", "--sim-errors", "0.001", "--sim-seed", "2"]
+    flags += ["--frame-words", "32", "--retries", str(RETRIES)]
+    summary = _train(tmp_path, capsys, *flags, samples=30, test_samples=60)
+    board, link = summary["virtual_board"], summary["link"]
+    assert summary["cores"] == 3
+    assert min(board["to_chip"].values()) > 0 and min(board["to_host"].values()) > 0
+    assert link["retries"] > 0
 
 
 def test_the_driver_refuses_a_core_built_from_another_config():
@@ -86,7 +107,7 @@ def test_the_board_trainer_notices_a_wrong_weight():
         Board.open(vb.path, params, **vb.link_timing) as board,
         pytest.raises(CoreError, match="epoch 2: 1 of 640 weights"),
     ):
-        assert board.info()["core_hash"] == params.core_hash
+        assert board.info()["hash"] == params.core_hash
         train_on_board(
             board, DIGITS, load_dataset("digits"), 2, samples=1, test_samples=1, on_epoch=corrupt
         )
@@ -106,6 +127,7 @@ def test_intensities_need_a_core_with_the_rate_encoder():
     [
         (["--mode", "float"], "--mode int"),
         (["--frame-words", "0"], "--frame-words must be >= 1, not 0"),
+        (["--retries", "-1"], "--retries must be >= 0, not -1"),
         (["--sim-errors", "0.5"], "--sim-errors must be in [0, 1/3), not 0.5"),
         (["--target", "/dev/ttyNONE", "--sim-errors", "0.01"], "use --target sim"),
     ],

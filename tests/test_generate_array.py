@@ -99,8 +99,7 @@ def test_cli_generates_the_array_the_mapping_places(tmp_path, capsys):
         ("LOAD_SPIKES", [0, 1]),
         ("FORWARD", [0, 4]),
         ("SET_LABEL", [4, 4]),
-        ("BACKWARD", [4, 4]),
-        ("BACKWARD", [0, 3]),
+        ("BACKWARD", [0, 4]),
     ]
     assert stream[1]["route_word"] == "0xf0000005"  # cores 0 .. 4
 

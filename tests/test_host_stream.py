@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from spikeforge.codesign.host_stream import train_step_stream
-from spikeforge.hw.protocol import Opcode, command, route, spike_words
+from spikeforge.hw.protocol import BACKWARD_ALL, Opcode, command, route, spike_words
 
 
-def test_a_training_step_is_five_packets_with_the_answers_they_draw():
+def test_a_training_step_is_four_packets_with_the_answers_they_draw():
     layers = [[0, 1], [2, 3], [4]]
     spikes = [[0, 1, 1], [1, 0, 0]]
     stream = train_step_stream(layers, spikes, 3)
@@ -16,11 +16,10 @@ def test_a_training_step_is_five_packets_with_the_answers_they_draw():
         (route(0, 2), command(Opcode.LOAD_SPIKES)),
         (route(0, 5), command(Opcode.FORWARD)),
         (route(4), command(Opcode.SET_LABEL, 3)),
-        (route(4), command(Opcode.BACKWARD, 1)),
-        (route(0, 4), command(Opcode.BACKWARD, 3)),
+        (route(0, 5), command(Opcode.BACKWARD, BACKWARD_ALL)),
     ]
     assert list(stream[0].words[2:]) == spike_words(spikes) == [2, 1, 2, 1, 0]
-    assert [p.wait for p in stream] == [True, True, True, False, True]
+    assert all(p.wait for p in stream)
     assert stream[1].answers == dict.fromkeys(range(5), Opcode.FORWARD)
 
 

@@ -83,7 +83,8 @@ def _write(q: Quantity, row: int, n: int, value: int = 1) -> list[int]:
         ([command(Opcode.SET_TIMEOUT), 5], Status.BAD_OPCODE),  # the array's, not a core's
         ([command(Opcode.FORWARD, 2)], Status.BAD_ARG),
         ([command(Opcode.BACKWARD, 3)], Status.OK),
-        ([command(Opcode.BACKWARD, 4)], Status.BAD_ARG),
+        ([command(Opcode.BACKWARD, 7)], Status.OK),
+        ([command(Opcode.BACKWARD, 8)], Status.BAD_ARG),
         ([command(Opcode.SET_LABEL, 3)], Status.OK),
         ([command(Opcode.SET_LABEL, 4)], Status.BAD_ARG),
         ([command(Opcode.SET_LR, NET.lr_shift - 1)], Status.BAD_ARG),

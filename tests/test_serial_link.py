@@ -20,7 +20,7 @@ from spikeforge.hw.serial_protocol import (
     frame_body,
 )
 from spikeforge.hw.uart import UartRx, UartTx
-from spikeforge.sim.serial_sim import LineErrors, run_serial_core
+from spikeforge.sim.serial_sim import LineErrors, run_serial
 from spikeforge.sim.session import CoreSession
 from spikeforge.sw.config import SnnConfig
 from spikeforge.sw.golden import GoldenModel
@@ -183,9 +183,7 @@ def _train(steps: int, errors: LineErrors | None, seed: int = 0):
             await s.backward(update=True)
         return await s.read(Quantity.WEIGHTS), host.stats
 
-    (weights, stats), counters = run_serial_core(
-        CORE, script, errors=errors, timeout=6_000, retries=16
-    )
+    (weights, stats), counters = run_serial(CORE, script, errors=errors, timeout=6_000, retries=16)
     return weights, golden.weights[0], stats, counters
 
 
@@ -239,7 +237,7 @@ def test_a_retry_of_a_state_changing_command_is_answered_not_run_again():
                 answers += reader.feed(await host.port.read(6_000))
         return seq, answers, await s.read(Quantity.WEIGHTS)
 
-    (seq, answers, weights), counters = run_serial_core(CORE, script)
+    (seq, answers, weights), counters = run_serial(CORE, script)
     assert [(got, parse_status(words[-1])) for got, words in answers] == [
         (seq, (Opcode.BACKWARD, Status.OK)),
         (seq, (Opcode.BACKWARD, Status.OK)),
@@ -268,7 +266,7 @@ def test_a_damaged_frame_runs_nothing_and_draws_no_answer():
             got += await host.port.read(4_000)
         return got, await s.read(Quantity.WEIGHTS)
 
-    (got, weights), counters = run_serial_core(CORE, script)
+    (got, weights), counters = run_serial(CORE, script)
     assert got == b""
     assert torch.equal(weights, start)
     assert counters["damaged"] == 2

@@ -340,7 +340,8 @@ class CommandFramer(wiring.Component):
             m.d.sync += [
                 self.bp_start.eq(1),
                 self.wg_start.eq(1),
-                self.ext_error.eq(arg[1]),
+                # bit 2: the error link where the core has one (a build-time constant)
+                self.ext_error.eq(arg[1] | (arg[2] & int(self._p.errors_in))),
                 update_after.eq(arg[0]),
                 self.in_backward.eq(1),
             ]
