@@ -37,7 +37,7 @@ the link has seen; they are ports, for a board's LEDs or a debug core.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
@@ -256,17 +256,18 @@ class SerialLink(wiring.Component):
                         with m.Else():
                             m.d.sync += bad.eq(1)
 
+        intact = ~bad & ~esc & rx_crc.match_detected & (acc_n == 0) & hold_valid
+        width = Tag["answers"].width
+        if array:
+            answers = route_answers(route_word, n_words == 1, self._cores)[:width]
+        else:
+            answers = Const(1, width)
         new_tag = Signal(Tag)
-        m.d.comb += [
-            new_tag.seq.eq(seq),
-            new_tag.read_only.eq(read_only),
-            new_tag.answers.eq(
-                route_answers(route_word, n_words == 1, self._cores) if array else 1
-            ),
-        ]
+        # One assignment of the whole tag (a constant field alone would make an empty
+        # ``always @*`` in the Verilog, which Verilator rejects).
+        m.d.comb += new_tag.eq(Cat(seq, intact, read_only, answers))
         frame_end = self.rx.valid & (self.rx.payload == END)
         with m.If(frame_end & started):
-            intact = ~bad & ~esc & rx_crc.match_detected & (acc_n == 0) & hold_valid
             m.d.sync += [started.eq(0), bad.eq(0), esc.eq(0)]
             _saturating_increment(m, self.frames, intact)
             _saturating_increment(m, self.damaged, ~intact)
@@ -278,7 +279,6 @@ class SerialLink(wiring.Component):
                     push_abandon.eq(~intact),
                     tags.w_en.eq(1),
                     tags.w_data.eq(new_tag),
-                    new_tag.keep.eq(intact),
                 ]
             with m.If(intact & forward):
                 m.d.sync += [last_seq.eq(seq), have_last.eq(1), last_read_only.eq(read_only)]
