@@ -76,16 +76,12 @@ array-scaling: setup ## Verilator: cycles/sample of one layer on 1-16 cores and 
 	$(PY) bench/array_scaling.py --layers 64,128,128,128,10 --cores 4,12,24 --steps 2 \
 		--out build/array-scaling-deep
 
-board-sim: setup ## virtual board (Verilator, pty): digits, 1 epoch + 360 predictions: a core (clean, damaged line), a 3-core array
+board-sim: setup ## virtual board (Verilator, pty): digits, 1 epoch + 360 predictions, clean and damaged line
 	$(VENV)/bin/spikeforge train --target sim $(BOARD_SIM_NET) --out runs/board-sim-events
 	$(VENV)/bin/spikeforge train --target sim $(BOARD_SIM_NET) --rate-encoder \
-		$(BOARD_SIM_DAMAGE) --out runs/board-sim-damaged
-	$(VENV)/bin/spikeforge train --target sim $(BOARD_SIM_ARRAY) $(BOARD_SIM_DAMAGE) \
-		--out runs/board-sim-array
+		--sim-errors 0.001 --sim-seed 1 --frame-words 32 --retries 30 --out runs/board-sim-damaged
 
 BOARD_SIM_NET = --layers 64,10 --timesteps 4 --lanes 5 --epochs 1 --lr-schedule constant
-BOARD_SIM_ARRAY = --layers 64,16,10 --timesteps 4 --lanes 4 --cores 3 --epochs 1 --lr-schedule constant
-BOARD_SIM_DAMAGE = --sim-errors 0.001 --sim-seed 1 --frame-words 32 --retries 30
 
 clean: ## remove build and run outputs (keeps .venv)
 	rm -rf runs build .pytest_cache .ruff_cache .hypothesis

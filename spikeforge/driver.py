@@ -30,11 +30,19 @@ import torch
 
 from spikeforge.hw.board import Design, checked_design, design_hash
 from spikeforge.hw.params import CoreParams
-from spikeforge.hw.protocol import MAGIC, Opcode, Quantity, array_route, command, parse_status
+from spikeforge.hw.protocol import (
+    MAGIC,
+    Opcode,
+    Quantity,
+    Status,
+    array_route,
+    command,
+    parse_status,
+)
 from spikeforge.hw.serial_protocol import END, FRAME_WORDS
 from spikeforge.sim.array_session import ArraySession
 from spikeforge.sim.serial_host import ArrayLink, LinkHost
-from spikeforge.sim.session import CoreError, CoreSession, check_answer
+from spikeforge.sim.session import CoreError, CoreSession
 from spikeforge.sw.golden import predict_counts
 
 __all__ = ["ArrayBoard", "Board", "SerialPort"]
@@ -165,7 +173,13 @@ class Board:
 
     async def _info(self) -> list[int]:
         """INFO (the first command of a session: it sets the link's sequence numbers)."""
-        return await self.link.open()
+        words, status = await self.link.call(Opcode.INFO)
+        if status != Status.OK:
+            raise CoreError(
+                f"INFO answered {status.name}: not a single core there (an array answers "
+                f"BAD_ARG to a packet without a route word: open it with the array's cores)"
+            )
+        return words
 
     def _run(self, coro):
         return self._loop.run_until_complete(coro)
@@ -186,8 +200,14 @@ class Board:
         return {
             "magic": f"{words[0]:#010x}",
             "hash": _core_hash(words),
+            **self._info_fields(words),
             "link": dict(vars(self.link.stats)),
         }
+
+    @staticmethod
+    def _info_fields(words: list[int]) -> dict[str, object]:
+        """What else the design's INFO words say (an array: its cores and watchdog)."""
+        return {}
 
     def load_network(
         self, weights: Sequence[torch.Tensor], lfsr_states: Sequence[torch.Tensor]
@@ -292,15 +312,19 @@ class ArrayBoard(Board):
     async def _info(self) -> list[int]:
         words = [array_route(), command(Opcode.INFO)]
         (answer,) = await self.link.exchange(words, what="INFO to the array")
-        *data, status = answer
-        check_answer("the array", Opcode.INFO, 0, _status(status, Opcode.INFO))
+        *data, word = answer
+        echo, status = parse_status(word)
+        if echo != Opcode.INFO or status != Status.OK:
+            raise CoreError(
+                f"INFO to the array answered {status.name} for opcode {echo:#x}: not an array "
+                f"there (a single core takes the route word for a command: open it with its "
+                f"CoreParams)"
+            )
         return data
 
-    def info(self) -> dict[str, object]:
-        out = super().info()
-        words = self._run(self._info())
-        out.update(cores=words[3], watchdog_cycles=words[4])
-        return out
+    @staticmethod
+    def _info_fields(words: list[int]) -> dict[str, object]:
+        return {"cores": words[3], "watchdog_cycles": words[4]}
 
     def load_weights(self, weights: Sequence[torch.Tensor]) -> None:
         """Write every layer's master weights (one ``[n_out, n_in]`` tensor per layer)."""
@@ -372,15 +396,6 @@ class ArrayBoard(Board):
             raise ValueError(
                 "an array takes each sample as [T, n_in] spikes (no on-chip rate encoder yet)"
             )
-
-
-def _status(word: int, op: Opcode):
-    """The status of an answer's status word to ``op``; :class:`CoreError` if it echoes
-    another opcode."""
-    echo, status = parse_status(word)
-    if echo != int(op):
-        raise CoreError(f"the answer to {op.name} echoes opcode {echo:#x}")
-    return status
 
 
 def _core_hash(info: list[int]) -> str:

@@ -17,7 +17,9 @@ import torch
 
 from spikeforge.board_train import train_on_board
 from spikeforge.cli import main
-from spikeforge.driver import Board
+from spikeforge.codesign.mapping import map_network
+from spikeforge.driver import ArrayBoard, Board
+from spikeforge.hw.array import array_hash
 from spikeforge.hw.params import CoreParams
 from spikeforge.sim.session import CoreError
 from spikeforge.sim.virtual_board import VirtualBoard
@@ -79,11 +81,33 @@ def test_a_core_array_trains_bit_exact_through_a_damaged_line(tmp_path, capsys):
     assert link["retries"] > 0
 
 
+def test_an_array_board_says_what_it_is_and_refuses_another_design():
+    """INFO of the array behind the link: its hash and cores; a driver that expects one core
+    (or another mapping) is refused with both hashes."""
+    net = SnnConfig(layers=(64, 16, 10), timesteps=4)
+    cores = tuple(map_network(net, 3, lanes=4).core_params())
+    with VirtualBoard(cores) as vb:
+        with Board.open(vb.path, cores, **vb.link_timing) as board:
+            assert isinstance(board, ArrayBoard)
+            info = board.info()
+            assert info["hash"] == array_hash(cores) and info["cores"] == 3
+        other = tuple(map_network(net, 2, lanes=4).core_params())
+        with pytest.raises(CoreError, match=f"there is {array_hash(cores)}, not"):
+            Board.open(vb.path, other, **vb.link_timing)
+        core = CoreParams(net=SnnConfig(layers=(64, 10), timesteps=4), lanes=5)
+        with pytest.raises(CoreError, match="not a single core there"):
+            Board.open(vb.path, core, **vb.link_timing)
+
+
 def test_the_driver_refuses_a_core_built_from_another_config():
     core = CoreParams(net=DIGITS, lanes=5)
     other = CoreParams(net=DIGITS, lanes=2)
-    with VirtualBoard(core) as vb, pytest.raises(CoreError, match="not " + other.core_hash):
-        Board.open(vb.path, other, **vb.link_timing)
+    array = tuple(map_network(SnnConfig(layers=(64, 16, 10), timesteps=4), 3).core_params())
+    with VirtualBoard(core) as vb:
+        with pytest.raises(CoreError, match="not " + other.core_hash):
+            Board.open(vb.path, other, **vb.link_timing)
+        with pytest.raises(CoreError, match="not an array there"):
+            Board.open(vb.path, array, **vb.link_timing)
 
 
 def test_the_driver_names_a_port_it_cannot_open(tmp_path):

@@ -50,6 +50,16 @@ def _session(host) -> ArraySession:
     return ArraySession(CORES, link.send, link.recv, frame_words=16)
 
 
+async def _up_to_backward(host, weights, spikes, label: int) -> ArraySession:
+    """Open the link (INFO to the array) and run a training step up to its BACKWARD."""
+    await host.exchange([array_route(), command(Opcode.INFO)])
+    s = _session(host)
+    await s.write_weights(weights)
+    await s.forward(spikes)
+    await s.call(s.layers[-1], Opcode.SET_LABEL, label)
+    return s
+
+
 @pytest.mark.parametrize("rate", [0.0, 2e-3], ids=["clean", "damaged"])
 def test_an_array_trains_bit_exact_through_the_link(rate):
     """Every layer's weights equal the golden model's after the steps; on the damaged line
@@ -85,11 +95,7 @@ def test_a_retried_broadcast_is_answered_by_every_core_again_and_runs_once():
     start, expected = _golden(xs, labels)
 
     async def script(host):
-        await host.exchange([array_route(), command(Opcode.INFO)])
-        s = _session(host)
-        await s.write_weights(start)
-        await s.forward(xs[0])
-        await s.call(s.layers[-1], Opcode.SET_LABEL, labels[0])
+        s = await _up_to_backward(host, start, xs[0], labels[0])
         seq = host.take_seq()
         frame = encode_frame(seq, [route(0, 3), command(Opcode.BACKWARD, BACKWARD_ALL)])
         reader, answers = FrameReader(), []
@@ -157,11 +163,7 @@ def test_a_damaged_frame_to_the_array_runs_nothing_and_draws_no_answer():
     start, _ = _golden(xs, labels)
 
     async def script(host):
-        await host.exchange([array_route(), command(Opcode.INFO)])
-        s = _session(host)
-        await s.write_weights(start)
-        await s.forward(xs[0])
-        await s.call(s.layers[-1], Opcode.SET_LABEL, labels[0])
+        s = await _up_to_backward(host, start, xs[0], labels[0])
         frame = bytearray(
             encode_frame(host.take_seq(), [route(0, 3), command(Opcode.BACKWARD, BACKWARD_ALL)])
         )
