@@ -36,7 +36,7 @@ from typing import Any
 
 import optuna
 from optuna.samplers import GridSampler, NSGAIISampler
-from optuna.trial import TrialState
+from optuna.trial import TrialState, create_trial
 
 from spikeforge.codesign.space import DesignSpace, point_config, point_id
 from spikeforge.sw.config import ConfigError
@@ -109,13 +109,25 @@ def _prepare(space: DesignSpace, out: Path) -> Path:
 
 
 def _recover(study: optuna.Study, storage) -> int:
-    """Mark trials a killed sweep left running as failed and queue their points again."""
+    """Mark trials a killed sweep left running as failed and queue their points again.
+
+    A sweep can be killed between ``ask`` and the last ``suggest``, so a stale trial may hold
+    only some of its parameters (or none). A grid trial is queued again by its grid point (the
+    ``grid_id`` Optuna's grid sampler gave it: the sampler answers every parameter from it); any
+    other trial by the parameters it was given or had fixed, the rest sampled anew.
+    """
     stale = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
     for t in stale:
         storage.set_trial_user_attr(t._trial_id, "reason", INTERRUPTED)
         storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-        if t.params:
-            study.enqueue_trial(dict(t.params), skip_if_exists=False)
+        attrs = t.system_attrs
+        if "grid_id" in attrs:
+            grid = {k: attrs[k] for k in ("grid_id", "search_space") if k in attrs}
+            study.add_trial(create_trial(state=TrialState.WAITING, system_attrs=grid))
+            continue
+        params = {**attrs.get("fixed_params", {}), **t.params}
+        if params:
+            study.enqueue_trial(params, skip_if_exists=False)
     return len(stale)
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 import optuna
 import pytest
 
+from spikeforge.codesign.search import AskTellGridSampler, _recover
+
 BIN = Path(sys.executable).parent
 TINY = """
 name = "tiny"
@@ -68,6 +70,47 @@ def _log(out: Path) -> list[dict]:
 def _trained(out: Path) -> int:
     points = [json.loads(p.read_text()) for p in (out / "points").glob("*.json")]
     return sum(p["params"]["cores"] == 1 for p in points)
+
+
+GRID = {"a": [1, 2, 3], "b": ["x", "y"]}
+
+
+def _study(tmp_path: Path, sampler) -> optuna.Study:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}", sampler=sampler)
+
+
+def _suggest(trial: optuna.Trial, names=GRID) -> tuple:
+    return tuple(trial.suggest_categorical(n, GRID[n]) for n in names)
+
+
+def test_a_grid_point_killed_before_all_its_parameters_were_asked_is_queued_again(tmp_path):
+    """A kill can fall between ``ask`` and the last ``suggest`` (the CI once caught it): the
+    stale trial holds some parameters or none, yet its grid point runs again, all of it."""
+    study = _study(tmp_path, AskTellGridSampler(GRID, seed=3))
+    first = study.ask()
+    study.tell(first, 1.0 * len(_suggest(first)))
+    some = study.ask()
+    half = _suggest(some, ["a"])  # killed here, "b" never asked
+    study.ask()  # killed right after ask
+    assert _recover(study, study._storage) == 2
+    asked = []
+    for _ in range(len(GRID["a"]) * len(GRID["b"]) - 1):
+        trial = study.ask()
+        asked.append(_suggest(trial))
+        study.tell(trial, 0.0)
+    done = [tuple(t.params[n] for n in GRID) for t in study.trials if t.state.name == "COMPLETE"]
+    assert sorted(done) == sorted((a, b) for a in GRID["a"] for b in GRID["b"])
+    assert asked[0][0] == half[0]  # the half-asked point came back first
+
+
+def test_a_queued_point_killed_before_its_first_parameter_keeps_its_parameters(tmp_path):
+    study = _study(tmp_path, optuna.samplers.NSGAIISampler(seed=3))
+    study.enqueue_trial({"a": 2, "b": "y"})
+    study.ask()  # killed before any suggest: its parameters are only "fixed" ones
+    assert _recover(study, study._storage) == 1
+    assert len(study.get_trials(states=(optuna.trial.TrialState.WAITING,))) == 1
+    assert _suggest(study.ask()) == (2, "y")
 
 
 def test_a_killed_sweep_resumes_keeping_every_completed_point(tmp_path):
