@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from amaranth.hdl import Cat, Module, ResetInserter
 from amaranth.lib import wiring
 
+from spikeforge.hw import rw_check
 from spikeforge.hw.core import SpikingCore, host_port_members
 from spikeforge.hw.links import STALL_STEPS, ErrorReduce, SpikeMerge, StallGate
 from spikeforge.hw.params import CoreParams
@@ -134,7 +135,7 @@ class CoreArray(wiring.Component):
         self._cores = cores
         self._timeout = default_timeout(cores) if timeout is None else timeout
         self._duts = [SpikingCore(p) for p in cores]
-        super().__init__(host_port_members())
+        super().__init__({**host_port_members(), **rw_check.members()})
 
     @property
     def cores(self) -> tuple[CoreParams, ...]:
@@ -226,4 +227,7 @@ class CoreArray(wiring.Component):
             merger.op.eq(router.op),
             router.pending.eq(merger.pending),
         ]
+        if rw_check.enabled():  # every core's checked read-during-write accesses
+            counts = [dut.rw_checked for dut in self._duts]
+            m.d.comb += self.rw_checked.eq(sum(counts[1:], start=counts[0]))
         return m

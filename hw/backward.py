@@ -136,6 +136,15 @@ class BackwardEngine(wiring.Component):
             self.cnt_raddr.eq(g),
             self.d_raddr.eq(Mux(issue_e, tbase + g, nbase + g)),
             self.w_raddr.eq(gbase + i),
+            # Live reads: a delta issue's membrane, error and count, delta[t+1] in BPTT below
+            # the last timestep; an error issue's delta and weight.
+            self.u_ren.eq(issue_d),
+            self.err_ren.eq(issue_d & self.ext_error),
+            self.cnt_ren.eq(issue_d & ~self.ext_error),
+            self.d_ren.eq(
+                issue_e | (issue_d & ((t != T - 1) if p.net.bptt == "bptt" else Const(0)))
+            ),
+            self.w_ren.eq(issue_e),
         ]
 
         def next_timestep():

@@ -19,6 +19,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from spikeforge.hw import rw_check
 from spikeforge.hw.board import BoardTop, Design, board
 from spikeforge.hw.synth import tool_path
 
@@ -94,19 +95,21 @@ def build_bitstream(
     """
     spec = board(board_name)
     platform = spec.platform_class()()
-    top = BoardTop(design, clock_mhz=clock_mhz, baud=baud)
+    with rw_check.disabled():
+        top = BoardTop(design, clock_mhz=clock_mhz, baud=baud)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     saved = {k: os.environ.get(k) for k in TOOLS}
     os.environ.update(tool_environment())
     try:
-        plan = platform.prepare(
-            top,
-            name=NAME,
-            synth_opts="-no-rw-check",
-            nextpnr_opts=f"--report {NAME}.report.json --timing-allow-fail --seed {seed}",
-        )
+        with rw_check.disabled():  # synthesis: no read-during-write checks
+            plan = platform.prepare(
+                top,
+                name=NAME,
+                synth_opts="-no-rw-check",
+                nextpnr_opts=f"--report {NAME}.report.json --timing-allow-fail --seed {seed}",
+            )
         plan.extract(out)
         script = f"build_{NAME}.sh"
         try:

@@ -30,6 +30,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from spikeforge.hw import rw_check
 from spikeforge.hw.backward import BackwardEngine, bp_error_drain
 from spikeforge.hw.forward import FP_IN_FLIGHT, ForwardEngine
 from spikeforge.hw.gradient import GradientEngine
@@ -64,7 +65,8 @@ class SpikingCore(wiring.Component):
 
     A linked core (in a :class:`~spikeforge.hw.array.CoreArray`) also has its links and an
     ``abort`` output, the pulse that resets its engines and link ends (the array clears the
-    links between cores with it).
+    links between cores with it). A simulation build (:mod:`~spikeforge.hw.rw_check`) also has
+    ``rw_checked``, the count of its memories' checked read-during-write accesses.
     """
 
     def __init__(self, params: CoreParams):
@@ -82,6 +84,7 @@ class SpikingCore(wiring.Component):
                 **({"err_i": In(error_signature(params.net.g_bits))} if params.errors_in else {}),
                 **({"err_o": Out(error_signature(params.eprev_bits))} if params.errors_out else {}),
                 **({"abort": Out(1)} if params.linked else {}),
+                **rw_check.members(),
             }
         )
 
@@ -162,28 +165,39 @@ class SpikingCore(wiring.Component):
             return Cat(*[value[: spec.width] for _ in range(spec.lanes)])
 
         # -- port multiplexing -------------------------------------------------------------------
-        def rsel(port, *owners, base=None):
-            """Drive a read port's address from the first busy owner, else the host; ``base``
-            (the event bank's first word) is added to the owners' addresses."""
-            expr = host.raddr
-            for busy, addr in reversed(owners):
-                expr = Mux(busy, addr if base is None else base + addr, expr)
-            m.d.sync += port.addr.eq(expr)  # registered: the block RAM sees it a cycle later
+        live = {}  # per read port: the read the block RAM sees this cycle is used
 
-        rsel(rd["weights"], (fp.busy, fp.w_raddr), (bp.busy, bp.w_raddr), (upd.busy, upd.w_raddr))
-        rsel(rd["membranes"], (fp.busy, fp.u_raddr), (bp.busy, bp.u_raddr))
-        rsel(rd["counts"], (fp.busy, fp.cnt_raddr), (bp.busy, bp.cnt_raddr))
-        rsel(rd["deltas"], (bp.busy, bp.d_raddr))
-        rsel(rd["errors"], (bp.busy, bp.err_raddr))
-        rsel(rd["grads"], (wg.busy, wg.gr_raddr), (upd.busy, upd.gr_raddr))
-        rsel(rd["lfsr"], (upd.busy, upd.lf_raddr))
+        def rsel(name, *owners, base=None):
+            """Drive read port ``name``'s address from the first busy owner (an engine and its
+            port prefix), else the host; ``base`` (the event bank's first word) is added to the
+            owners' addresses. The port's live-read strobe follows the same choice."""
+            port = rd[name]
+            expr = host.raddr
+            ren = getattr(host, f"ren_{name}", Const(0))
+            for engine, pre in reversed(owners):
+                addr = getattr(engine, f"{pre}_raddr")
+                expr = Mux(engine.busy, addr if base is None else base + addr, expr)
+                ren = Mux(engine.busy, getattr(engine, f"{pre}_ren"), ren)
+            m.d.sync += port.addr.eq(expr)  # registered: the block RAM sees it a cycle later
+            live[name] = Signal(name=f"{name}_live")
+            m.d.sync += live[name].eq(ren)
+
+        rsel("weights", (fp, "w"), (bp, "w"), (upd, "w"))
+        rsel("membranes", (fp, "u"), (bp, "u"))
+        rsel("counts", (fp, "cnt"), (bp, "cnt"))
+        rsel("deltas", (bp, "d"))
+        rsel("errors", (bp, "err"))
+        rsel("grads", (wg, "gr"), (upd, "gr"))
+        rsel("lfsr", (upd, "lf"))
         bank = host.bank if p.loads_spikes else Const(0)
         events, heads = Mux(bank, p.timesteps * p.n_in, 0), Mux(bank, p.timesteps, 0)
-        rsel(rd["events"], (fp.busy, fp.ev_raddr), (wg.busy, wg.ev_raddr), base=events)
-        rsel(rd["event_heads"], (fp.busy, fp.hdr_raddr), (wg.busy, wg.hdr_raddr), base=heads)
+        rsel("events", (fp, "ev"), (wg, "ev"), base=events)
+        rsel("event_heads", (fp, "hdr"), (wg, "hdr"), base=heads)
         if p.emits_error:
-            rsel(rd["eprev"])
+            rsel("eprev")
         m.d.sync += rd_b.addr.eq(wg.d_raddr)
+        live["deltas_b"] = Signal(name="deltas_b_live")
+        m.d.sync += live["deltas_b"].eq(wg.busy & wg.d_ren)
 
         m.d.comb += [
             fp.w_rdata.eq(rdata["weights"]),
@@ -276,4 +290,11 @@ class SpikingCore(wiring.Component):
             )
         else:
             shared_wport("errors", host.wen_errors)
+
+        if rw_check.enabled():
+            checks = rw_check.RwChecks(m, "core")
+            for name, port in [*rd.items(), ("deltas_b", rd_b)]:
+                w = wr["deltas" if name == "deltas_b" else name]
+                checks.memory(name, port.addr, live[name], w.addr, w.en)
+            checks.count(self.rw_checked, host.rw_checked)
         return m

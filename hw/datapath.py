@@ -34,10 +34,16 @@ def index_range(n: int) -> range:
 
 def read_port_members(prefix: str, spec) -> dict:
     """Signature members of an engine's use of a memory read port: ``{prefix}_raddr`` out,
-    ``{prefix}_rdata`` in (the word ``READ_LATENCY`` cycles later)."""
+    ``{prefix}_ren`` out (the read at this address is live: its data will be used -- only the
+    read-during-write checks of :mod:`~spikeforge.hw.rw_check` look at it), ``{prefix}_rdata``
+    in (the word ``READ_LATENCY`` cycles later)."""
     from amaranth.lib.wiring import In, Out
 
-    return {f"{prefix}_raddr": Out(spec.addr_bits), f"{prefix}_rdata": In(spec.word_bits)}
+    return {
+        f"{prefix}_raddr": Out(spec.addr_bits),
+        f"{prefix}_ren": Out(1),
+        f"{prefix}_rdata": In(spec.word_bits),
+    }
 
 
 def write_port_members(prefix: str, spec) -> dict:

@@ -122,6 +122,11 @@ class ForwardEngine(wiring.Component):
             self.u_raddr.eq(pbase + g),
             self.cnt_raddr.eq(g),
             self.lane_work.eq(issue_acc | issue_lif),
+            # Live reads: the events of an accumulate; u[t-1] and the counts of a group's
+            # integrate (both unused, read as 0, at t = 0).
+            self.ev_ren.eq(issue_acc),
+            self.u_ren.eq(issue_lif & (t != 0)),
+            self.cnt_ren.eq(issue_lif & (t != 0)),
         ]
 
         with m.FSM():
@@ -133,6 +138,8 @@ class ForwardEngine(wiring.Component):
             for wait in range(READ_LATENCY):  # address out; its data READ_LATENCY later
                 with m.State(f"HEAD{wait}" if wait else "HEAD"):
                     with m.If((avail > head_t) if wait == 0 else Const(1)):
+                        if wait == 0:
+                            m.d.comb += self.hdr_ren.eq(1)  # the header HEAD_LATCH takes
                         m.next = f"HEAD{wait + 1}" if wait + 1 < READ_LATENCY else "HEAD_LATCH"
 
             def latch_header():
@@ -165,6 +172,8 @@ class ForwardEngine(wiring.Component):
                         m.next = "DRAIN"
             with m.State("DRAIN"):
                 m.d.sync += drain.eq(drain - 1)
+                # the next timestep's header, latched when the drain ends (if it was in place)
+                m.d.comb += self.hdr_ren.eq((drain == READ_LATENCY) & ok_next & (t != T - 1))
                 with m.If(drain == 0):
                     m.d.sync += [t.eq(t + 1), tbase.eq(tbase + G), pbase.eq(tbase)]
                     with m.If(t == T - 1):
@@ -190,7 +199,7 @@ class ForwardEngine(wiring.Component):
         idx = Signal(range(G * n_in + 1))
         cnt_b = Signal(P * cb)
         m.d.sync += [idx.eq(gbs[A] + self.ev_rdata), cnt_b.eq(Mux(first[A], 0, self.cnt_rdata))]
-        m.d.comb += self.w_raddr.eq(idx)
+        m.d.comb += [self.w_raddr.eq(idx), self.w_ren.eq(valid[A + 1] & ~lif[A + 1])]
         cnts = delay_line(m, cnt_b, F - A - 1, "fcnt")
         accs = [Signal(signed(p.current_bits), name=f"acc_{q}") for q in range(P)]
         pre_bits = max(vb + 1, p.current_bits) + 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from contextlib import nullcontext
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from amaranth.hdl import Shape
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
-from spikeforge.hw import backward, forward, gradient, update
+from spikeforge.hw import backward, forward, gradient, rw_check, update
 from spikeforge.hw.array import CoreArray
 from spikeforge.hw.axis import AxiStreamTop
 from spikeforge.hw.core import SpikingCore
@@ -153,22 +154,40 @@ def _write_top(top, name: str, out_dir: Path, describe) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     vname = f"{name}.v"
     (out_dir / vname).write_text(verilog.convert(top, name=name, emit_src=False))
-    man = describe(vname)
+    man = {**describe(vname), "rw_checks": rw_check.enabled()}
     (out_dir / "manifest.json").write_text(json.dumps(man, indent=2) + "\n")
     return man
 
 
-def generate(params: CoreParams, out_dir: Path) -> dict[str, Any]:
-    """Write the core's Verilog and manifest into ``out_dir``; return the manifest."""
+def _checks(on: bool):
+    """Build with the read-during-write checks (simulation) or without them (synthesis)."""
+    if not isinstance(on, bool):
+        raise TypeError(f"checks must be a bool, not {on!r}")
+    return nullcontext() if on else rw_check.disabled()
+
+
+def generate(params: CoreParams, out_dir: Path, *, checks: bool = True) -> dict[str, Any]:
+    """Write the core's Verilog and manifest into ``out_dir``; return the manifest.
+
+    ``checks`` builds the read-during-write checks (:mod:`~spikeforge.hw.rw_check`: assertions
+    and the ``rw_checked`` output) into the Verilog, for simulation; synthesis passes False.
+    """
     if not isinstance(params, CoreParams):
         raise TypeError(f"params must be a CoreParams, not {params!r}")
-    top = AxiStreamTop(SpikingCore(params))
-    return _write_top(top, params.name, out_dir, lambda vname: manifest(params, top, vname))
+    with _checks(checks):
+        top = AxiStreamTop(SpikingCore(params))
+        return _write_top(top, params.name, out_dir, lambda vname: manifest(params, top, vname))
 
 
-def generate_rack(cores: list[CoreParams], out_dir: Path) -> dict[str, Any]:
+def generate_rack(cores: list[CoreParams], out_dir: Path, *, checks: bool = True) -> dict[str, Any]:
     """Write a :class:`~spikeforge.hw.rack.CoreRack` of ``cores`` and its manifest (one core
-    manifest per entry, under ``cores``, with ports prefixed ``c{n}_``)."""
+    manifest per entry, under ``cores``, with ports prefixed ``c{n}_``); ``checks`` as in
+    :func:`generate`."""
+    with _checks(checks):
+        return _generate_rack(cores, out_dir)
+
+
+def _generate_rack(cores: list[CoreParams], out_dir: Path) -> dict[str, Any]:
     rack = CoreRack(check_cores(cores))  # checked first: a half-built component would warn
 
     def describe(vname: str) -> dict[str, Any]:
@@ -184,11 +203,16 @@ def generate_rack(cores: list[CoreParams], out_dir: Path) -> dict[str, Any]:
 
 
 def generate_array(
-    cores: list[CoreParams], out_dir: Path, *, link_stall: int = 0
+    cores: list[CoreParams], out_dir: Path, *, link_stall: int = 0, checks: bool = True
 ) -> dict[str, Any]:
     """Write a :class:`~spikeforge.hw.array.CoreArray` of ``cores`` and its manifest: the array's
     ports, route word, layers (core indices) and one core manifest per core. ``link_stall``
-    adds the verification-only stall gates on every link."""
+    adds the verification-only stall gates on every link; ``checks`` as in :func:`generate`."""
+    with _checks(checks):
+        return _generate_array(cores, out_dir, link_stall)
+
+
+def _generate_array(cores: list[CoreParams], out_dir: Path, link_stall: int) -> dict[str, Any]:
     array = CoreArray(cores, link_stall=link_stall)
     top = AxiStreamTop(array)
 

@@ -103,6 +103,8 @@ class GradientEngine(wiring.Component):
             self.hdr_raddr.eq(t),
             self.ev_raddr.eq(ev_ptr),
             self.d_raddr.eq(tbase + g),
+            self.ev_ren.eq(issue),  # live reads: an issue's event and delta
+            self.d_ren.eq(issue),
         ]
 
         def next_timestep():
@@ -123,6 +125,8 @@ class GradientEngine(wiring.Component):
                     m.next = "HEAD"
             for wait in range(READ_LATENCY):  # address out; its data READ_LATENCY later
                 with m.State(f"HEAD{wait}" if wait else "HEAD"):
+                    if wait == 0:
+                        m.d.comb += self.hdr_ren.eq(1)  # the header HEAD_LATCH takes
                     m.next = f"HEAD{wait + 1}" if wait + 1 < READ_LATENCY else "HEAD_LATCH"
             with m.State("HEAD_LATCH"):
                 m.d.sync += [
@@ -158,7 +162,11 @@ class GradientEngine(wiring.Component):
         i_ev = Signal(index_range(n_in), name="wi")
         m.d.sync += i_ev.eq(self.ev_rdata)
         addr = Signal.like(self.gr_raddr, name="waddr")
-        m.d.comb += [addr.eq(gbs[RL + 1] + i_ev), self.gr_raddr.eq(addr)]
+        m.d.comb += [
+            addr.eq(gbs[RL + 1] + i_ev),
+            self.gr_raddr.eq(addr),
+            self.gr_ren.eq(valid[RL + 1]),  # the accumulator an issue adds to
+        ]
         addrs = delay_line(m, addr, RL + 1, "waddr")
         for q in range(P):
             d_a = Signal(signed(gb), name=f"wd_{q}")

@@ -43,6 +43,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from spikeforge.hw import rw_check
 from spikeforge.hw.protocol import (
     BUS_BITS,
     MAX_ARRAY_CORES,
@@ -405,4 +406,8 @@ class SerialLink(wiring.Component):
                         m.d.sync += index.eq(index + 1)
                         m.next = "START"
         m.d.comb += owed.eq(~fsm.ongoing("IDLE") | (tags.level != 0) | replay)
+        if rw_check.enabled():  # a replay reads the stored answers; only FETCH writes them
+            checks = rw_check.RwChecks(m, "link")
+            live = replaying & (fsm.ongoing("START") | fsm.ongoing("SEQ"))
+            checks.memory("stored", fetch.addr, live, store.addr, store.en)
         return m

@@ -87,6 +87,8 @@ class UpdateEngine(wiring.Component):
             self.gr_raddr.eq(gbase + i),
             self.lf_raddr.eq(g),
             self.lf_waddr.eq(g),
+            self.w_ren.eq(issue),  # live reads: an issue's weight and gradient
+            self.gr_ren.eq(issue),
         ]
         for q in range(P):
             m.d.comb += self.lf_wdata[q * 32 : (q + 1) * 32].eq(states[q])
@@ -98,6 +100,8 @@ class UpdateEngine(wiring.Component):
                     m.next = "LOAD"
             for wait in range(READ_LATENCY):  # address out; its data READ_LATENCY later
                 with m.State(f"LOAD{wait}" if wait else "LOAD"):
+                    if wait == 0:
+                        m.d.comb += self.lf_ren.eq(1)  # the LFSR states LOAD_LATCH takes
                     m.next = f"LOAD{wait + 1}" if wait + 1 < READ_LATENCY else "LOAD_LATCH"
             with m.State("LOAD_LATCH"):
                 for q in range(P):

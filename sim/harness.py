@@ -122,12 +122,15 @@ async def start(dut) -> None:
 
 
 class Outcome:
-    """``async with Outcome(case) as out:`` -- records the result of the body in ``result.json``;
-    ``out.info`` takes extra figures."""
+    """``async with Outcome(case, dut) as out:`` -- records the result of the body in
+    ``result.json``; ``out.info`` takes extra figures. A design built with the read-during-write
+    checks (:mod:`~spikeforge.hw.rw_check`) adds its count of checked accesses, ``rw_checked``
+    (a violation stops the simulation with the assertion's message instead)."""
 
-    def __init__(self, case: dict[str, Any]):
+    def __init__(self, case: dict[str, Any], dut=None):
         self.path = Path(case["result"])
         self.info: dict[str, Any] = {}
+        self._dut = dut
 
     async def __aenter__(self) -> Outcome:
         self._t0, self._ns0 = time.perf_counter(), get_sim_time("ns")
@@ -151,5 +154,7 @@ class Outcome:
             "seconds": time.perf_counter() - self._t0,
             **self.info,
         }
+        if self._dut is not None and hasattr(self._dut, "rw_checked"):
+            result["rw_checked"] = int(self._dut.rw_checked.value)
         self.path.write_text(json.dumps(result, indent=2))
         return False

@@ -63,6 +63,11 @@ class ConfigRun:
         return self.cycles / self.seconds if self.seconds else 0.0
 
     @property
+    def rw_checked(self) -> int:
+        """Checked read-during-write accesses of all runs (:mod:`~spikeforge.hw.rw_check`)."""
+        return sum(int((r.detail or {}).get("rw_checked", 0)) for _, r in self.runs)
+
+    @property
     def failures(self) -> list[tuple[int, RunResult]]:
         return [(s, r) for s, r in self.runs if not r.passed]
 
@@ -80,6 +85,7 @@ class ConfigRun:
             "cycles": self.cycles,
             "sim_seconds": round(self.seconds, 3),
             "cycles_per_second": round(self.cycles_per_second),
+            "rw_checked": self.rw_checked,
             "build_seconds": round(self.build.seconds, 1),
             "build_cached": self.build.cached,
             "build_dir": str(self.build.folder),
@@ -120,8 +126,10 @@ def run_config(
     stall: float = 0.3,
     corrupt: bool = False,
     tick: Tick = _no_tick,
+    waves_on_failure: bool = True,
 ) -> MatrixRun:
-    """Build ``params`` in ``folder`` and train ``steps`` steps for every seed."""
+    """Build ``params`` in ``folder`` and train ``steps`` steps for every seed (a failing seed
+    is run again with tracing, for its waveform, unless ``waves_on_failure`` is False)."""
     b = build_core(params, folder)
     out = MatrixRun(name, b)
     for seed in seeds:
@@ -133,7 +141,8 @@ def run_config(
             "stall": stall,
             "corrupt": corrupt,
         }
-        out.runs.append((seed, run(b, folder / f"seed-{seed}", case)))
+        run_folder = folder / f"seed-{seed}"
+        out.runs.append((seed, run(b, run_folder, case, waves_on_failure=waves_on_failure)))
         tick(f"{name} seed {seed}")
     return out
 
@@ -216,13 +225,15 @@ def run_digits(
 
 
 def summary(results: Sequence[ConfigRun]) -> list[dict[str, Any]]:
-    """Rows of the summary table: config, tests, cycles, sim speed, build time, pass/fail."""
+    """Rows of the summary table: config, tests, cycles, sim speed, checked read-during-write
+    accesses, build time, pass/fail."""
     return [
         {
             "config": r.name,
             "tests": len(r.runs),
             "cycles": r.cycles,
             "cycles/s": round(r.cycles_per_second),
+            "rw checked": r.rw_checked,
             "build s": "cached" if r.build.cached else f"{r.build.seconds:.0f}",
             "result": "pass" if r.passed else f"FAIL ({len(r.failures)})",
         }

@@ -48,7 +48,13 @@ def build_args(*, waves: bool = False) -> list[str]:
     top module's ports, made public by :data:`PUBLIC_TOP`), :data:`SPLIT_CFUNCS` and, for
     ``waves``, FST tracing (with the LZ4 the FST writer links). Tracing also slows the C++
     compile down about ten times, so only the re-run of a failing case uses a traced build."""
-    args = ["--no-public-flat-rw", "--output-split-cfuncs", str(SPLIT_CFUNCS), *WARNING_ARGS]
+    args = [
+        "--assert",  # the read-during-write checks (hw/rw_check.py) stop a run that breaks one
+        "--no-public-flat-rw",
+        "--output-split-cfuncs",
+        str(SPLIT_CFUNCS),
+        *WARNING_ARGS,
+    ]
     if not waves:
         return args
     lz4 = lz4_dir()
@@ -209,6 +215,17 @@ def build_array(cores: list[CoreParams], folder: Path, *, link_stall: int = 0) -
     )
 
 
+def _stopped(log: Path) -> str:
+    """The design's own error that stopped the simulator (a failed assertion: its message and
+    Verilator's line), from the run's log; empty when there is none."""
+    if not log.exists():
+        return ""
+    for line in log.read_text(errors="replace").splitlines():
+        if "%Error:" in line:
+            return f"the design stopped the simulation: {line.strip()}"
+    return ""
+
+
 def _simulate(b: Build, folder: Path, testbench: str, waves: bool) -> tuple[bool, str]:
     _environment()
     runner = get_runner("verilator")
@@ -233,6 +250,8 @@ def _simulate(b: Build, folder: Path, testbench: str, waves: bool) -> tuple[bool
         )
     except SystemExit as exc:
         return False, f"cocotb exited with {exc.code}"
+    except RuntimeError as exc:  # the simulator stopped itself: an assertion in the design
+        return False, _stopped(folder / "test.log") or str(exc)
     total, failed = get_results(results)
     if failed or not total:
         return False, f"{failed} of {total} cocotb tests failed"
@@ -255,7 +274,8 @@ def run(
     (folder / "case.json").write_text(json.dumps({**case, "result": str(result_file)}, indent=2))
     ok, why = _simulate(b, folder, testbench, waves=False)
     detail = json.loads(result_file.read_text()) if result_file.exists() else {}
-    message = detail.get("message") or why
+    stopped = _stopped(folder / "test.log")  # before the cocotb time-out it causes
+    message = stopped or detail.get("message") or why
     passed = ok and bool(detail.get("passed"))
     fst = None
     if not passed and waves_on_failure:

@@ -17,7 +17,7 @@ from spikeforge.sim.model import CoreModel
 from spikeforge.sim.session import CoreSession
 from spikeforge.sim.stimulus import samples, weights_for_seed
 
-__all__ = ["READ_BACK", "train_and_check"]
+__all__ = ["READ_BACK", "lr_shift_at", "train_and_check"]
 
 READ_BACK = {
     "membranes": Quantity.MEMBRANES,
@@ -29,6 +29,13 @@ READ_BACK = {
 """Quantities read after BACKWARD (``eprev`` only on cores that emit the error)."""
 
 
+def lr_shift_at(params, seed: int, step: int, steps: int) -> int:
+    """The learning-rate shift of step ``step`` of seed ``seed`` (of ``steps`` per seed): the
+    allowed shifts in turn, continued from seed to seed (``lr_shift + (seed*steps + step) mod
+    lr_range``), so the CI matrix's 3 seeds of 2 steps reach all 4 shifts of every core."""
+    return params.net.lr_shift + (seed * steps + step) % params.lr_range
+
+
 async def train_and_check(
     session: CoreSession,
     *,
@@ -36,11 +43,12 @@ async def train_and_check(
     steps: int,
     density: float,
     corrupt: bool = False,
-    on_step: Callable[[int], object] = lambda step: None,
+    on_step: Callable[[int, int], object] = lambda step, lr: None,
 ) -> list[dict]:
     """Train ``steps`` steps of seed ``seed`` and check every value; return the model's values
     per step (:meth:`CoreModel.step`). ``corrupt`` falsifies one golden delta of step 0 (to
-    prove the checker fails); ``on_step(n)`` is called after each checked step.
+    prove the checker fails); ``on_step(n, lr)`` is called after each checked step with the
+    number of steps done and the learning-rate shift the step used (:func:`lr_shift_at`).
     """
     params = session.params
     net = params.net
@@ -53,7 +61,7 @@ async def train_and_check(
     await session.write(Quantity.WEIGHTS, weights[params.layer][j0 : j0 + params.n_out])
     refs = []
     for step in range(steps):
-        lr = net.lr_shift + step % params.lr_range
+        lr = lr_shift_at(params, seed, step, steps)
         ref = model.step(xs[step], int(labels[step, 0]), lr_shift=lr)
         await session.set_lr(lr)
         await session.load_spikes(ref["x"])
@@ -73,5 +81,5 @@ async def train_and_check(
             ref["expected"]["deltas"][-1, -1] += 1
         check_step(ref["expected"], got, step=step, seed=seed)
         refs.append(ref)
-        on_step(step + 1)
+        on_step(step + 1, lr)
     return refs

@@ -47,7 +47,7 @@ async def array_training_bit_exact(dut):
     cores = [CoreParams.from_dict(c) for c in case["cores"]]
     net, seed = cores[0].net, case["seed"]
     await start(dut)
-    async with Outcome(case) as outcome:
+    async with Outcome(case, dut) as outcome:
         port = AxiTransport(dut, stall=case["stall"], seed=seed)
         host = ArraySession(cores, port.send, port.recv)
         weights = weights_for_seed(net, seed)

@@ -82,7 +82,7 @@ async def virtual_board(dut):
     pty = PtyEnd()
     Path(case["ready"]).write_text(json.dumps({"path": pty.path, "pid": os.getpid()}))
     bytes_in = bytes_out = 0
-    async with Outcome(case) as outcome:
+    async with Outcome(case, dut) as outcome:
         try:
             while not stop.exists() and os.getppid() == parent and time.monotonic() < deadline:
                 got = pty.read()

@@ -32,7 +32,7 @@ async def train_steps_bit_exact(dut):
     case = load_case()
     params = CoreParams.from_dict(case["core"])
     await start(dut)
-    async with Outcome(case) as outcome:
+    async with Outcome(case, dut) as outcome:
         transport = AxiTransport(dut, stall=case["stall"], seed=case["seed"])
         await train_and_check(
             CoreSession(params, transport.call),
@@ -40,5 +40,7 @@ async def train_steps_bit_exact(dut):
             steps=case["steps"],
             density=case["density"],
             corrupt=bool(case.get("corrupt")),
-            on_step=lambda n: outcome.info.update(steps_done=n),
+            on_step=lambda n, lr: outcome.info.update(
+                steps_done=n, lr_shifts=[*outcome.info.get("lr_shifts", []), lr]
+            ),
         )

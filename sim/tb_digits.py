@@ -39,7 +39,7 @@ async def digits_training_bit_exact(dut):
     cores = [CoreParams.from_dict(c) for c in case["cores"]]
     net, seed = cores[0].net, case["seed"]
     await start(dut)
-    async with Outcome(case) as outcome:
+    async with Outcome(case, dut) as outcome:
         host = NetworkSession(
             [
                 CoreSession(

@@ -47,7 +47,7 @@ async def fuzz_host_port(dut):
     cores = [CoreParams.from_dict(c) for c in case["cores"]]
     cfg = FuzzConfig(**case["fuzz"])
     await start(dut)
-    async with Outcome(case) as outcome:
+    async with Outcome(case, dut) as outcome:
         port = AxiTransport(dut, stall=case["stall"], seed=cfg.seed)
         if len(cores) == 1:
             report = await fuzz_core(cores[0], port.send, port.recv, port.wait, cfg)

@@ -261,7 +261,7 @@ def _generate_array(args: argparse.Namespace) -> dict[str, Any]:
 
     mapping = mapping_from_args(args)
     out = args.out
-    man = generate_array(list(mapping.core_params()), out)
+    man = generate_array(list(mapping.core_params()), out, checks=args.checks)
     recorded = {**mapping.to_dict(), "train_step_stream": stream_template(man["layers"])}
     (out / "mapping.json").write_text(json.dumps(recorded, indent=2) + "\n")
     summary = {
@@ -299,7 +299,7 @@ def cmd_generate(args: argparse.Namespace) -> dict[str, Any]:
     if args.cores is not None:
         raise CliError("--cores needs --network TOML: it sets the cores of a multi-core array")
     params = core_params_from_args(args)
-    man = generate(params, args.out)
+    man = generate(params, args.out, checks=args.checks)
     summary = {
         "out": str(args.out),
         "verilog": str(args.out / man["verilog"]),
@@ -328,7 +328,7 @@ def cmd_synth(args: argparse.Namespace) -> dict[str, Any]:
 
     params = core_params_from_args(args)
     out = args.out or Path("runs") / f"synth-{params.core_hash}"
-    man = generate(params, out)
+    man = generate(params, out, checks=False)
     if not args.json:
         print(f"synthesizing {out / man['verilog']} for ECP5 {params.device} ...", file=sys.stderr)
     report = synthesize(
@@ -517,6 +517,14 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("-o", "--out", type=Path, required=True, help="output folder")
     gen.add_argument(
         "--lint", action="store_true", help="also run verilator --lint-only -Wall (with waivers)"
+    )
+    gen.add_argument(
+        "--no-checks",
+        dest="checks",
+        action="store_false",
+        help="leave out the read-during-write assertions and the rw_checked output that every "
+        "simulation build carries (for synthesis in another tool; spikeforge synth and build "
+        "always leave them out)",
     )
     gen.add_argument("--json", action="store_true", help="print a JSON summary as last line")
     _add_array_flags(gen)

@@ -5,7 +5,8 @@ backpressure on the output in every run. Build folders live in ``build/rtl/<test
 reused while the config hash and the Verilog are unchanged (``sim/rtl_runner.py``).
 
 * every config of the CI matrix (``sim/matrix.py``), 3 seeds, 2 training steps each: every
-  membrane, spike, count, delta, ``e_prev``, gradient, weight and LFSR state;
+  membrane, spike, count, delta, ``e_prev``, gradient, weight and LFSR state, and together the
+  seeds use every learning-rate shift the core allows;
 * the digits network on two cores: 50 training samples with every weight compared after every
   sample, then the whole test split predicted like the golden model;
 * a falsified golden value makes the run fail with the first-mismatch report and an FST;
@@ -41,6 +42,10 @@ def test_matrix_config_trains_bit_exact_over_three_seeds(name, request):
     assert result.passed, result.report()
     assert [s for s, _ in result.runs] == list(SEEDS)
     assert all(r.detail["steps_done"] == 2 for _, r in result.runs)
+    assert result.rw_checked > 0  # the read-during-write checks saw reads meet writes
+    params = core_params(name)  # the seeds together reach every learning-rate shift allowed
+    ran = {lr for _, r in result.runs for lr in r.detail["lr_shifts"]}
+    assert ran == set(range(params.lr_min, params.lr_max + 1))
 
 
 @pytest.mark.rtl

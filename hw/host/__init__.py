@@ -16,10 +16,11 @@ The protocol is :mod:`spikeforge.hw.protocol`; the memories and engines are the 
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux
+from amaranth.hdl import Cat, Module, Mux
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from spikeforge.hw import rw_check
 from spikeforge.hw.datapath import drive_write_ports, index_range, write_port_members
 from spikeforge.hw.host.counters import CycleCounters
 from spikeforge.hw.host.framer import CommandFramer, engine_members
@@ -32,6 +33,7 @@ from spikeforge.hw.protocol import (
     BUS_BITS,
     QUANTITIES,
     WRITABLE,
+    CoreRules,
     ReadArg,
     command_signature,
     response_signature,
@@ -53,6 +55,9 @@ class HostController(wiring.Component):
         their spikes).
     *_start, *_busy, lane_work, label, ext_error, u_sel, abort : the engines' control.
     rd_<memory> : the read words of every memory a quantity lives in.
+    ren_<memory> : a READ uses the word at ``raddr`` this cycle (the read-during-write checks).
+    rw_checked : (simulation builds) the checked accesses of the staging buffer and the rate
+        encoder's memory.
     """
 
     def __init__(self, params: CoreParams):
@@ -70,6 +75,8 @@ class HostController(wiring.Component):
             "lane_work": In(1),
             **{f"wen_{QUANTITIES[q].memory}": Out(1) for q in WRITABLE},
             **{f"rd_{n}": In(specs[n].word_bits) for n in readable_memories(p)},
+            **{f"ren_{n}": Out(1) for n in readable_memories(p)},
+            **rw_check.members(),
         }
         if p.loads_spikes:
             members |= {
@@ -119,6 +126,9 @@ class HostController(wiring.Component):
         ]
         for name in readable_memories(p):
             m.d.comb += getattr(responder, f"rd_{name}").eq(getattr(self, f"rd_{name}"))
+            read_here = [q for q in CoreRules.of(p).shapes if QUANTITIES[q].memory == name]
+            here = Cat(*(framer.arg.quantity == q for q in read_here)).any()
+            m.d.comb += getattr(self, f"ren_{name}").eq(framer.issue & here)
         # WRITE: stage, then commit the value the walker points at.
         m.d.comb += [
             writer.start.eq(framer.wr_start),
@@ -166,4 +176,9 @@ class HostController(wiring.Component):
             counters.select.eq(framer.select),
             framer.counter.eq(counters.value),
         ]
+        if rw_check.enabled():
+            parts = [writer.rw_checked]
+            if p.loads_spikes and p.rate_encoder:
+                parts.append(loader.rw_checked)
+            m.d.comb += self.rw_checked.eq(sum(parts[1:], start=parts[0]))
         return m

@@ -30,6 +30,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from spikeforge.hw import rw_check
 from spikeforge.hw.datapath import delay_line, write_port_members
 from spikeforge.hw.lfsr_jump import lfsr_step
 from spikeforge.hw.params import CoreParams
@@ -83,6 +84,7 @@ class RateEncoder(wiring.Component):
                 "ended": Out(1),
                 **write_port_members("ev", mem["events"]),
                 **write_port_members("hdr", mem["event_heads"]),
+                **rw_check.members(),
             }
         )
 
@@ -140,6 +142,7 @@ class RateEncoder(wiring.Component):
 
         # draw: the read of input ``j`` one cycle, its state and intensity the next
         j = Signal(range(n_in + 1))
+        drawing = Signal()  # input j's state is read (and used the next cycle)
         pend, pend_j = Signal(), Signal(range(n_in))
         state, x = rd.data[:32], rd.data[32:]
         stepped = lfsr_step(state, bits)
@@ -214,6 +217,7 @@ class RateEncoder(wiring.Component):
                     m.d.sync += [t.eq(0), ptr.eq(0), start.eq(0), written.eq(0), j.eq(0)]
                     m.next = "DRAW"
             with m.State("DRAW"):
+                m.d.comb += drawing.eq(1)
                 m.d.sync += [pend.eq(1), pend_j.eq(j), j.eq(j + 1)]
                 with m.If(j == n_in - 1):
                     m.next = "TAIL"
@@ -226,6 +230,10 @@ class RateEncoder(wiring.Component):
                     finish(Status.OK, 1)
                 with m.Else():
                     m.next = "DRAW"
+        if rw_check.enabled():  # a draw reads input j and writes back j - 1
+            checks = rw_check.RwChecks(m, "encoder")
+            checks.memory("store", rd.addr, drawing, wr.addr, wr.en)
+            checks.count(self.rw_checked)
         return m
 
 

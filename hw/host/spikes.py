@@ -22,6 +22,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from spikeforge.hw import rw_check
 from spikeforge.hw.datapath import drive_write_ports, write_port_members
 from spikeforge.hw.host.encoder import RateEncoder
 from spikeforge.hw.params import CoreParams
@@ -65,6 +66,7 @@ class SpikeLoader(wiring.Component):
                 "bank": Out(1),
                 **write_port_members("ev", mem["events"]),
                 **write_port_members("hdr", mem["event_heads"]),
+                **(rw_check.members() if p.rate_encoder else {}),
             }
         )
 
@@ -180,3 +182,5 @@ class SpikeLoader(wiring.Component):
             drive_write_ports(m, self, enc, "ev", "hdr")
             with m.If(enc.done & (enc.status == Status.OK)):
                 m.d.sync += self.bank.eq(~self.bank)
+        if rw_check.enabled():
+            m.d.comb += self.rw_checked.eq(enc.rw_checked)

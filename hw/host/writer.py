@@ -24,6 +24,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from spikeforge.hw import rw_check
 from spikeforge.hw.datapath import delay_line, index_range
 from spikeforge.hw.params import CoreParams
 from spikeforge.hw.protocol import (
@@ -89,6 +90,7 @@ class ValueWriter(wiring.Component):
                 "wlane": Out(index_range(p.lanes)),
                 "wdata": Out(BUS_BITS),
                 "committed": Out(1),
+                **rw_check.members(),
             }
         )
 
@@ -205,4 +207,8 @@ class ValueWriter(wiring.Component):
             self.wdata.eq(data),
             self.committed.eq(last),
         ]
+        if rw_check.enabled():  # the commit reads what the packet stored, never both at once
+            checks = rw_check.RwChecks(m, "writer")
+            checks.memory("stage", rd.addr, self.walk_step, wr.addr, wr.en)
+            checks.count(self.rw_checked)
         return m
