@@ -43,7 +43,11 @@ def _phases(layers: Sequence[Sequence[int]]):
 
 
 def train_step_stream(
-    layers: Sequence[Sequence[int]], spikes: Sequence[Sequence[int]], label: int
+    layers: Sequence[Sequence[int]],
+    spikes: Sequence[Sequence[int]],
+    label: int,
+    *,
+    update: bool = True,
 ) -> list[Packet]:
     """The packets of one training step: input ``spikes`` ``[T][n_in]`` (0/1) and ``label``.
 
@@ -51,14 +55,16 @@ def train_step_stream(
     cores, then one BACKWARD with update (:data:`BACKWARD_ALL`) to every core: each takes its
     error from its error link, the last layer from its label, and all start in the same cycle.
     Each packet's answers come before the next is sent, so a host that waits for every answer
-    (the serial link's) runs the same stream.
+    (the serial link's) runs the same stream. ``update=False`` leaves the update bit out (the
+    gradients stay for a READ; an UPDATE packet applies them).
     """
     everyone, first, last = _phases(layers)
+    backward = BACKWARD_ALL if update else BACKWARD_ALL & ~1
     return [
         _packet(first, Opcode.LOAD_SPIKES, 0, spike_words(spikes), wait=True),
         _packet(everyone, Opcode.FORWARD, 0, wait=True),
         _packet(last, Opcode.SET_LABEL, int(label), wait=True),
-        _packet(everyone, Opcode.BACKWARD, BACKWARD_ALL, wait=True),
+        _packet(everyone, Opcode.BACKWARD, backward, wait=True),
     ]
 
 

@@ -33,8 +33,8 @@ from spikeforge.hw.protocol import (
     spike_words,
     status_core,
 )
+from spikeforge.sim.network import last_layer_class
 from spikeforge.sim.session import CoreError, CoreSession, CoreTimeout, check_answer
-from spikeforge.sw.golden import predict
 
 __all__ = ["ArraySession"]
 
@@ -185,11 +185,11 @@ class ArraySession:
         await self.call(self.layers[0], Opcode.LOAD_SPIKES, 0, spike_words(x.tolist()))
         await self.call(self.all_cores, Opcode.FORWARD)
 
-    async def train_step(self, x: torch.Tensor, label: int) -> None:
-        """Forward, the output error from ``label``, backward and the update on every core
-        (the packets of :func:`~spikeforge.codesign.host_stream.train_step_stream`)."""
+    async def train_step(self, x: torch.Tensor, label: int, *, update: bool = True) -> None:
+        """Forward, the output error from ``label``, backward and (``update``) the update on
+        every core (the packets of :func:`~spikeforge.codesign.host_stream.train_step_stream`)."""
         pending: dict[int, Opcode] = {}
-        for packet in train_step_stream(self.layers, x.tolist(), int(label)):
+        for packet in train_step_stream(self.layers, x.tolist(), int(label), update=update):
             await self._send(list(packet.words))
             pending |= packet.answers
             if packet.wait:
@@ -197,11 +197,14 @@ class ArraySession:
                 pending = {}
 
     async def predict(self, x: torch.Tensor) -> int:
-        """The class the network predicts for ``x`` (same rule as the golden model)."""
+        """The class the network predicts for ``x``, from the last layer's spike COUNTS and
+        last membrane row (:func:`~spikeforge.sim.network.last_layer_class`)."""
         await self.forward(x)
-        s = await self.read_layer(len(self.layers) - 1, Quantity.SPIKES)
-        u = await self.read_layer(len(self.layers) - 1, Quantity.MEMBRANES)
-        return int(predict(self.net, s.unsqueeze(0), u.unsqueeze(0)))
+        return await last_layer_class(self.net, [self.core(n) for n in self.layers[-1]])
+
+    async def update(self) -> None:
+        """UPDATE on every core: apply and clear the accumulated gradients."""
+        await self.call(self.all_cores, Opcode.UPDATE)
 
     async def set_lr(self, lr_shift: int) -> None:
         await self.call(self.all_cores, Opcode.SET_LR, int(lr_shift))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["Mismatch", "check_step"]
+from collections.abc import Sequence
+
+__all__ = ["AFTER_UPDATE", "BEFORE_UPDATE", "Mismatch", "check_cores", "check_step"]
 
 AXES = {
     "membranes": ("t", "j"),
@@ -42,3 +44,23 @@ def check_step(expected: dict, got: dict, *, step: int, seed: int, where: str = 
                 f"{int(exp[idx])}, got {int(val[idx])} ({bad.shape[0]} of {exp.numel()} "
                 f"values differ){where}"
             )
+
+
+BEFORE_UPDATE = ("membranes", "spikes", "counts", "deltas", "eprev", "errors", "grads")
+"""Quantities a step leaves for a READ before its update (the gradients are cleared by it)."""
+AFTER_UPDATE = ("weights", "lfsr")
+"""Quantities the update changes."""
+
+
+async def check_cores(
+    sessions: Sequence, expected: Sequence[dict], names: Sequence[str], *, step: int, seed: int
+) -> None:
+    """READ ``names`` (those each core's ``expected`` holds) from every core session and
+    compare them with :func:`check_step`; the mismatch names the core and its layer."""
+    from spikeforge.hw.protocol import Quantity
+
+    for n, (session, exp) in enumerate(zip(sessions, expected, strict=True)):
+        keys = [k for k in names if k in exp]
+        got = {k: await session.read(Quantity[k.upper()]) for k in keys}
+        where = f" (core {n}, layer {session.params.layer})"
+        check_step({k: exp[k] for k in keys}, got, step=step, seed=seed, where=where)

@@ -6,9 +6,44 @@ import torch
 
 from spikeforge.hw.params import CoreParams
 from spikeforge.sw.fixed import shr_floor
-from spikeforge.sw.golden import GoldenModel
+from spikeforge.sw.golden import GoldenModel, StepResult
 
-__all__ = ["CoreModel"]
+__all__ = ["CoreModel", "core_expected"]
+
+
+def core_expected(
+    params: CoreParams,
+    res: StepResult,
+    model: GoldenModel,
+    weights_before: list[torch.Tensor],
+    *,
+    errors: bool = False,
+) -> dict[str, torch.Tensor]:
+    """Every value core ``params`` holds after the golden model's step ``res`` (``model`` is the
+    model after the step, ``weights_before`` its weights before): membranes, spikes, counts,
+    deltas, gradients (before the update), weights and LFSR states after it, ``eprev`` on a core
+    that emits the error (a split core: the exact partial sum over its neurons), and with
+    ``errors`` the error the core took in (from its link or a WRITE)."""
+    p = params
+    tr = res.traces[p.layer]
+    j = slice(p.neuron_offset, p.neuron_offset + p.n_out)  # the core's neurons
+    expected = {
+        "membranes": tr.u[0][:, j],
+        "spikes": tr.s[0][:, j],
+        "counts": tr.s[0][:, j].sum(0),
+        "deltas": tr.delta[0][:, j],
+        "grads": tr.grad[0][j],
+        "weights": res.weights[p.layer][j],
+        "lfsr": model.lfsr_states[p.layer][j].clone(),
+    }
+    if p.emits_error and p.split:
+        w = shr_floor(weights_before[p.layer][j], p.net.frac_bits)
+        expected["eprev"] = tr.delta[0][:, j] @ w
+    elif p.emits_error:
+        expected["eprev"] = tr.e_prev[0]
+    if errors:
+        expected["errors"] = tr.e[0][:, j]
+    return expected
 
 
 class CoreModel:
@@ -29,19 +64,6 @@ class CoreModel:
         self.weights_before = [w.clone() for w in self.model.weights]
         res = self.model.train_step(x, labels=torch.tensor([label]))
         tr = res.traces[p.layer]
-        j = slice(p.neuron_offset, p.neuron_offset + p.n_out)  # the core's neurons
-        expected = {
-            "membranes": tr.u[0][:, j],
-            "spikes": tr.s[0][:, j],
-            "counts": tr.s[0][:, j].sum(0),
-            "deltas": tr.delta[0][:, j],
-            "grads": tr.grad[0][j],
-            "weights": res.weights[p.layer][j],
-            "lfsr": self.model.lfsr_states[p.layer][j].clone(),
-        }
-        if p.emits_error and p.split:  # the exact partial sum over the core's neurons
-            w = shr_floor(self.weights_before[p.layer][j], p.net.frac_bits)
-            expected["eprev"] = tr.delta[0][:, j] @ w
-        elif p.emits_error:
-            expected["eprev"] = tr.e_prev[0]
+        j = slice(p.neuron_offset, p.neuron_offset + p.n_out)
+        expected = core_expected(p, res, self.model, self.weights_before)
         return {"x": tr.x[0], "e": tr.e[0][:, j], "label": label, "expected": expected}

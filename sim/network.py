@@ -16,9 +16,20 @@ import torch
 from spikeforge.hw.array import layer_groups
 from spikeforge.hw.protocol import Quantity
 from spikeforge.sim.session import CoreSession
-from spikeforge.sw.golden import error_from_sum, predict
+from spikeforge.sw.golden import error_from_sum, predict_counts
 
-__all__ = ["NetworkSession"]
+__all__ = ["NetworkSession", "last_layer_class"]
+
+
+async def last_layer_class(net, group: Sequence[CoreSession]) -> int:
+    """The predicted class from the last layer's cores ``group`` (in neuron order) after a
+    FORWARD: each core's spike counts and its membranes of the last timestep (one READ of one
+    row), arg-max as :func:`~spikeforge.sw.golden.predict_counts` defines it."""
+    counts = torch.cat([await s.read(Quantity.COUNTS) for s in group])
+    u_last = torch.cat(
+        [(await s.read_rows(Quantity.MEMBRANES, net.timesteps - 1, 1))[0] for s in group]
+    )
+    return int(predict_counts(net, counts.unsqueeze(0), u_last.unsqueeze(0))[0])
 
 
 class NetworkSession:
@@ -62,18 +73,25 @@ class NetworkSession:
                 await s.load_spikes(x)
                 await s.forward()
 
-    async def train_step(self, x: torch.Tensor, label: int) -> None:
-        """Forward, the output error from ``label``, backward and the update on every core."""
+    async def train_step(self, x: torch.Tensor, label: int, *, update: bool = True) -> None:
+        """Forward, the output error from ``label``, backward and (``update``) the update on
+        every core."""
         await self.forward(x)
         for s in self.layers[-1]:
             await s.set_label(label)
-            await s.backward(update=True)
+            await s.backward(update=update)
         for layer in range(len(self.layers) - 2, -1, -1):
             e = await self._error_for(layer)
             for s in self.layers[layer]:
                 p = s.params
                 await s.write(Quantity.ERRORS, e[:, p.neuron_offset : p.neuron_offset + p.n_out])
-                await s.backward(update=True, external_error=True)
+                await s.backward(update=update, external_error=True)
+
+    async def update(self) -> None:
+        """UPDATE on every core."""
+        for group in self.layers:
+            for s in group:
+                await s.update()
 
     async def _error_for(self, layer: int) -> torch.Tensor:
         """``e`` ``[T, n]`` of ``layer`` from the cores of ``layer + 1``."""
@@ -86,11 +104,11 @@ class NetworkSession:
         return error_from_sum(self.net, total)
 
     async def predict(self, x: torch.Tensor) -> int:
-        """The class the network predicts for ``x`` (same rule as the golden model)."""
+        """The class the network predicts for ``x``, from what the chip counted: the output
+        cores' spike COUNTS and last membrane row, through the contract's
+        :func:`~spikeforge.sw.golden.predict_counts` (the golden model's rule)."""
         await self.forward(x)
-        s = await self._gather(self.layers[-1], Quantity.SPIKES, 1)
-        u = await self._gather(self.layers[-1], Quantity.MEMBRANES, 1)
-        return int(predict(self.net, s.unsqueeze(0), u.unsqueeze(0)))
+        return await last_layer_class(self.net, self.layers[-1])
 
     async def set_lr(self, lr_shift: int) -> None:
         for group in self.layers:

@@ -157,9 +157,13 @@ def run_array(
     stall: float = 0.3,
     check_every: int = 1,
     link_stall: int = 0,
+    every_quantity: bool = True,
+    grads: bool = True,
 ) -> tuple[Build, RunResult]:
     """Build a :class:`~spikeforge.hw.array.CoreArray` of ``cores`` (``link_stall``: stall
-    gates on its links) in ``folder`` and train ``steps`` steps on it (``sim/tb_array.py``)."""
+    gates on its links) in ``folder`` and train ``steps`` steps on it (``sim/tb_array.py``):
+    every quantity of every core checked (``every_quantity``; False: the weights only), the
+    gradients too with ``grads`` (the checked steps' cycles are then not measured)."""
     b = build_array(list(cores), folder, link_stall=link_stall)
     case = {
         "cores": [p.to_dict() for p in cores],
@@ -168,6 +172,8 @@ def run_array(
         "density": density,
         "stall": stall,
         "check_every": check_every,
+        "every_quantity": every_quantity,
+        "grads": grads,
     }
     return b, run(b, folder / f"seed-{seed}", case, testbench="spikeforge.sim.tb_array")
 

@@ -6,18 +6,23 @@ backpressure on ``m_axis``), :class:`~spikeforge.sim.array_session.ArraySession`
 routed commands. Spikes and errors move between cores on the array's links. The parts:
 
 * **model** -- :class:`~spikeforge.sw.golden.GoldenModel` trained on the same samples;
-* **checker** -- after every step every master weight of every layer equals the golden
-  model's (:func:`~spikeforge.sim.checker.check_step`).
+* **checker** -- after every checked step, every core's every quantity equals the golden
+  model's (:func:`~spikeforge.sim.checker.check_cores`): membranes, spikes, counts, deltas, the
+  error it emitted and the error its link brought, then the master weights and LFSR states
+  after the update; with ``grads`` the step's BACKWARD leaves the update out, the gradient
+  accumulators are compared, and an UPDATE packet follows (that step's cycles are not
+  measured: ``None``).
 
 Measured per step (``step_cycles`` in ``result.json``): cycles from the first word of the step's
-LOAD_SPIKES packet to the last BACKWARD answer. Before the first step, one inference pass on the
-first sample (LOAD_SPIKES and FORWARD; ``infer_cycles``): from its first word to the last
-FORWARD answer. The training step that follows computes the same forward pass again.
+LOAD_SPIKES packet to the last BACKWARD answer (with the update). Before the first step, one
+inference pass on the first sample (LOAD_SPIKES and FORWARD; ``infer_cycles``): from its first
+word to the last FORWARD answer. The training step that follows computes the same forward pass
+again.
 
 Case keys: ``cores`` (``CoreParams.to_dict`` per core, in core order), ``steps``, ``seed``
 (weights, samples and stall patterns, as :mod:`spikeforge.sim.stimulus`), ``density``,
-``stall``, ``check_every`` (read the weights back after every ``check_every`` steps, and after
-the last).
+``stall``, ``check_every`` (check after every ``check_every`` steps, and after the last),
+``every_quantity`` (False: the weights only), ``grads`` (see the checker).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from cocotb.simtime import get_sim_time
 
 from spikeforge.hw.params import CoreParams
 from spikeforge.sim.array_session import ArraySession
-from spikeforge.sim.checker import check_step
+from spikeforge.sim.checker import AFTER_UPDATE, BEFORE_UPDATE, check_cores, check_step
 from spikeforge.sim.harness import (
     CLOCK_NS,
     AxiTransport,
@@ -36,6 +41,7 @@ from spikeforge.sim.harness import (
     load_case,
     start,
 )
+from spikeforge.sim.model import core_expected
 from spikeforge.sim.stimulus import samples, weights_for_seed
 from spikeforge.sw.golden import GoldenModel
 
@@ -58,16 +64,30 @@ async def array_training_bit_exact(dut):
         await host.forward(xs[0][0])
         outcome.info["infer_cycles"] = int((get_sim_time("ns") - t0) // CLOCK_NS)
         step_cycles = []
+        sessions = [host.core(n) for n in range(len(cores))]
         for step, (x, y) in enumerate(zip(xs, labels, strict=True)):
-            expected = golden.train_step(x, labels=y).weights
+            before = [w.clone() for w in golden.weights]
+            res = golden.train_step(x, labels=y)
+            checked = not ((step + 1) % case["check_every"] and step + 1 != case["steps"])
+            split = checked and case["every_quantity"] and case["grads"]
             t0 = get_sim_time("ns")
-            await host.train_step(x[0], int(y[0]))
-            step_cycles.append(int((get_sim_time("ns") - t0) // CLOCK_NS))
-            if (step + 1) % case["check_every"] and step + 1 != case["steps"]:
+            await host.train_step(x[0], int(y[0]), update=not split)
+            step_cycles.append(None if split else int((get_sim_time("ns") - t0) // CLOCK_NS))
+            if not checked:
                 continue
-            got = await host.read_weights()
-            for layer, (exp, val) in enumerate(zip(expected, got, strict=True)):
-                where = f", layer {layer}"
-                check_step({"weights": exp}, {"weights": val}, step=step, seed=seed, where=where)
+            expected = [core_expected(p, res, golden, before, errors=p.errors_in) for p in cores]
+            if case["every_quantity"]:
+                names = [k for k in BEFORE_UPDATE if split or k != "grads"]
+                await check_cores(sessions, expected, names, step=step, seed=seed)
+                if split:
+                    await host.update()
+                await check_cores(sessions, expected, AFTER_UPDATE, step=step, seed=seed)
+            else:
+                got = await host.read_weights()
+                for layer, (exp, val) in enumerate(zip(res.weights, got, strict=True)):
+                    where = f", layer {layer}"
+                    check_step(
+                        {"weights": exp}, {"weights": val}, step=step, seed=seed, where=where
+                    )
         outcome.info["step_cycles"] = step_cycles
         outcome.info["counters"] = {str(k): v for k, v in (await host.counters()).items()}

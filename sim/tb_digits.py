@@ -7,9 +7,13 @@ cocotbext-axi with random idle cycles and backpressure. The parts:
 * **driver/monitor** -- one :class:`~spikeforge.sim.harness.AxiTransport` per core;
 * **model** -- :class:`~spikeforge.sw.golden.GoldenModel` trained on the same samples, in the
   integer trainer's order and encoding (``epoch_samples``, batch size 1);
-* **checker** -- after every sample, every master weight of every layer equals the golden
-  model's (:func:`~spikeforge.sim.checker.check_step`); then the test split through the trained
-  RTL gives the golden model's prediction for every sample.
+* **checker** -- after every sample, every quantity of every core equals the golden model's
+  (:func:`~spikeforge.sim.checker.check_cores`): membranes, spikes, counts, deltas, the error
+  written to the hidden core and the error the output core emitted, the gradient accumulators
+  (BACKWARD without the update bit, then UPDATE), the master weights and LFSR states; then
+  every test sample is predicted on the chip -- the output core's spike COUNTS and last
+  membrane row through the contract's arg-max (:func:`~spikeforge.sw.golden.predict_counts`)
+  -- and must equal the golden model's prediction.
 
 Case keys: ``net`` (``SnnConfig.to_dict``), ``cores`` (``CoreParams.to_dict`` per layer),
 ``samples`` (training samples), ``test_samples`` (``null``: the whole test split), ``stall``,
@@ -22,8 +26,9 @@ import cocotb
 import torch
 
 from spikeforge.hw.params import CoreParams
-from spikeforge.sim.checker import Mismatch, check_step
+from spikeforge.sim.checker import AFTER_UPDATE, BEFORE_UPDATE, Mismatch, check_cores
 from spikeforge.sim.harness import AxiTransport, Outcome, case_timeout_ms, load_case, start
+from spikeforge.sim.model import core_expected
 from spikeforge.sim.network import NetworkSession
 from spikeforge.sim.session import CoreSession
 from spikeforge.sw.data import load_dataset
@@ -52,17 +57,22 @@ async def digits_training_bit_exact(dut):
         x_in, y = epoch_samples(net, quantize(ds.x_train, ds.x_max, net.in_bits), ds.y_train, 0)
         golden = GoldenModel(net)
         await host.write_weights(golden.weights)
+        sessions = [s for group in host.layers for s in group]
+        last = net.n_layers - 1
         for k in range(case["samples"]):
-            expected = golden.train_step(x_in[k : k + 1], y[k : k + 1]).weights
-            await host.train_step(x_in[k], int(y[k]))
-            got = await host.read_weights()
-            for layer, (exp, val) in enumerate(zip(expected, got, strict=True)):
-                check_step(
-                    {"weights": exp}, {"weights": val}, step=k, seed=seed, where=f" (layer {layer})"
-                )
+            before = [w.clone() for w in golden.weights]
+            res = golden.train_step(x_in[k : k + 1], y[k : k + 1])
+            expected = [
+                core_expected(s.params, res, golden, before, errors=s.params.layer != last)
+                for s in sessions
+            ]
+            await host.train_step(x_in[k], int(y[k]), update=False)
+            await check_cores(sessions, expected, BEFORE_UPDATE, step=k, seed=seed)
+            await host.update()
+            await check_cores(sessions, expected, AFTER_UPDATE, step=k, seed=seed)
             outcome.info["samples_done"] = k + 1
             if (k + 1) % 10 == 0:
-                dut._log.info("trained %d samples: every weight equals the golden model's", k + 1)
+                dut._log.info("trained %d samples: every value equals the golden model's", k + 1)
         changed = [
             not torch.equal(w, w0)
             for w, w0 in zip(golden.weights, GoldenModel(net).weights, strict=True)
