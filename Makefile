@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
 .PHONY: help setup demo demo-train test test-fast lint format bench wbits-table core-cycles synth-table \
-	regress regress-full sim-speed array-scaling fuzz board-sim clean
+	regress regress-full sim-speed array-scaling fuzz board-sim formal netlist-sim mutate clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -63,6 +63,12 @@ regress: setup ## Verilator + cocotb: the CI matrix (3 seeds) and the digits run
 regress-full: setup ## all 20 matrix configs x 5 seeds x 4 steps; digits 200 samples (~25 min)
 	$(VENV)/bin/spikeforge regress --matrix full --seeds 5 --steps 4 --digits 200 \
 		--out build/regress-full
+
+formal: setup ## SymbiYosys proofs of the stream rules, links, router, merger, host (~6 min, build/formal)
+	$(PY) -m spikeforge.sim.formal --out build/formal --json
+
+netlist-sim: setup ## the default core's synth_ecp5 netlist trains 2 steps bit-exact (Verilator, ECP5 models)
+	$(PY) -m spikeforge.sim.netlist --core default --out build/netlist --json
 
 fuzz: setup ## fuzz the host port while it trains: default core 10,000 packets, 3-core array 3,000
 	$(VENV)/bin/spikeforge fuzz --packets 10000 --seed 1 --out build/fuzz/default-core
