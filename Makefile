@@ -70,6 +70,9 @@ formal: setup ## SymbiYosys proofs of the stream rules, links, router, merger, h
 netlist-sim: setup ## the default core's synth_ecp5 netlist trains 2 steps bit-exact (Verilator, ECP5 models)
 	$(PY) -m spikeforge.sim.netlist --core default --out build/netlist --json
 
+mutate: setup ## 40 mutants of a CI core's Verilog against the regression (~30-60 min, build/mutate)
+	$(PY) -m spikeforge.sim.mutate --mutants 40 --seed 1 --out build/mutate --json
+
 fuzz: setup ## fuzz the host port while it trains: default core 10,000 packets, 3-core array 3,000
 	$(VENV)/bin/spikeforge fuzz --packets 10000 --seed 1 --out build/fuzz/default-core
 	$(VENV)/bin/spikeforge fuzz --cores 3 --packets 3000 --seed 1 --out build/fuzz/array-c3

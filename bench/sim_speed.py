@@ -59,7 +59,9 @@ def amaranth(params: CoreParams, steps: int) -> dict:
 
 def verilator(params: CoreParams, steps: int, folder: Path) -> dict:
     t0 = time.perf_counter()
-    result = run_config(folder.name, params, folder, seeds=[0], steps=steps, stall=0.0)
+    result = run_config(
+        folder.name, params, folder, seeds=[0], steps=steps, stall=0.0, checks=False
+    )
     wall = time.perf_counter() - t0
     if not result.passed:
         raise SystemExit(result.report())

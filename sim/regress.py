@@ -107,8 +107,36 @@ class ConfigRun:
 _RUN_KEYS = {"passed", "message", "cycles", "seconds"}
 
 
+PROTOCOL_CHECKS = {
+    "cycles": "spikeforge.sim.tb_cycles",
+    "abort": "spikeforge.sim.tb_abort",
+    "length": "spikeforge.sim.tb_length",
+}
+"""Testbenches each matrix config also runs once (seed 0), for what training alone does not
+show -- holes ``make mutate`` found: the COUNTERS against the cycle formulas, an idle ABORT
+changes nothing, a WRITE one row too long is refused and writes nothing."""
+
+
+@dataclass
 class MatrixRun(ConfigRun):
-    """A core config trained for some steps per seed (``tb_core``)."""
+    """A core config trained for some steps per seed (``tb_core``), and its
+    :data:`PROTOCOL_CHECKS` (``checks``: name and result)."""
+
+    checks: list[tuple[str, RunResult]] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return super().passed and all(r.passed for _, r in self.checks)
+
+    def report(self) -> str:
+        bad = [f"{self.name}, {n}:\n{r.report()}" for n, r in self.checks if not r.passed]
+        return "\n\n".join([t for t in [super().report()] if t] + bad)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out["passed"] = self.passed
+        out["checks"] = {n: {"passed": r.passed, "message": r.message} for n, r in self.checks}
+        return out
 
 
 class DigitsRun(ConfigRun):
@@ -127,9 +155,11 @@ def run_config(
     corrupt: bool = False,
     tick: Tick = _no_tick,
     waves_on_failure: bool = True,
+    checks: bool = True,
 ) -> MatrixRun:
     """Build ``params`` in ``folder`` and train ``steps`` steps for every seed (a failing seed
-    is run again with tracing, for its waveform, unless ``waves_on_failure`` is False)."""
+    is run again with tracing, for its waveform, unless ``waves_on_failure`` is False), then
+    (``checks``) the :data:`PROTOCOL_CHECKS` once."""
     b = build_core(params, folder)
     out = MatrixRun(name, b)
     for seed in seeds:
@@ -144,6 +174,12 @@ def run_config(
         run_folder = folder / f"seed-{seed}"
         out.runs.append((seed, run(b, run_folder, case, waves_on_failure=waves_on_failure)))
         tick(f"{name} seed {seed}")
+    if checks:
+        case = {"core": params.to_dict(), "seed": 0, "density": density, "stall": stall}
+        for check, bench in PROTOCOL_CHECKS.items():
+            result = run(b, folder / check, case, testbench=bench, waves_on_failure=False)
+            out.checks.append((check, result))
+            tick(f"{name} {check}")
     return out
 
 

@@ -1,0 +1,67 @@
+"""cocotb testbench: the cycle counters (COUNTERS) of one generated core, exactly.
+
+The regression (``tb_core``) checks every value the core computes but never reads its cycle
+counters; the Amaranth-simulator tests compare them with the cycle model, not the generated
+Verilog. Mutation testing (``sim/mutate.py``) found that hole: a counter cleared to 1, or never
+cleared, passed the regression. Here, per seed: one training step as the regression runs it,
+with COUNTERS read after FORWARD (``forward``, ``lanes_busy``) and after BACKWARD (without
+the update bit) and UPDATE (``bp``, ``wg``, ``update``, ``backward``), each compared with
+:func:`~spikeforge.hw.cycles.step_cycles`; then FORWARD again, which must clear ``forward`` and
+``lanes_busy`` and count them anew. The case (``SPIKEFORGE_CASE``) is ``tb_core``'s.
+"""
+
+from __future__ import annotations
+
+import cocotb
+
+from spikeforge.hw.cycles import step_cycles
+from spikeforge.hw.params import CoreParams
+from spikeforge.hw.protocol import Quantity
+from spikeforge.sim.harness import AxiTransport, Outcome, case_timeout_ms, load_case, start
+from spikeforge.sim.model import CoreModel
+from spikeforge.sim.session import CoreSession
+from spikeforge.sim.stimulus import samples, weights_for_seed
+
+
+def _check(got: dict[str, int], want: dict[str, int], keys: tuple[str, ...], when: str) -> None:
+    for key in keys:
+        if got[key] != want[key]:
+            raise AssertionError(
+                f"cycle counter {key} after {when}: expected {want[key]}, got {got[key]}"
+            )
+
+
+@cocotb.test(timeout_time=case_timeout_ms({"steps": 5.0}), timeout_unit="ms")
+async def cycle_counters_follow_the_cycle_model(dut):
+    case = load_case()
+    params = CoreParams.from_dict(case["core"])
+    net = params.net
+    await start(dut)
+    async with Outcome(case, dut) as outcome:
+        transport = AxiTransport(dut, stall=case["stall"], seed=case["seed"])
+        s = CoreSession(params, transport.call)
+        weights = weights_for_seed(net, case["seed"])
+        j0 = params.neuron_offset
+        await s.write(Quantity.WEIGHTS, weights[params.layer][j0 : j0 + params.n_out])
+        xs, labels = samples(net, case["seed"], 1, case["density"])
+        ref = CoreModel(params, weights).step(xs[0], int(labels[0, 0]), lr_shift=net.lr_shift)
+        active = [int(v) for v in ref["x"].sum(1)]
+        want = step_cycles(params, active, update=False)
+        await s.set_lr(net.lr_shift)
+        await s.load_spikes(ref["x"])
+        await s.forward()
+        _check(await s.counters(), want, ("forward", "lanes_busy"), "FORWARD")
+        if params.layer == net.n_layers - 1:
+            await s.set_label(ref["label"])
+            await s.backward(update=False)
+        else:
+            await s.write(Quantity.ERRORS, ref["e"])
+            await s.backward(update=False, external_error=True)
+        await s.update()
+        got = await s.counters()
+        _check(got, {**want, "update": step_cycles(params, active)["update"]},
+               ("forward", "lanes_busy", "bp", "wg", "update", "backward"), "UPDATE")  # fmt: skip
+        await s.load_spikes(ref["x"])
+        await s.forward()
+        _check(await s.counters(), want, ("forward", "lanes_busy"), "a second FORWARD")
+        outcome.info["counters"] = got
