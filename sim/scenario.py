@@ -17,7 +17,7 @@ from spikeforge.sim.model import CoreModel
 from spikeforge.sim.session import CoreSession
 from spikeforge.sim.stimulus import samples, weights_for_seed
 
-__all__ = ["READ_BACK", "lr_shift_at", "train_and_check"]
+__all__ = ["READ_BACK", "backward", "first_step", "lr_shift_at", "train_and_check"]
 
 READ_BACK = {
     "membranes": Quantity.MEMBRANES,
@@ -34,6 +34,30 @@ def lr_shift_at(params, seed: int, step: int, steps: int) -> int:
     allowed shifts in turn, continued from seed to seed (``lr_shift + (seed*steps + step) mod
     lr_range``), so the CI matrix's 3 seeds of 2 steps reach all 4 shifts of every core."""
     return params.net.lr_shift + (seed * steps + step) % params.lr_range
+
+
+async def backward(session: CoreSession, ref: dict, *, update: bool = False) -> None:
+    """BACKWARD of the model's step ``ref`` (:meth:`CoreModel.step`): the output layer from
+    its label, a hidden layer from the golden error written to it."""
+    params = session.params
+    if params.layer == params.net.n_layers - 1:
+        await session.set_label(ref["label"])
+        await session.backward(update=update)
+    else:
+        await session.write(Quantity.ERRORS, ref["e"])
+        await session.backward(update=update, external_error=True)
+
+
+async def first_step(session: CoreSession, *, seed: int, density: float) -> dict:
+    """Write seed ``seed``'s initial weights and return the model's first training step on its
+    first sample (at the base learning-rate shift), before anything of it is sent."""
+    params = session.params
+    net = params.net
+    weights = weights_for_seed(net, seed)
+    j0 = params.neuron_offset
+    await session.write(Quantity.WEIGHTS, weights[params.layer][j0 : j0 + params.n_out])
+    xs, labels = samples(net, seed, 1, density)
+    return CoreModel(params, weights).step(xs[0], int(labels[0, 0]), lr_shift=net.lr_shift)
 
 
 async def train_and_check(
@@ -56,7 +80,6 @@ async def train_and_check(
     weights = weights_for_seed(net, seed)
     model = CoreModel(params, weights)
     xs, labels = samples(net, seed, steps, density)
-    is_output = params.layer == net.n_layers - 1
     j0 = params.neuron_offset
     await session.write(Quantity.WEIGHTS, weights[params.layer][j0 : j0 + params.n_out])
     refs = []
@@ -66,12 +89,7 @@ async def train_and_check(
         await session.set_lr(lr)
         await session.load_spikes(ref["x"])
         await session.forward()
-        if is_output:
-            await session.set_label(ref["label"])
-            await session.backward(update=False)
-        else:
-            await session.write(Quantity.ERRORS, ref["e"])
-            await session.backward(update=False, external_error=True)
+        await backward(session, ref)
         got = {n: await session.read(q) for n, q in READ_BACK.items() if n in ref["expected"]}
         got["grads"] = await session.read(Quantity.GRADS)
         await session.update()

@@ -18,10 +18,8 @@ from cocotb.triggers import ClockCycles
 from spikeforge.hw.params import CoreParams
 from spikeforge.hw.protocol import Quantity
 from spikeforge.sim.harness import AxiTransport, Outcome, case_timeout_ms, load_case, start
-from spikeforge.sim.model import CoreModel
-from spikeforge.sim.scenario import READ_BACK
+from spikeforge.sim.scenario import READ_BACK, backward, first_step
 from spikeforge.sim.session import CoreSession
-from spikeforge.sim.stimulus import samples, weights_for_seed
 
 SETTLE = 64
 """Cycles waited after the ABORT's answer before reading again."""
@@ -42,20 +40,11 @@ async def abort_writes_nothing(dut):
     async with Outcome(case, dut) as outcome:
         transport = AxiTransport(dut, stall=case["stall"], seed=case["seed"])
         s = CoreSession(params, transport.call)
-        weights = weights_for_seed(net, case["seed"])
-        j0 = params.neuron_offset
-        await s.write(Quantity.WEIGHTS, weights[params.layer][j0 : j0 + params.n_out])
-        xs, labels = samples(net, case["seed"], 1, case["density"])
-        ref = CoreModel(params, weights).step(xs[0], int(labels[0, 0]), lr_shift=net.lr_shift)
+        ref = await first_step(s, seed=case["seed"], density=case["density"])
         await s.set_lr(net.lr_shift)
         await s.load_spikes(ref["x"])
         await s.forward()
-        if params.layer == net.n_layers - 1:
-            await s.set_label(ref["label"])
-            await s.backward(update=False)
-        else:
-            await s.write(Quantity.ERRORS, ref["e"])
-            await s.backward(update=False, external_error=True)
+        await backward(s, ref)
         await s.update()
         names = [n for n in READ_BACK if n in ref["expected"]] + ["grads", "weights", "lfsr"]
         before = await _read_all(s, names)

@@ -16,11 +16,9 @@ import cocotb
 
 from spikeforge.hw.cycles import step_cycles
 from spikeforge.hw.params import CoreParams
-from spikeforge.hw.protocol import Quantity
 from spikeforge.sim.harness import AxiTransport, Outcome, case_timeout_ms, load_case, start
-from spikeforge.sim.model import CoreModel
+from spikeforge.sim.scenario import backward, first_step
 from spikeforge.sim.session import CoreSession
-from spikeforge.sim.stimulus import samples, weights_for_seed
 
 
 def _check(got: dict[str, int], want: dict[str, int], keys: tuple[str, ...], when: str) -> None:
@@ -40,23 +38,14 @@ async def cycle_counters_follow_the_cycle_model(dut):
     async with Outcome(case, dut) as outcome:
         transport = AxiTransport(dut, stall=case["stall"], seed=case["seed"])
         s = CoreSession(params, transport.call)
-        weights = weights_for_seed(net, case["seed"])
-        j0 = params.neuron_offset
-        await s.write(Quantity.WEIGHTS, weights[params.layer][j0 : j0 + params.n_out])
-        xs, labels = samples(net, case["seed"], 1, case["density"])
-        ref = CoreModel(params, weights).step(xs[0], int(labels[0, 0]), lr_shift=net.lr_shift)
+        ref = await first_step(s, seed=case["seed"], density=case["density"])
         active = [int(v) for v in ref["x"].sum(1)]
         want = step_cycles(params, active, update=False)
         await s.set_lr(net.lr_shift)
         await s.load_spikes(ref["x"])
         await s.forward()
         _check(await s.counters(), want, ("forward", "lanes_busy"), "FORWARD")
-        if params.layer == net.n_layers - 1:
-            await s.set_label(ref["label"])
-            await s.backward(update=False)
-        else:
-            await s.write(Quantity.ERRORS, ref["e"])
-            await s.backward(update=False, external_error=True)
+        await backward(s, ref)
         await s.update()
         got = await s.counters()
         _check(got, {**want, "update": step_cycles(params, active)["update"]},
