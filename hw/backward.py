@@ -33,6 +33,7 @@ from spikeforge.hw.datapath import (
     index_range,
     lane,
     leak,
+    membrane_lane,
     read_port_members,
     rnd,
     sat,
@@ -225,8 +226,11 @@ class BackwardEngine(wiring.Component):
             ee1 = Signal(signed(gb), name=f"be1_{q}")
             c1 = Signal(cb, name=f"bc1_{q}")
             dn1 = Signal(signed(gb), name=f"bdn1_{q}")
+            s1 = Signal(name=f"bs1_{q}")
+            stored = membrane_lane(self.u_rdata, q, vb)
             m.d.sync += [
-                u1.eq(lane(self.u_rdata, q, vb)),
+                u1.eq(stored.u),
+                s1.eq(stored.s),
                 ee1.eq(lane(self.err_rdata, q, gb)),
                 c1.eq(lane(self.cnt_rdata, q, cb, is_signed=False)),
                 dn1.eq(Mux(use_next, lane(self.d_rdata, q, gb), 0)),
@@ -242,7 +246,7 @@ class BackwardEngine(wiring.Component):
             m.d.sync += [
                 e2.eq(Mux(self.ext_error, ee1, from_label)),
                 diff2.eq(u1 - theta),
-                s2.eq(u1 >= theta),
+                s2.eq(s1),  # the forward engine's own spike bit
                 lk2.eq(leak(dn1, k)),
             ]
             # c3: |u - theta|, temporal term m[t] leak(delta[t+1]).

@@ -5,7 +5,8 @@ Each mirrors one primitive of docs/arithmetic.md section 1 (``sat``, ``rnd``, ``
 
 from __future__ import annotations
 
-from amaranth.hdl import Mux, Value
+from amaranth.hdl import Mux, Value, signed
+from amaranth.lib import data
 
 READ_LATENCY = 3
 """Cycles from an engine's memory address to its data: a register between the engines' address
@@ -19,6 +20,8 @@ __all__ = [
     "drive_write_ports",
     "lane",
     "leak",
+    "membrane_lane",
+    "membrane_layout",
     "read_port_members",
     "rnd",
     "sat",
@@ -70,6 +73,20 @@ def lane(word: Value, index: int, width: int, *, is_signed: bool = True) -> Valu
     """Field ``index`` of a packed multi-lane word."""
     field = word[index * width : (index + 1) * width]
     return field.as_signed() if is_signed else field
+
+
+def membrane_layout(v_bits: int) -> data.StructLayout:
+    """One lane of the membrane history memory: the membrane ``u[t]`` and the forward engine's
+    spike bit ``s[t] = [u[t] >= theta]``, written together. The bit is the one truth of
+    ``s[t]``: the forward engine's reset at ``t + 1``, the backward engine's zero-reset term and
+    READ SPIKES all use it, none compares again (``MemorySpec`` width ``v_bits + 1``)."""
+    return data.StructLayout({"u": signed(v_bits), "s": 1})
+
+
+def membrane_lane(word: Value, index: int, v_bits: int) -> data.View:
+    """Lane ``index`` of a membrane history word, as a :func:`membrane_layout` view."""
+    layout = membrane_layout(v_bits)
+    return data.View(layout, word.word_select(index, layout.size))
 
 
 def sat(value: Value, bits: int) -> Value:

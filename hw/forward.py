@@ -3,8 +3,9 @@
 Per timestep ``t`` and neuron group ``g`` (``P`` neurons, one memory word), the engine issues
 one *accumulate* token per active input spike ``i`` of ``t`` (the ``P`` lanes add the weights
 ``W[gP .. gP+P-1][i]``) and then one *integrate* token (the lanes form
-``u[t] = sat(leak(u[t-1]) + I - theta s[t-1])`` or the zero-reset form, write ``u[t]`` to the
-membrane history and add ``s[t] = [u[t] >= theta]`` to the spike counts).
+``u[t] = sat(leak(u[t-1]) + I - theta s[t-1])`` or the zero-reset form, decide
+``s[t] = [u[t] >= theta]`` once, write both to the membrane history and add ``s[t]`` to the spike
+counts). The stored ``s[t-1]`` is the reset's spike bit: every later use of a spike reads it.
 
 Latency and cycles (``a_t`` active inputs at ``t``, ``G = n_out / P`` groups)::
 
@@ -31,6 +32,7 @@ from spikeforge.hw.datapath import (
     delay_line,
     lane,
     leak,
+    membrane_lane,
     read_port_members,
     sat,
     write_port_members,
@@ -203,13 +205,19 @@ class ForwardEngine(wiring.Component):
         cnts = delay_line(m, cnt_b, F - A - 1, "fcnt")
         accs = [Signal(signed(p.current_bits), name=f"acc_{q}") for q in range(P)]
         pre_bits = max(vb + 1, p.current_bits) + 1
+        spikes = []  # s[t] of each lane, at F
         for q in range(P):
+            # A+1: u[t-1] and this engine's own spike bit s[t-1] (both 0 at t = 0).
+            prev = membrane_lane(self.u_rdata, q, vb)
             u_b = Signal(signed(vb), name=f"fu_{q}")
-            m.d.sync += u_b.eq(Mux(first[A], 0, lane(self.u_rdata, q, vb)))
+            spiked = Signal(name=f"fs_{q}")
+            m.d.sync += [
+                u_b.eq(Mux(first[A], 0, prev.u)),
+                spiked.eq(~first[A] & prev.s),
+            ]
             # A+2: leaked membrane with the reset of s[t-1] applied.
             lu = Signal(signed(vb + 1), name=f"flu_{q}")
             leaked = leak(u_b, k)
-            spiked = u_b >= theta
             if net.reset == "subtract":
                 m.d.sync += lu.eq(Mux(spiked, leaked - theta, leaked))
             else:
@@ -224,23 +232,20 @@ class ForwardEngine(wiring.Component):
                 m.d.sync += accs[q].eq(accs[q] + w)
             with m.If(valid[D] & lif[D]):
                 m.d.sync += [accs[q].eq(0), pre.eq(lus[-1] + accs[q])]
-            # D+1: saturate; F: write u[t] and add s[t] to the count.
+            # D+1: saturate; F: decide s[t] once, write it beside u[t], count it (and send it).
             u_new = Signal(signed(vb), name=f"fun_{q}")
+            s_new = Signal(name=f"fsn_{q}")
             m.d.sync += u_new.eq(sat(pre, vb))
-            m.d.comb += self.u_wdata[q * vb : (q + 1) * vb].eq(u_new)
+            m.d.comb += s_new.eq(u_new >= theta)
+            spikes.append(s_new)
+            out = membrane_lane(self.u_wdata, q, vb)
+            m.d.comb += [out.u.eq(u_new), out.s.eq(s_new)]
             old = cnts[-1][q * cb : (q + 1) * cb]
-            m.d.comb += self.cnt_wdata[q * cb : (q + 1) * cb].eq(old + (u_new >= theta))
+            m.d.comb += self.cnt_wdata[q * cb : (q + 1) * cb].eq(old + s_new)
         if p.spikes_out:
             m.d.comb += [
                 self.spk_push.eq(valid[F] & lif[F]),
-                self.spk_mask.eq(
-                    Cat(
-                        *[
-                            self.u_wdata[q * vb : (q + 1) * vb].as_signed() >= theta
-                            for q in range(P)
-                        ]
-                    )
-                ),
+                self.spk_mask.eq(Cat(*spikes)),
                 self.spk_group.eq(gs[F]),
                 self.spk_last.eq(gs[F] == G - 1),
             ]

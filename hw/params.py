@@ -350,7 +350,8 @@ class CoreParams:
         mems = [
             MemorySpec("weights", g * n, net.master_bits, p, "master weights, word (g, i)"),
             MemorySpec("grads", g * n, net.acc_bits, p, "gradient accumulators, word (g, i)"),
-            MemorySpec("membranes", t * g, net.v_bits, p, "u[t] history, word (t, g)"),
+            # a lane is u and the forward engine's spike bit (hw.datapath.membrane_layout)
+            MemorySpec("membranes", t * g, net.v_bits + 1, p, "u[t] and s[t] history, word (t, g)"),
             MemorySpec("deltas", t * g, net.g_bits, p, "delta[t] history, word (t, g)", 2),
             MemorySpec("errors", t * g, net.g_bits, p, "external error e[t], word (t, g)"),
             MemorySpec("counts", g, self.count_bits, p, "spike counts, word g"),

@@ -202,12 +202,15 @@ class QuantityInfo:
     writable: bool
     memory: str
     """The core memory that holds it (a quantity exists on a core that has that memory)."""
+    part: str | None = None
+    """The field of a lane of a memory with a lane layout (the membrane history's ``u``/``s``,
+    :func:`~spikeforge.hw.datapath.membrane_layout`); ``None``: the whole lane."""
 
 
 QUANTITIES = {
     Quantity.WEIGHTS: QuantityInfo("n_out", "n_in", True, True, "weights"),
-    Quantity.MEMBRANES: QuantityInfo("T", "n_out", True, False, "membranes"),
-    Quantity.SPIKES: QuantityInfo("T", "n_out", False, False, "membranes"),
+    Quantity.MEMBRANES: QuantityInfo("T", "n_out", True, False, "membranes", "u"),
+    Quantity.SPIKES: QuantityInfo("T", "n_out", False, False, "membranes", "s"),
     Quantity.DELTAS: QuantityInfo("T", "n_out", True, False, "deltas"),
     Quantity.EPREV: QuantityInfo("T", "n_in", True, False, "eprev"),
     Quantity.GRADS: QuantityInfo("n_out", "n_in", True, True, "grads"),
@@ -216,8 +219,10 @@ QUANTITIES = {
     Quantity.COUNTS: QuantityInfo("n_out", "1", False, False, "counts"),
 }
 """Wire order of every quantity: weights and gradients ``[j][i]`` like ``torch.nn.Linear``,
-per-timestep values ``[t][j]`` (or ``[t][i]``), per-neuron values ``[j]``; SPIKES are read as
-``membrane >= theta``. An LFSR state written as 0 (which would never step) becomes 1."""
+per-timestep values ``[t][j]`` (or ``[t][i]``), per-neuron values ``[j]``; MEMBRANES and SPIKES
+are the two fields of the membrane history's lanes (``part``): SPIKES are the forward engine's own
+spike bits, stored beside ``u[t]``. An LFSR state written as 0 (which would never step) becomes
+1."""
 WRITABLE = tuple(q for q, info in QUANTITIES.items() if info.writable)
 
 COUNTERS = ("forward", "lanes_busy", "bp", "wg", "update", "backward")

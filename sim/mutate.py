@@ -107,10 +107,10 @@ _ONE_LANE = (
 EQUIVALENT: dict[str, str] = {
     # -- w4-p1-zero-triangle, seed 1 ------------------------------------------------------------
     "23f854f51a73": _DEAD_LIVE + " (ren_eprev -> eprev_live)",
-    "db400f57c127": _DEAD_LIVE + " (bp.d_ren -> deltas_live)",
+    "48b781bf168a": _DEAD_LIVE + " (bp.err_ren -> errors_live)",
     "ff04fd942237": _ONE_LANE + ": 1 << wlane == 1 >> wlane == 1 (write-lane mask)",
     "875fc645b49a": _ONE_LANE + ": 1 << wlane == 1 >> wlane == 1 (write-lane mask)",
-    "32d930c42a01": _ONE_LANE + ": hlane_d3 * 0x20 == hlane_d3 * 0x21 == 0 (response lane offset)",
+    "e5168df221e7": _ONE_LANE + ": hlane_d3 * 0x20 == hlane_d3 * 0x21 == 0 (response lane offset)",
     "82f77c316a95": (
         "the mutated bit never reaches the memory: the 6-bit shared read address of the 8-entry "
         "event_heads memory is cut to its low 3 bits (`$97 = $38[2:0]`), and the mutation sets "

@@ -44,7 +44,7 @@ def test_memories_are_sized_from_the_config():
     p = CoreParams(net=DEFAULT_CORE_NET, lanes=8)
     mems = {m.name: m for m in p.memories}
     assert (mems["weights"].depth, mems["weights"].word_bits) == (8 * 64, 8 * 12)
-    assert (mems["membranes"].depth, mems["membranes"].word_bits) == (8 * 8, 8 * 16)
+    assert (mems["membranes"].depth, mems["membranes"].word_bits) == (8 * 8, 8 * (16 + 1))  # u, s
     assert mems["grads"].width == DEFAULT_CORE_NET.acc_bits
     assert "eprev" not in mems  # layer 0 sends no error backwards by default
     assert "eprev" in {m.name for m in CoreParams(net=DEFAULT_CORE_NET, emit_error=True).memories}

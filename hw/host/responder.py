@@ -14,11 +14,11 @@ pushed meanwhile) keep it conservative: backpressure on ``rsp`` never loses or d
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Signal
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.hw.datapath import READ_LATENCY, delay_line, index_range
+from spikeforge.hw.datapath import READ_LATENCY, delay_line, index_range, membrane_layout
 from spikeforge.hw.params import CoreParams
 from spikeforge.hw.protocol import BUS_BITS, QUANTITIES, CoreRules, Quantity, response_signature
 
@@ -95,8 +95,9 @@ class Responder(wiring.Component):
                 info = QUANTITIES[q]
                 field = fields[info.memory]
                 with m.Case(q):
-                    if q == Quantity.SPIKES:
-                        m.d.sync += value.eq(field.as_signed() >= p.net.theta)
+                    if info.part is not None:  # a field of the membrane history's lanes
+                        part = data.View(membrane_layout(p.net.v_bits), field)[info.part]
+                        m.d.sync += value.eq(part)
                     elif info.signed:
                         m.d.sync += value.eq(field.as_signed())
                     else:
