@@ -52,7 +52,37 @@ class SnnTorchNet(nn.Module):
         return torch.stack(out, 1)
 
 
-def _best_rate(fn, n: int, repeats: int) -> float:
+def int_trainer(cfg: SnnConfig, weights, spikes: torch.Tensor, y: torch.Tensor, batch: int):
+    """``run(n)``: train a fresh golden model from ``weights`` on the first ``n`` samples."""
+    bcfg = cfg.replace(batch_size=batch)
+
+    def run(n: int) -> None:
+        model = GoldenModel(bcfg, weights)
+        for k in range(0, n, batch):
+            model.train_step(spikes[k : k + batch], y[k : k + batch])
+
+    return run
+
+
+def torch_trainer(cfg: SnnConfig, make, fspikes: torch.Tensor, y: torch.Tensor, batch: int):
+    """``run(n)``: train a fresh float network ``make()`` with Adam on the first ``n`` samples."""
+
+    def run(n: int) -> None:
+        net = make()
+        opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+        for k in range(0, n, batch):
+            out = net(fspikes[k : k + batch])
+            out = out[0][-1] if isinstance(out, tuple) else out
+            loss = count_loss(cfg, out, y[k : k + batch], "mse")
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+    return run
+
+
+def best_rate(fn, n: int, repeats: int) -> float:
+    """``n`` / the best of ``repeats`` timed calls ``fn(n)``, after a warm-up call."""
     fn(min(n, 8))  # warm-up
     best = float("inf")
     for _ in range(repeats):
@@ -79,28 +109,10 @@ def main() -> None:
     weights = init_weights(cfg)
 
     def int_runner(batch: int):
-        bcfg = cfg.replace(batch_size=batch)
-
-        def run(n: int) -> None:
-            model = GoldenModel(bcfg, weights)
-            for k in range(0, n, batch):
-                model.train_step(spikes[k : k + batch], y[k : k + batch])
-
-        return run
+        return int_trainer(cfg, weights, spikes, y, batch)
 
     def torch_runner(make, batch: int):
-        def run(n: int) -> None:
-            net = make()
-            opt = torch.optim.Adam(net.parameters(), lr=2e-3)
-            for k in range(0, n, batch):
-                out = net(fspikes[k : k + batch])
-                out = out[0][-1] if isinstance(out, tuple) else out
-                loss = count_loss(cfg, out, y[k : k + batch], "mse")
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-
-        return run
+        return torch_trainer(cfg, make, fspikes, y, batch)
 
     def make_ref() -> FloatSNN:
         return FloatSNN(cfg, weights)
@@ -117,7 +129,7 @@ def main() -> None:
         (f"float reference, batch {fb}", torch_runner(make_ref, fb)),
         (f"snnTorch, batch {fb}", torch_runner(make_snntorch, fb)),
     ]
-    rates = {name: _best_rate(fn, args.samples, args.repeats) for name, fn in rows}
+    rates = {name: best_rate(fn, args.samples, args.repeats) for name, fn in rows}
     base = rates["int golden model, batch 1"]
     result = {
         "network": list(cfg.layers),

@@ -34,6 +34,22 @@ def test_train_throughput_prints_rates_and_ratios():
     assert "int / this" in out
 
 
+def test_replica_throughput_prints_rates_per_replica_and_ratios():
+    args = ["--samples", "4", "--repeats", "1", "--replicas", "1,3", "--json"]
+    out = _run(str(BENCH / "replica_throughput.py"), *args)
+    result = json.loads(out.strip().splitlines()[-1])
+    rates, per = result["samples_per_second"], result["per_replica_samples_per_second"]
+    assert set(rates) >= {
+        "int golden model, batch 1",
+        "snnTorch, batch 1",
+        "int replicas R=3, batch 1",
+    }
+    assert all(r > 0 for r in rates.values())
+    assert rates["int replicas R=3, batch 1"] == 3 * per["int replicas R=3, batch 1"]
+    assert result["over_golden"]["int golden model, batch 1"] == 1.0
+    assert result["torch_threads"] == 1 and "/ snnTorch" in out
+
+
 def test_wbits_table_writes_table_and_plot_and_resumes(tmp_path):
     args = [
         str(BENCH / "wbits_table.py"),
