@@ -17,7 +17,7 @@ import argparse
 import json
 
 import torch
-from train_throughput import SnnTorchNet, best_rate, int_trainer, torch_trainer
+from train_throughput import SnnTorchNet, best_rate, int_trainer, torch_trainer, workload
 
 from spikeforge.sw.config import SnnConfig
 from spikeforge.sw.data import load_dataset
@@ -87,10 +87,7 @@ def main() -> None:
         name = f"int replicas R={r}, batch 1"
         rates[name], per_replica[name] = r * steps, steps
     result = {
-        "network": list(cfg.layers),
-        "timesteps": cfg.timesteps,
-        "samples": args.samples,
-        "torch_threads": torch.get_num_threads(),
+        **workload(cfg, args.samples),
         "samples_per_second": rates,
         "per_replica_samples_per_second": per_replica,
         "over_golden": {name: rate / rates[GOLDEN] for name, rate in rates.items()},

@@ -92,6 +92,16 @@ def best_rate(fn, n: int, repeats: int) -> float:
     return n / best
 
 
+def workload(cfg: SnnConfig, samples: int) -> dict:
+    """What a throughput figure was measured on (the JSON's first keys)."""
+    return {
+        "network": list(cfg.layers),
+        "timesteps": cfg.timesteps,
+        "samples": samples,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=400)
@@ -132,10 +142,7 @@ def main() -> None:
     rates = {name: best_rate(fn, args.samples, args.repeats) for name, fn in rows}
     base = rates["int golden model, batch 1"]
     result = {
-        "network": list(cfg.layers),
-        "timesteps": cfg.timesteps,
-        "samples": args.samples,
-        "torch_threads": torch.get_num_threads(),
+        **workload(cfg, args.samples),
         "samples_per_second": rates,
         "int_over": {name: base / rate for name, rate in rates.items()},
     }
