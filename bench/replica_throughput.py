@@ -17,7 +17,14 @@ import argparse
 import json
 
 import torch
-from train_throughput import SnnTorchNet, best_rate, int_trainer, torch_trainer, workload
+from train_throughput import (
+    SnnTorchNet,
+    best_rate,
+    int_trainer,
+    positive_int,
+    torch_trainer,
+    workload,
+)
 
 from spikeforge.sw.config import SnnConfig
 from spikeforge.sw.data import load_dataset
@@ -54,11 +61,11 @@ def replica_trainer(cfg: SnnConfig, spikes: torch.Tensor, y: torch.Tensor, repli
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--samples", type=int, default=200, help="steps per timed pass")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--samples", type=positive_int, default=200, help="steps per timed pass")
+    ap.add_argument("--repeats", type=positive_int, default=3)
     ap.add_argument("--replicas", type=_replica_counts, default=[1, 8, 32])
-    ap.add_argument("--float-batch", type=int, default=16)
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    ap.add_argument("--float-batch", type=positive_int, default=16)
+    ap.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

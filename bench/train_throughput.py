@@ -92,6 +92,17 @@ def best_rate(fn, n: int, repeats: int) -> float:
     return n / best
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an int >= 1 (steps, repeats, batch sizes, threads)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an int: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, not {value}")
+    return value
+
+
 def workload(cfg: SnnConfig, samples: int) -> dict:
     """What a throughput figure was measured on (the JSON's first keys)."""
     return {
@@ -104,9 +115,9 @@ def workload(cfg: SnnConfig, samples: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--samples", type=int, default=400)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--float-batch", type=int, default=16)
+    ap.add_argument("--samples", type=positive_int, default=400)
+    ap.add_argument("--repeats", type=positive_int, default=3)
+    ap.add_argument("--float-batch", type=positive_int, default=16)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 

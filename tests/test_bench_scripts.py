@@ -34,6 +34,21 @@ def test_train_throughput_prints_rates_and_ratios():
     assert "int / this" in out
 
 
+@pytest.mark.parametrize(
+    ("script", "args", "message"),
+    [
+        ("train_throughput.py", ["--samples", "0"], "--samples: must be >= 1, not 0"),
+        ("replica_throughput.py", ["--threads", "x"], "--threads: not an int: 'x'"),
+        ("replica_throughput.py", ["--replicas", "4,0"], "replica counts must be positive"),
+    ],
+)
+def test_throughput_benches_refuse_bad_arguments(script, args, message):
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+
+
 def test_replica_throughput_prints_rates_per_replica_and_ratios():
     args = ["--samples", "4", "--repeats", "1", "--replicas", "1,3", "--json"]
     out = _run(str(BENCH / "replica_throughput.py"), *args)
