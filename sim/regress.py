@@ -24,9 +24,12 @@ __all__ = [
     "MatrixRun",
     "digits_cores",
     "run_array",
+    "run_check",
     "run_config",
     "run_digits",
     "run_fuzz",
+    "run_seed",
+    "seed_case",
     "summary",
 ]
 
@@ -143,6 +146,59 @@ class DigitsRun(ConfigRun):
     """The digits network on one core per layer (``tb_digits``)."""
 
 
+def seed_case(
+    params: CoreParams,
+    seed: int,
+    *,
+    steps: int = 2,
+    density: float = 0.5,
+    stall: float = 0.3,
+    corrupt: bool = False,
+) -> dict[str, Any]:
+    """The ``tb_core`` case of one seed: train ``steps`` steps and check every quantity."""
+    return {
+        "core": params.to_dict(),
+        "seed": seed,
+        "steps": steps,
+        "density": density,
+        "stall": stall,
+        "corrupt": corrupt,
+    }
+
+
+def run_seed(
+    b: Build,
+    params: CoreParams,
+    folder: Path,
+    seed: int,
+    *,
+    waves_on_failure: bool = True,
+    **case: Any,
+) -> RunResult:
+    """Train one seed on build ``b`` in ``folder/seed-<seed>`` (``case``: :func:`seed_case`'s
+    keywords)."""
+    return run(
+        b,
+        folder / f"seed-{seed}",
+        seed_case(params, seed, **case),
+        waves_on_failure=waves_on_failure,
+    )
+
+
+def run_check(
+    b: Build,
+    params: CoreParams,
+    folder: Path,
+    check: str,
+    *,
+    density: float = 0.5,
+    stall: float = 0.3,
+) -> RunResult:
+    """One of the :data:`PROTOCOL_CHECKS` on build ``b`` (seed 0) in ``folder/<check>``."""
+    case = {"core": params.to_dict(), "seed": 0, "density": density, "stall": stall}
+    return run(b, folder / check, case, testbench=PROTOCOL_CHECKS[check], waves_on_failure=False)
+
+
 def run_config(
     name: str,
     params: CoreParams,
@@ -163,23 +219,24 @@ def run_config(
     b = build_core(params, folder)
     out = MatrixRun(name, b)
     for seed in seeds:
-        case = {
-            "core": params.to_dict(),
-            "seed": seed,
-            "steps": steps,
-            "density": density,
-            "stall": stall,
-            "corrupt": corrupt,
-        }
-        run_folder = folder / f"seed-{seed}"
-        out.runs.append((seed, run(b, run_folder, case, waves_on_failure=waves_on_failure)))
+        result = run_seed(
+            b,
+            params,
+            folder,
+            seed,
+            steps=steps,
+            density=density,
+            stall=stall,
+            corrupt=corrupt,
+            waves_on_failure=waves_on_failure,
+        )
+        out.runs.append((seed, result))
         tick(f"{name} seed {seed}")
-    if checks:
-        case = {"core": params.to_dict(), "seed": 0, "density": density, "stall": stall}
-        for check, bench in PROTOCOL_CHECKS.items():
-            result = run(b, folder / check, case, testbench=bench, waves_on_failure=False)
-            out.checks.append((check, result))
-            tick(f"{name} {check}")
+    for check in PROTOCOL_CHECKS if checks else ():
+        out.checks.append(
+            (check, run_check(b, params, folder, check, density=density, stall=stall))
+        )
+        tick(f"{name} {check}")
     return out
 
 
