@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
 .PHONY: help setup demo demo-train test test-fast lint format bench wbits-table core-cycles synth-table \
-	regress regress-full sim-speed array-scaling fuzz board-sim formal netlist-sim mutate clean
+	regress regress-full sim-speed epoch-rtl array-scaling fuzz board-sim formal netlist-sim mutate clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -77,8 +77,11 @@ fuzz: setup ## fuzz the host port while it trains: default core 10,000 packets, 
 	$(VENV)/bin/spikeforge fuzz --packets 10000 --seed 1 --out build/fuzz/default-core
 	$(VENV)/bin/spikeforge fuzz --cores 3 --packets 3000 --seed 1 --out build/fuzz/array-c3
 
-sim-speed: setup ## cycles/s of the default core: cocotb + Verilator vs Amaranth's simulator
+sim-speed: setup ## cycles/s of the default core, 30% stalls: fast transactors vs cocotbext-axi vs bare Verilator vs Amaranth
 	$(PY) bench/sim_speed.py
+
+epoch-rtl: setup ## a whole digits epoch (1,437 samples) + the test split on a 2-core array's Verilog, bit-exact (~10 min)
+	$(PY) bench/epoch_rtl.py
 
 array-scaling: setup ## Verilator: cycles/sample of one layer on 1-16 cores and a deep net on 4, 12, 24
 	$(PY) bench/array_scaling.py --cores 1,2,4,8,16

@@ -74,6 +74,8 @@ class AxiTransport:
         self, dut, *, stall: float, seed: int, prefix: str = "", deadline: int = ANSWER_DEADLINE
     ):
         self.clk = dut.clk
+        self.answers: list[list[int]] = []
+        """Every answer packet received, in order (to compare one transport with another)."""
         self.deadline = deadline
         self.source = AxiStreamSource(
             AxiStreamBus.from_prefix(dut, f"{prefix}s_axis"), dut.clk, dut.rst
@@ -97,7 +99,9 @@ class AxiTransport:
             frame = await with_timeout(self.sink.recv(), self.deadline * CLOCK_NS, "ns")
         except SimTimeoutError as exc:
             raise TimeoutError(f"no answer within {self.deadline} cycles") from exc
-        return list(struct.unpack(f"<{len(frame.tdata) // 4}I", bytes(frame.tdata)))
+        words = list(struct.unpack(f"<{len(frame.tdata) // 4}I", bytes(frame.tdata)))
+        self.answers.append(words)
+        return words
 
     async def wait(self, cycles: int) -> None:
         """Let ``cycles`` clock cycles pass."""
@@ -131,12 +135,19 @@ class Outcome:
         self.path = Path(case["result"])
         self.info: dict[str, Any] = {}
         self._dut = dut
+        self._on_exit: list[Any] = []
+
+    def on_exit(self, hook) -> None:
+        """Call ``hook()`` when the body ends, passed or failed (before ``result.json``)."""
+        self._on_exit.append(hook)
 
     async def __aenter__(self) -> Outcome:
         self._t0, self._ns0 = time.perf_counter(), get_sim_time("ns")
         return self
 
     async def __aexit__(self, kind, exc, tb) -> bool:
+        for hook in self._on_exit:
+            hook()
         ns = get_sim_time("ns") - self._ns0
         cycles = int(ns // CLOCK_NS)
         if exc is None:

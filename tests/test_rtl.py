@@ -1,10 +1,12 @@
 """The generated Verilog under Verilator + cocotb trains bit-exactly like the golden model.
 
-cocotbext-axi drives the AXI4-Stream ports with random idle cycles on the input and random
-backpressure on the output in every run. Build folders live in ``build/rtl/<test id>`` and are
-reused while the config hash and the Verilog are unchanged (``sim/rtl_runner.py``).
+Every run has random idle cycles on the input and random backpressure on the output. Build
+folders live in ``build/rtl/<test id>`` and are reused while the config hash and the Verilog are
+unchanged (``sim/rtl_runner.py``).
 
-* every config of the CI matrix (``sim/matrix.py``), 3 seeds, 2 training steps each: every
+* every config of the CI matrix (``sim/matrix.py``), 3 seeds, 2 training steps each, through the
+  fast transactors (``sim/fast_tb.py``), and seed 0 again through cocotbext-axi, the reference
+  BFM, on the same build: every answer packet identical to the fast run's; every
   membrane, spike, count, delta, ``e_prev``, gradient, weight and LFSR state, and together the
   seeds use every learning-rate shift the core allows; then, once per config, the COUNTERS
   against the cycle formulas, an idle ABORT that must change nothing and a WRITE one row too
@@ -40,13 +42,14 @@ def _folder(request) -> Path:
 @pytest.mark.rtl
 @pytest.mark.parametrize("name", CI)
 def test_matrix_config_trains_bit_exact_over_three_seeds(name, request):
-    result = run_config(name, core_params(name), _folder(request), seeds=SEEDS)
+    result = run_config(name, core_params(name), _folder(request), seeds=SEEDS, fast=True)
     assert result.passed, result.report()
+    assert all(r.detail["stopped"] == "done" for _, r in result.runs)  # the fast transactors
     assert [s for s, _ in result.runs] == list(SEEDS)
     assert all(r.detail["steps_done"] == 2 for _, r in result.runs)
     # built with the read-during-write checks (a small core's reads may never meet a write)
     assert all("rw_checked" in r.detail for _, r in result.runs)
-    assert [n for n, r in result.checks if r.passed] == ["cycles", "abort", "length"]
+    assert [n for n, r in result.checks if r.passed] == ["axi", "cycles", "abort", "length"]
     params = core_params(name)  # the seeds together reach every learning-rate shift allowed
     ran = {lr for _, r in result.runs for lr in r.detail["lr_shifts"]}
     assert ran == set(range(params.lr_min, params.lr_max + 1))
@@ -67,7 +70,14 @@ def test_digits_network_trains_on_two_cores_like_the_golden_model(request):
 def test_checker_reports_the_first_mismatch_with_a_waveform(request):
     params = CoreParams(net=SnnConfig(layers=(8, 4), timesteps=4), lanes=2)
     result = run_config(
-        "corrupt", params, _folder(request), seeds=[2], steps=1, corrupt=True, checks=False
+        "corrupt",
+        params,
+        _folder(request),
+        seeds=[2],
+        steps=1,
+        corrupt=True,
+        checks=False,
+        fast=True,
     )
     assert not result.passed
     _, run = result.runs[0]
