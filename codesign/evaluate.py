@@ -8,7 +8,10 @@ The sweep (:mod:`spikeforge.codesign.search`) runs a point as separate Dask task
 2. **accuracy** (:func:`train_stage`) -- integer on-chip training with the golden model, batch
    1, exactly what the RTL learns (bit-exact, docs/verification.md), then the test split's
    accuracy; the trained model's spikes on ``activity_samples`` test samples are kept for the
-   next stages. Cached per network config (the core count does not change what is learnt);
+   next stages. Cached per network config (the core count does not change what is learnt).
+   Points asked together whose configs share a shape train as replicas of one batched program
+   (:func:`train_group_stage`, :mod:`spikeforge.sw.replicas`), each bit-identical to training
+   it alone, each cached as if it had been;
 3. **resources** (:func:`core_stage` per core shape, :func:`glue_stage` for the interconnect)
    -- Yosys ``synth_ecp5`` (:mod:`spikeforge.codesign.resources`);
 4. **cycles, energy, traffic and the record** (:func:`finish_point`) --
@@ -44,7 +47,10 @@ __all__ = [
     "finish_point",
     "generate_command",
     "glue_stage",
+    "pick_trained",
     "plan_point",
+    "train_entry",
+    "train_group_stage",
     "train_stage",
 ]
 
@@ -78,36 +84,42 @@ def generate_command(space: DesignSpace, params: Mapping[str, Any], network_toml
     )
 
 
-def _train(cfg, training: Mapping[str, Any], cache_dir: Path) -> dict[str, Any]:
-    """Train (or load the cached result of) ``cfg``: accuracy and the activity sample."""
+def train_entry(cache_dir: str | Path, cfg, training: Mapping[str, Any]) -> Path:
+    """The cache entry of ``cfg`` trained on the budget ``training``, without suffix: ``.json``
+    (the result), ``.pt`` (the checkpoint, written every epoch) and ``.lock``."""
     epochs = training.get("epochs", 4)
     n_train = training.get("train_samples", 0)
     n_act = training.get("activity_samples", ACTIVITY_SAMPLES)
-    timeout = training.get("train_timeout", 3600)
-    entry = cache_dir / "train" / f"{cfg.config_hash}-e{epochs}-n{n_train}-a{n_act}"
+    return Path(cache_dir) / "train" / f"{cfg.config_hash}-e{epochs}-n{n_train}-a{n_act}"
+
+
+def _train(cfg, training: Mapping[str, Any], cache_dir: Path) -> dict[str, Any]:
+    """Train (or load the cached result of) ``cfg``: accuracy and the activity sample."""
+    entry = train_entry(cache_dir, cfg, training)
     entry.parent.mkdir(parents=True, exist_ok=True)
     result = entry.with_suffix(".json")
     with FileLock(str(entry) + ".lock"):
         if result.is_file():
             return {**json.loads(result.read_text()), "cached": True}
-        out = _train_uncached(cfg, epochs, n_train, n_act, timeout, entry.with_suffix(".pt"))
-        result.write_text(json.dumps(out) + "\n")
-        return {**out, "cached": False}
+        return _train_entry(cfg, training, entry)
+
+
+def _digits(n_train: int):
+    from spikeforge.sw.data import load_dataset
+
+    ds = load_dataset("digits")
+    if n_train:
+        ds = dataclasses.replace(ds, x_train=ds.x_train[:n_train], y_train=ds.y_train[:n_train])
+    return ds
 
 
 def _train_uncached(cfg, epochs, n_train, n_act, timeout, checkpoint: Path) -> dict[str, Any]:
     import torch
 
-    from spikeforge.sw.checkpoint import load_checkpoint
-    from spikeforge.sw.data import load_dataset
-    from spikeforge.sw.encoders import quantize
-    from spikeforge.sw.golden import GoldenModel
-    from spikeforge.sw.train import eval_inputs, train_int
+    from spikeforge.sw.train import train_int
 
     torch.set_num_threads(1)
-    ds = load_dataset("digits")
-    if n_train:
-        ds = dataclasses.replace(ds, x_train=ds.x_train[:n_train], y_train=ds.y_train[:n_train])
+    ds = _digits(n_train)
     t0 = time.monotonic()
 
     def check_time(row: Mapping[str, Any]) -> None:
@@ -118,6 +130,17 @@ def _train_uncached(cfg, epochs, n_train, n_act, timeout, checkpoint: Path) -> d
             )
 
     res = train_int(cfg, ds, epochs, checkpoint=checkpoint, resume=True, on_epoch=check_time)
+    return _trained(cfg, res, ds, n_act, checkpoint, round(time.monotonic() - t0, 2))
+
+
+def _trained(cfg, res, ds, n_act: int, checkpoint: Path, seconds: float) -> dict[str, Any]:
+    """A cache entry's content: ``res`` (a :class:`~spikeforge.sw.train.TrainResult`) and the
+    spikes of the model in ``checkpoint`` on the first ``n_act`` test samples."""
+    from spikeforge.sw.checkpoint import load_checkpoint
+    from spikeforge.sw.encoders import quantize
+    from spikeforge.sw.golden import GoldenModel
+    from spikeforge.sw.train import eval_inputs
+
     _, blob = load_checkpoint(checkpoint, cfg, "int")
     model = GoldenModel.from_state(cfg, blob["state"])
     x = eval_inputs(cfg, quantize(ds.x_test[:n_act], ds.x_max, cfg.in_bits))
@@ -128,10 +151,158 @@ def _train_uncached(cfg, epochs, n_train, n_act, timeout, checkpoint: Path) -> d
         "train_accuracy": res.train_accuracy,
         "history": res.history,
         "classes": ds.n_classes,
-        "train_seconds": round(time.monotonic() - t0, 2),
+        "train_seconds": seconds,
         "spikes": [[[sum(row) for row in sample] for sample in layer] for layer in trains],
         "trains": [[_pack(sample) for sample in layer] for layer in trains],
     }
+
+
+def _train_group(cfgs, training: Mapping[str, Any], cache_dir: Path) -> dict[str, dict]:
+    """Train (or load the cached results of) several configs: the result of each config
+    (by ``config_hash``) as :func:`_train` gives it, or ``{"error": reason}``.
+
+    The uncached configs that share :data:`~spikeforge.sw.replicas.SHARED_FIELDS` train as
+    replicas of one batched program (:func:`~spikeforge.sw.replicas.train_replicas`), bit-identical
+    to :func:`_train` of each, and each cache entry is written as :func:`_train` writes it.
+
+    Locks: every entry is trained under its own lock, as in :func:`_train`. The locks are taken
+    without waiting; an entry whose lock another process holds (being trained there, alone or in
+    another group) is left for a later round, after this round's locks are released, so two groups
+    never wait for each other. When every entry left is busy, the round waits for one of them.
+    """
+    todo = {cfg.config_hash: cfg for cfg in cfgs}
+    out: dict[str, dict] = {}
+    while todo:
+        held = _lock_entries(todo, training, cache_dir)
+        try:
+            fresh = []
+            for h in held:
+                cfg, entry = todo[h], train_entry(cache_dir, todo[h], training)
+                result = entry.with_suffix(".json")
+                if result.is_file():
+                    out[h] = {**json.loads(result.read_text()), "cached": True}
+                elif entry.with_suffix(".pt").is_file():  # a killed run's epochs: resume alone
+                    out[h] = _guarded_entry(_train_entry, cfg, training, entry)
+                else:
+                    fresh.append(cfg)
+            for shape in _shapes(fresh).values():
+                out.update(_train_replica_entries(shape, training, cache_dir))
+        finally:
+            for lock in held.values():
+                lock.release()
+        for h in held:
+            del todo[h]
+    return out
+
+
+def _lock_entries(todo: Mapping[str, Any], training, cache_dir: Path) -> dict[str, FileLock]:
+    """The locks of the entries in ``todo`` that are free now (at least one: when all are busy,
+    the first one, waiting for it)."""
+    from filelock import Timeout
+
+    held: dict[str, FileLock] = {}
+    for h, cfg in todo.items():
+        entry = train_entry(cache_dir, cfg, training)
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(entry) + ".lock")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            continue
+        held[h] = lock
+    if not held:
+        h = next(iter(todo))
+        lock = FileLock(str(train_entry(cache_dir, todo[h], training)) + ".lock")
+        lock.acquire()
+        held[h] = lock
+    return held
+
+
+def _shapes(cfgs) -> dict[tuple, list]:
+    from spikeforge.sw.replicas import SHARED_FIELDS
+
+    groups: dict[tuple, list] = {}
+    for cfg in cfgs:
+        groups.setdefault(tuple(getattr(cfg, f) for f in SHARED_FIELDS), []).append(cfg)
+    return groups
+
+
+def _train_entry(cfg, training: Mapping[str, Any], entry: Path) -> dict[str, Any]:
+    """:func:`_train` of an entry whose lock is held and whose result is not cached yet."""
+    out = _train_uncached(
+        cfg,
+        training.get("epochs", 4),
+        training.get("train_samples", 0),
+        training.get("activity_samples", ACTIVITY_SAMPLES),
+        training.get("train_timeout", 3600),
+        entry.with_suffix(".pt"),
+    )
+    entry.with_suffix(".json").write_text(json.dumps(out) + "\n")
+    return {**out, "cached": False}
+
+
+def _guarded_entry(fn, *args) -> dict[str, Any]:
+    try:
+        return fn(*args)
+    except Exception as exc:  # one config's failure, recorded; the group goes on
+        return {"error": _reason("training", exc)}
+
+
+def _train_replica_entries(cfgs, training, cache_dir: Path) -> dict[str, dict]:
+    """Train configs of one shape whose entries' locks are held, as replicas; write their
+    entries. A failure of the batched run fails every config of it with that reason."""
+    if len(cfgs) == 1:
+        cfg = cfgs[0]
+        entry = train_entry(cache_dir, cfg, training)
+        return {cfg.config_hash: _guarded_entry(_train_entry, cfg, training, entry)}
+    try:
+        trained = _train_replicas_uncached(cfgs, training, cache_dir)
+    except Exception as exc:
+        return {cfg.config_hash: {"error": _reason("training", exc)} for cfg in cfgs}
+    out = {}
+    for cfg, res in zip(cfgs, trained, strict=True):
+        if "error" not in res:
+            train_entry(cache_dir, cfg, training).with_suffix(".json").write_text(
+                json.dumps(res) + "\n"
+            )
+            res = {**res, "cached": False}
+        out[cfg.config_hash] = res
+    return out
+
+
+def _train_replicas_uncached(cfgs, training, cache_dir: Path) -> list[dict[str, Any]]:
+    """:func:`_train_uncached` of every config in ``cfgs`` (one shape) as one replica program.
+
+    The budget ``train_timeout`` is per config: the group may take ``len(cfgs)`` times as long.
+    Each entry's ``train_seconds`` is its share of the group's wall time."""
+    import torch
+
+    from spikeforge.sw.replicas import train_replicas
+
+    epochs = training.get("epochs", 4)
+    n_act = training.get("activity_samples", ACTIVITY_SAMPLES)
+    timeout = training.get("train_timeout", 3600)
+    torch.set_num_threads(1)
+    ds = _digits(training.get("train_samples", 0))
+    t0 = time.monotonic()
+    replicas = len(cfgs)
+
+    def check_time(rows: list[Mapping[str, Any]]) -> None:
+        if time.monotonic() - t0 > timeout * replicas:
+            raise PointFailed(
+                f"training timed out: {time.monotonic() - t0:.0f} s > train_timeout {timeout} s "
+                f"x {replicas} replicas trained together, after epoch {rows[0]['epoch']} of "
+                f"{epochs}"
+            )
+
+    paths = [train_entry(cache_dir, cfg, training).with_suffix(".pt") for cfg in cfgs]
+    run = train_replicas(cfgs, ds, epochs, checkpoints=paths, on_epoch=check_time)
+    out = [
+        _guarded_entry(_trained, cfg, res, ds, n_act, path, 0.0)
+        for cfg, res, path in zip(cfgs, run.results, paths, strict=True)
+    ]
+    share = round((time.monotonic() - t0) / replicas, 2)
+    return [res if "error" in res else {**res, "train_seconds": share} for res in out]
 
 
 def _pack(sample: list[list[int]]) -> list[str]:
@@ -170,25 +341,55 @@ def _worker() -> str:
     return f"{socket.gethostname()} pid {os.getpid()}"
 
 
-def _guarded(stage: str, fn, *args) -> dict[str, Any]:
-    """``fn(*args)`` with the worker's name; a failure becomes ``{"error": reason}``."""
+def _reason(stage: str, exc: Exception) -> str:
+    """The recorded reason of a stage's failure."""
     from spikeforge.hw.synth import SynthError
 
+    if isinstance(exc, PointFailed):
+        return str(exc)
+    if isinstance(exc, SynthError):
+        return f"synthesis failed: {str(exc).splitlines()[0]}"
+    return f"{stage} failed: {type(exc).__name__}: {exc}"
+
+
+def _guarded(stage: str, fn, *args) -> dict[str, Any]:
+    """``fn(*args)`` with the worker's name; a failure becomes ``{"error": reason}``."""
     t0 = time.monotonic()
     try:
         out = dict(fn(*args))
-    except PointFailed as exc:
-        out = {"error": str(exc)}
-    except SynthError as exc:
-        out = {"error": f"synthesis failed: {str(exc).splitlines()[0]}"}
     except Exception as exc:  # a point's failure is recorded, never stops the sweep
-        out = {"error": f"{stage} failed: {type(exc).__name__}: {exc}"}
+        out = {"error": _reason(stage, exc)}
     return {**out, "worker": _worker(), "stage_seconds": round(time.monotonic() - t0, 2)}
 
 
 def train_stage(net, training: Mapping[str, Any], cache_dir: str) -> dict[str, Any]:
     """Stage 2 (cached per network config and budget); never raises."""
     return _guarded("training", _train, net, training, Path(cache_dir))
+
+
+def train_group_stage(
+    nets, training: Mapping[str, Any], cache_dir: str
+) -> dict[str, dict[str, Any]]:
+    """Stage 2 of several network configs at once; never raises. Returns each config's result
+    (by ``config_hash``), the one :func:`train_stage` gives for it alone: the cached configs are
+    loaded, the others train together as replicas of one batched program when they share
+    :data:`~spikeforge.sw.replicas.SHARED_FIELDS` (:func:`_train_group`)."""
+    t0 = time.monotonic()
+    try:
+        out = _train_group(nets, training, Path(cache_dir))
+    except Exception as exc:  # recorded per point, never stops the sweep
+        reason = {"error": _reason("training", exc)}
+        out = {getattr(cfg, "config_hash", repr(cfg)): reason for cfg in nets}
+    seconds = round(time.monotonic() - t0, 2)
+    return {h: {**res, "worker": _worker(), "stage_seconds": seconds} for h, res in out.items()}
+
+
+def pick_trained(group: Mapping[str, Mapping[str, Any]], config_hash: str) -> dict[str, Any]:
+    """One config's result out of :func:`train_group_stage`'s (a point's cheap task)."""
+    if config_hash in group:
+        return dict(group[config_hash])
+    reason = f"training failed: the group's result has no config {config_hash}"
+    return {"error": reason, "worker": _worker(), "stage_seconds": 0.0}
 
 
 def core_stage(shape, cache_dir: str, timeout: float) -> dict[str, Any]:

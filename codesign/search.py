@@ -2,7 +2,8 @@
 
 Run folder (``out``)::
 
-    space.json          the space this folder sweeps (a resume must use the same)
+    space.json          the space this folder sweeps (a resume must use the same, but for
+                        ``max_replicas``)
     network.toml        the fixed network keys, for each point's ``spikeforge generate``
     study.db            Optuna's SQLite storage (default ``--storage``)
     points/ID.json      one record per evaluated point, written when its result arrives
@@ -14,16 +15,21 @@ Run folder (``out``)::
 **Search.** ``grid`` asks Optuna's grid sampler for every point once; ``nsga2`` runs NSGA-II on
 the objectives (accuracy up; LUTs, cycles per training sample and energy per sample down).
 The loop asks, submits to Dask, and tells Optuna each result as it arrives, keeping every worker
-busy. **Resume.** Points with a record are never computed again: a trial that asks for one is
-answered from its record. Trials a killed sweep left running are marked failed ("interrupted")
-and their points queued again. **Failures** (invalid point, diverged or timed-out training,
-synthesis failure or timeout) are recorded with their reason and told to Optuna as failed
-trials; the sweep goes on. **Fmax** is then measured for the Pareto points only, each place and
-route bounded by ``pnr_timeout`` (past it: 'Fmax unknown').
+busy. **Replicas.** With ``max_replicas`` above 1 (default
+:data:`~spikeforge.codesign.space.MAX_REPLICAS`) the loop asks up to ``max_replicas`` points at a
+time, and the configs of points asked together that share a shape train as replicas of one
+batched program (:func:`~spikeforge.codesign.evaluate.train_group_stage`): the same results,
+cached the same way, in less time. **Resume.** Points with a record are never computed again: a
+trial that asks for one is answered from its record. Trials a killed sweep left running are
+marked failed ("interrupted") and their points queued again. **Failures** (invalid point,
+diverged or timed-out training, synthesis failure or timeout) are recorded with their reason and
+told to Optuna as failed trials; the sweep goes on. **Fmax** is then measured for the Pareto
+points only, each place and route bounded by ``pnr_timeout`` (past it: 'Fmax unknown').
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -38,8 +44,14 @@ import optuna
 from optuna.samplers import GridSampler, NSGAIISampler
 from optuna.trial import TrialState, create_trial
 
-from spikeforge.codesign.space import DesignSpace, point_config, point_id
-from spikeforge.sw.config import ConfigError
+from spikeforge.codesign.space import (
+    EXECUTION_KEYS,
+    TRAINING_KEYS,
+    DesignSpace,
+    point_config,
+    point_id,
+)
+from spikeforge.sw.config import ConfigError, check_int
 
 __all__ = ["SweepError", "objectives", "run_sweep"]
 
@@ -84,6 +96,13 @@ def _write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def _results_part(space: Mapping[str, Any]) -> dict[str, Any]:
+    """A space's dict without :data:`~spikeforge.codesign.space.EXECUTION_KEYS` (which a resume
+    may change: they change how points are computed, not their results)."""
+    training = {k: v for k, v in space.get("training", {}).items() if k not in EXECUTION_KEYS}
+    return {**space, "training": training}
+
+
 def _prepare(space: DesignSpace, out: Path) -> Path:
     """Create or check the run folder; return the network TOML path."""
     out.mkdir(parents=True, exist_ok=True)
@@ -92,13 +111,12 @@ def _prepare(space: DesignSpace, out: Path) -> Path:
     mine = space.to_dict()
     if recorded.is_file():
         theirs = json.loads(recorded.read_text())
-        if theirs != json.loads(json.dumps(mine)):
+        if _results_part(theirs) != _results_part(json.loads(json.dumps(mine))):
             raise SweepError(
                 f"run folder {str(out)!r} holds a sweep of space {theirs.get('name')!r} with "
                 "other settings; resume it with the same space or choose another --out"
             )
-    else:
-        _write_json(recorded, mine)
+    _write_json(recorded, mine)
     point_config(space, space.complete({}))  # validates the fixed part once more
     lines = [f"# network of sweep {space.name!r}: the dimensions come as flags"]
     for key, value in space.network.items():
@@ -171,35 +189,99 @@ def _record(out: Path, log: Path, study, trial, record: dict, goals) -> None:
     _tell(study, trial, record, goals)
 
 
-def _submit(client, space: DesignSpace, params, cache: str, network_toml: str):
-    """Submit a point's stages as Dask tasks; return the future of its record (or the record
-    itself when the point is invalid).
+def _digest(data: Any, n: int = 8) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:n]
 
-    Training, each core shape and the interconnect are separate tasks keyed by their cache
-    hash, so points that share one share the task (Dask runs a key once) and one point's
-    shapes can run on several workers at once; the record is assembled by a last, cheap task.
+
+def _submit(client, space: DesignSpace, batch: list, cache: str, network_toml: str, training):
+    """Submit the stages of the points asked together (``batch``, their parameters); return
+    per point the future of its record (or the record itself when the point is invalid).
+
+    Training (:func:`_submit_training`), each core shape and the interconnect are separate tasks
+    keyed by their cache hash, so points that share one share the task (Dask runs a key once)
+    and one point's shapes can run on several workers at once; the record is assembled by a
+    last, cheap task. ``training`` maps the keys of training tasks this sweep submitted earlier
+    to their futures: a point whose config trains already waits for that task.
+    """
+    from spikeforge.codesign.evaluate import plan_point
+
+    planned = [plan_point(space, params, network_toml) for params in batch]
+    nets = [net for _, net, _ in planned if net is not None]
+    trained = _submit_training(client, space, nets, cache, training)
+    return [
+        record
+        if net is None
+        else _submit_stages(client, space, record, net, cores, trained[net.config_hash], cache)
+        for record, net, cores in planned
+    ]
+
+
+def _submit_training(client, space: DesignSpace, nets: list, cache: str, training) -> dict:
+    """The training futures of ``nets`` by config hash.
+
+    A config trains alone (:func:`~spikeforge.codesign.evaluate.train_stage`, keyed
+    ``train-HASH-BUDGET``) when it is cached already, when ``max_replicas`` is 1, or when no other
+    uncached config of ``nets`` shares its shape (:data:`~spikeforge.sw.replicas.SHARED_FIELDS`).
+    The others train as replicas: one :func:`~spikeforge.codesign.evaluate.train_group_stage`
+    task per shape (split evenly into groups of at most ``max_replicas``), keyed by its sorted
+    config hashes and the budget, and per config a cheap task picking its result out.
     """
     from spikeforge.codesign.evaluate import (
-        core_stage,
-        finish_point,
-        glue_stage,
-        plan_point,
+        pick_trained,
+        train_entry,
+        train_group_stage,
         train_stage,
     )
+    from spikeforge.sw.replicas import SHARED_FIELDS
+
+    budget = space.budget
+    digest = _digest(budget)
+    for key in [k for k, fut in training.items() if fut.done()]:
+        del training[key]  # finished: cached now (or failed, then trained again)
+    futures: dict[str, Any] = {}
+    shapes: dict[tuple, list] = {}
+    for net in nets:
+        h, key = net.config_hash, f"train-{net.config_hash}-{digest}"
+        if h in futures:
+            continue
+        if key in training:
+            futures[h] = training[key]
+        elif (
+            space.max_replicas == 1
+            or train_entry(cache, net, budget).with_suffix(".json").is_file()
+        ):
+            futures[h] = client.submit(train_stage, net, budget, cache, key=key)
+        else:
+            shape = tuple(getattr(net, f) for f in SHARED_FIELDS)
+            shapes.setdefault(shape, []).append(net)
+            continue
+        training[key] = futures[h]
+    for members in shapes.values():
+        members.sort(key=lambda net: net.config_hash)
+        n_groups = -(-len(members) // space.max_replicas)
+        for group in (members[i::n_groups] for i in range(n_groups)):
+            if len(group) == 1:
+                net = group[0]
+                key = f"train-{net.config_hash}-{digest}"
+                futures[net.config_hash] = client.submit(train_stage, net, budget, cache, key=key)
+                training[key] = futures[net.config_hash]
+                continue
+            gid = _digest([[net.config_hash for net in group], budget], 16)
+            stage = client.submit(train_group_stage, group, budget, cache, key=f"train-group-{gid}")
+            for net in group:
+                h = net.config_hash
+                key = f"train-{h}-{digest}"
+                futures[h] = client.submit(pick_trained, stage, h, key=f"{key}-in-{gid}")
+                training[key] = futures[h]
+    return futures
+
+
+def _submit_stages(client, space: DesignSpace, record, net, cores, trained, cache: str):
+    """Submit a valid point's synthesis and record tasks; the future of its record."""
+    from spikeforge.codesign.evaluate import core_stage, finish_point, glue_stage
     from spikeforge.codesign.resources import shapes
     from spikeforge.hw.array import array_hash
 
-    record, net, cores = plan_point(space, params, network_toml)
-    if net is None:
-        return record
-    budget = hashlib.sha256(json.dumps(dict(space.training), sort_keys=True).encode())
-    trained = client.submit(
-        train_stage,
-        net,
-        dict(space.training),
-        cache,
-        key=f"train-{net.config_hash}-{budget.hexdigest()[:8]}",
-    )
     core_reports = glue = None
     if space.setting("hardware", "synth", True):
         timeout = space.setting("hardware", "synth_timeout", 1800)
@@ -256,6 +338,7 @@ def run_sweep(
     scheduler: str | None = None,
     storage: str | None = None,
     progress: Callable[[int, int, str], Any] | None = None,
+    max_replicas: int | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) a sweep; see the module docstring. Returns the summary.
 
@@ -274,6 +357,9 @@ def run_sweep(
         Optuna storage URL (default ``sqlite:///OUT/study.db``).
     progress : callable or None
         ``progress(total, initial, desc)`` returning a tqdm-like bar (``update``, ``close``).
+    max_replicas : int or None
+        Overrides the space's ``training.max_replicas`` (1: every config trains alone); the
+        results do not depend on it, so a resume may change it.
     """
     from dask.distributed import wait
 
@@ -288,6 +374,10 @@ def run_sweep(
         isinstance(trials, bool) or not isinstance(trials, int) or trials < 1
     ):
         raise SweepError(f"--trials must be an int >= 1, not {trials!r}")
+    if max_replicas is not None:
+        check_int("--max-replicas", max_replicas, *TRAINING_KEYS["max_replicas"])
+        training = {**space.training, "max_replicas": max_replicas}
+        space = dataclasses.replace(space, training=training)
     out = Path(out).resolve()
     started = time.monotonic()
     started_at = datetime.now().isoformat(timespec="seconds")
@@ -315,29 +405,37 @@ def run_sweep(
     client, cluster = _client(workers, scheduler)
     try:
         slots = 2 * _slots(client)  # stages of the next points keep workers busy
+        batch_size = max(slots, space.max_replicas) if space.max_replicas > 1 else slots
         in_flight: dict[Any, tuple[optuna.Trial, str]] = {}
+        training: dict[str, Any] = {}
         asked = done
         while asked < target or in_flight:
             while asked < target and len(in_flight) < slots:
-                trial = study.ask()
-                asked += 1
-                params = _suggest(space, trial)
-                pid = point_id(space, params)
-                known = out / "points" / f"{pid}.json"
-                if known.is_file():
-                    _tell(study, trial, json.loads(known.read_text()), goals)
-                    reused += 1
-                    if bar:
-                        bar.update(1)
-                    continue
-                fut = _submit(client, space, params, cache, str(network_toml))
-                if isinstance(fut, dict):  # invalid: recorded without a worker
-                    _record(out, log, study, trial, fut, goals)
-                    computed += 1
-                    if bar:
-                        bar.update(1)
-                    continue
-                in_flight[fut] = (trial, pid)
+                batch: list[tuple[optuna.Trial, dict[str, Any], str]] = []
+                while asked < target and len(in_flight) + len(batch) < batch_size:
+                    trial = study.ask()
+                    asked += 1
+                    params = _suggest(space, trial)
+                    pid = point_id(space, params)
+                    known = out / "points" / f"{pid}.json"
+                    if known.is_file():
+                        _tell(study, trial, json.loads(known.read_text()), goals)
+                        reused += 1
+                        if bar:
+                            bar.update(1)
+                        continue
+                    batch.append((trial, params, pid))
+                futures = _submit(
+                    client, space, [b[1] for b in batch], cache, str(network_toml), training
+                )
+                for (trial, _, pid), fut in zip(batch, futures, strict=True):
+                    if isinstance(fut, dict):  # invalid: recorded without a worker
+                        _record(out, log, study, trial, fut, goals)
+                        computed += 1
+                        if bar:
+                            bar.update(1)
+                        continue
+                    in_flight[fut] = (trial, pid)
             if not in_flight:
                 continue
             finished, _ = wait(list(in_flight), return_when="FIRST_COMPLETED")

@@ -42,6 +42,8 @@ __all__ = [
     "BUILTIN_SPACES",
     "DEFAULTS",
     "DIMENSIONS",
+    "EXECUTION_KEYS",
+    "MAX_REPLICAS",
     "DesignSpace",
     "load_space",
     "point_config",
@@ -80,7 +82,15 @@ TRAINING_KEYS = {
     "train_samples": (0, 10**7),
     "activity_samples": (1, 4096),
     "train_timeout": (1, 10**6),
+    "max_replicas": (1, 4096),
 }
+MAX_REPLICAS = 32
+"""Default of ``training.max_replicas``: points whose network configs share a shape
+(:data:`~spikeforge.sw.replicas.SHARED_FIELDS`) and are asked together train as replicas of one
+batched program, at most this many per program; 1 trains every config alone."""
+EXECUTION_KEYS = frozenset({"max_replicas"})
+"""``[training]`` keys that change how the points are computed, never what they learn: they are
+not part of a point's id or training budget, and a resumed sweep may change them."""
 HARDWARE_KEYS = {
     "device",
     "synth",
@@ -185,7 +195,8 @@ class DesignSpace:
     training : mapping
         ``epochs`` of integer on-chip training, ``train_samples`` (0: the whole training split),
         ``activity_samples`` (test samples whose spikes feed the cycle and energy models),
-        ``train_timeout`` (seconds).
+        ``train_timeout`` (seconds of one config's training; a group of ``R`` replicas trained
+        together may take ``R`` times as long), ``max_replicas`` (:data:`MAX_REPLICAS`).
     hardware : mapping
         ``device`` (ECP5 ``25k``/``45k``/``85k``), ``synth`` (run Yosys; ``false`` skips the
         resource objectives), ``synth_timeout``, ``fmax`` (place and route the Pareto points),
@@ -297,6 +308,17 @@ class DesignSpace:
     def setting(self, group: str, key: str, default: Any) -> Any:
         return getattr(self, group).get(key, default)
 
+    @property
+    def budget(self) -> dict[str, Any]:
+        """The training keys that decide what a point learns (``training`` without
+        :data:`EXECUTION_KEYS`)."""
+        return {k: v for k, v in self.training.items() if k not in EXECUTION_KEYS}
+
+    @property
+    def max_replicas(self) -> int:
+        """Most configs trained together as replicas (``training.max_replicas``)."""
+        return self.training.get("max_replicas", MAX_REPLICAS)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -323,11 +345,11 @@ def point_config(space: DesignSpace, params: Mapping[str, Any]) -> SnnConfig:
 
 def point_id(space: DesignSpace, params: Mapping[str, Any]) -> str:
     """12 hex digits identifying a point: its parameters, the network and the training budget
-    (a point with another budget is another point)."""
+    (a point with another budget is another point; :data:`EXECUTION_KEYS` are not part of it)."""
     blob = {
         "params": dict(space.complete(params)),
         "network": dict(space.network),
-        "training": dict(space.training),
+        "training": space.budget,
         "hardware": {k: v for k, v in space.hardware.items() if k in ("device", "synth")},
     }
     text = json.dumps(blob, sort_keys=True, separators=(",", ":"))

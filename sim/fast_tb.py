@@ -57,10 +57,10 @@ __all__ = [
 
 TOP = "spikeforge_fast_tb"
 """Module name of the wrapper."""
-CMD_DEPTH_BITS = 18
-"""The command memory holds ``2**CMD_DEPTH_BITS`` words (a default-core training step sends
-about 10,000)."""
-RSP_DEPTH_BITS = 18
+CMD_DEPTH_BITS = 20
+"""The command memory holds ``2**CMD_DEPTH_BITS`` words (the digits epoch on the RTL,
+``sim/epoch.py``, sends 607,735; 8 MB of simulator memory)."""
+RSP_DEPTH_BITS = 20
 """The answer memory holds ``2**RSP_DEPTH_BITS`` words."""
 RESET_CYCLES = 4
 """Cycles the wrapper holds the design in reset before it plays the stream."""

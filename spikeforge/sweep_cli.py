@@ -61,6 +61,7 @@ def cmd_sweep(args: argparse.Namespace) -> dict[str, Any]:
         scheduler=args.scheduler,
         storage=args.storage,
         progress=_progress(not args.no_progress),
+        max_replicas=args.max_replicas,
     )
     if not args.json:
         print(pareto_table(summary, load_records(Path(summary["out"]))))
@@ -74,6 +75,8 @@ def cmd_sweep(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def add_sweep_parser(sub) -> None:
+    from spikeforge.codesign.space import MAX_REPLICAS
+
     sweep = sub.add_parser(
         "sweep",
         help="co-design search: core counts, lanes and bit widths against accuracy, LUTs, "
@@ -110,6 +113,14 @@ def add_sweep_parser(sub) -> None:
         "--scheduler",
         metavar="ADDRESS",
         help="use this running Dask scheduler (e.g. tcp://host:8786) instead of a local cluster",
+    )
+    sweep.add_argument(
+        "--max-replicas",
+        type=int,
+        metavar="N",
+        help="train at most N same-shape configs of points asked together as replicas of one "
+        "batched program (1: each alone; the results are the same) [default: the space's "
+        f"training.max_replicas, else {MAX_REPLICAS}]",
     )
     sweep.add_argument(
         "--storage",

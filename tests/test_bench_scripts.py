@@ -40,6 +40,9 @@ def test_train_throughput_prints_rates_and_ratios():
         ("train_throughput.py", ["--samples", "0"], "--samples: must be >= 1, not 0"),
         ("replica_throughput.py", ["--threads", "x"], "--threads: not an int: 'x'"),
         ("replica_throughput.py", ["--replicas", "4,0"], "replica counts must be positive"),
+        ("epoch_rtl.py", ["--samples", "0"], "--samples must lie in [1, 1437], not 0"),
+        ("epoch_rtl.py", ["--stall", "1"], "--stall must lie in [0, 1), not 1.0"),
+        ("sim_speed.py", ["--stall", "-0.1"], "--stall must lie in [0, 1), not -0.1"),
     ],
 )
 def test_throughput_benches_refuse_bad_arguments(script, args, message):

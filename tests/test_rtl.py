@@ -13,6 +13,9 @@ unchanged (``sim/rtl_runner.py``).
   long that must be refused (holes ``make mutate`` found);
 * the digits network on two cores: 50 training samples with every weight compared after every
   sample, then the whole test split predicted like the golden model;
+* the digits network on a two-core array through the fast transactors: the first 300 samples
+  of the epoch with every weight compared at 10 checkpoints, then the whole test split (the
+  whole epoch: ``make epoch-rtl``);
 * a falsified golden value makes the run fail with the first-mismatch report and an FST;
 * ``spikeforge regress`` on a config file.
 """
@@ -28,7 +31,7 @@ import pytest
 from spikeforge.cli import main
 from spikeforge.hw.params import CoreParams
 from spikeforge.sim.matrix import CI, core_params
-from spikeforge.sim.regress import run_config, run_digits
+from spikeforge.sim.regress import run_config, run_digits, run_epoch
 from spikeforge.sw.config import SnnConfig
 
 BUILD_ROOT = Path(__file__).resolve().parents[1] / "build" / "rtl"
@@ -64,6 +67,17 @@ def test_digits_network_trains_on_two_cores_like_the_golden_model(request):
     assert detail["layers_changed"] == [True, True]  # the error reached the first layer
     assert detail["test_samples"] == 360  # the whole test split
     assert detail["rw_checked"] > 0  # reads met writes, never at one address
+
+
+@pytest.mark.rtl
+def test_digits_epoch_part_on_an_array_through_the_fast_transactors(request):
+    result = run_epoch(_folder(request), samples=300, test_samples=None, checkpoints=10)
+    assert result.passed, result.report()
+    detail = result.runs[0][1].detail
+    assert detail["samples_done"] == 300 and detail["stopped"] == "done"
+    assert detail["checkpoints"] == list(range(30, 301, 30))  # every weight equal at each
+    assert detail["test_samples"] == 360  # every prediction equal to the golden model's
+    assert detail["test_accuracy"] == detail["golden_test_accuracy"]
 
 
 @pytest.mark.rtl

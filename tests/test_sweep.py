@@ -29,6 +29,7 @@ layers = [64, 10]
 epochs = 1
 train_samples = 300
 activity_samples = 4
+max_replicas = 2  # pairs: points keep finishing one group at a time, so a kill falls mid-way
 [hardware]
 synth = false
 [dimensions]
@@ -173,6 +174,7 @@ layers = [64, 10]
 epochs = 2
 train_samples = 600
 activity_samples = 4
+max_replicas = 1  # one training task per point, so both workers take part
 [hardware]
 pnr_timeout = 3
 [dimensions]
