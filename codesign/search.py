@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -38,6 +37,7 @@ import optuna
 from optuna.samplers import GridSampler, NSGAIISampler
 from optuna.trial import TrialState, create_trial
 
+from spikeforge.cluster import dask_client
 from spikeforge.codesign.space import DesignSpace, point_config, point_id
 from spikeforge.sw.config import ConfigError
 
@@ -220,23 +220,6 @@ def _submit(client, space: DesignSpace, params, cache: str, network_toml: str):
     )
 
 
-def _client(workers: int, scheduler: str | None):
-    from dask.distributed import Client, LocalCluster
-
-    if scheduler:
-        client = Client(scheduler, timeout="30s")
-        client.wait_for_workers(1, timeout=120)
-        return client, None
-    cluster = LocalCluster(
-        n_workers=workers,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        silence_logs=logging.ERROR,
-    )
-    return Client(cluster), cluster
-
-
 def _slots(client) -> int:
     return max(1, sum(client.nthreads().values()))
 
@@ -312,8 +295,7 @@ def run_sweep(
     log = out / "evaluations.jsonl"
     bar = progress(target, min(done, target), f"sweep {space.name}") if progress else None
     computed = reused = 0
-    client, cluster = _client(workers, scheduler)
-    try:
+    with dask_client(workers, scheduler) as client:
         slots = 2 * _slots(client)  # stages of the next points keep workers busy
         in_flight: dict[Any, tuple[optuna.Trial, str]] = {}
         asked = done
@@ -361,10 +343,6 @@ def run_sweep(
         records = load_records(out)
         front = pareto_front(records, goals)
         fmax_runs = _measure_fmax(space, out, records, front, client, progress)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
     records = load_records(out)
     summary = {
         "space": space.name,
