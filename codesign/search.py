@@ -32,7 +32,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import logging
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -44,6 +43,7 @@ import optuna
 from optuna.samplers import GridSampler, NSGAIISampler
 from optuna.trial import TrialState, create_trial
 
+from spikeforge.cluster import dask_client
 from spikeforge.codesign.space import (
     EXECUTION_KEYS,
     TRAINING_KEYS,
@@ -302,23 +302,6 @@ def _submit_stages(client, space: DesignSpace, record, net, cores, trained, cach
     )
 
 
-def _client(workers: int, scheduler: str | None):
-    from dask.distributed import Client, LocalCluster
-
-    if scheduler:
-        client = Client(scheduler, timeout="30s")
-        client.wait_for_workers(1, timeout=120)
-        return client, None
-    cluster = LocalCluster(
-        n_workers=workers,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        silence_logs=logging.ERROR,
-    )
-    return Client(cluster), cluster
-
-
 def _slots(client) -> int:
     return max(1, sum(client.nthreads().values()))
 
@@ -402,8 +385,7 @@ def run_sweep(
     log = out / "evaluations.jsonl"
     bar = progress(target, min(done, target), f"sweep {space.name}") if progress else None
     computed = reused = 0
-    client, cluster = _client(workers, scheduler)
-    try:
+    with dask_client(workers, scheduler) as client:
         slots = 2 * _slots(client)  # stages of the next points keep workers busy
         batch_size = max(slots, space.max_replicas) if space.max_replicas > 1 else slots
         in_flight: dict[Any, tuple[optuna.Trial, str]] = {}
@@ -459,10 +441,6 @@ def run_sweep(
         records = load_records(out)
         front = pareto_front(records, goals)
         fmax_runs = _measure_fmax(space, out, records, front, client, progress)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
     records = load_records(out)
     summary = {
         "space": space.name,

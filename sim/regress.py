@@ -31,6 +31,7 @@ from spikeforge.sim.rtl_runner import (
 from spikeforge.sw.config import SnnConfig
 
 __all__ = [
+    "DIGITS_NAME",
     "DigitsRun",
     "MatrixRun",
     "digits_cores",
@@ -157,6 +158,10 @@ class MatrixRun(ConfigRun):
 
 class DigitsRun(ConfigRun):
     """The digits network on one core per layer (``tb_digits``)."""
+
+
+DIGITS_NAME = "digits-64-64-10"
+"""The :class:`DigitsRun`'s name (:func:`run_digits`)."""
 
 
 def seed_case(
@@ -362,7 +367,7 @@ def run_digits(
         "stall": stall,
         "seed": seed,
     }
-    out = DigitsRun("digits-64-64-10", b)
+    out = DigitsRun(DIGITS_NAME, b)
     out.runs.append(
         (seed, run(b, folder / f"seed-{seed}", case, testbench="spikeforge.sim.tb_digits"))
     )

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from cocotb_tools.runner import get_results, get_runner
+from filelock import FileLock
 
 from spikeforge.hw.generate import LINT_WAIVERS, generate, generate_array, generate_rack
 from spikeforge.hw.params import CoreParams
@@ -51,6 +52,8 @@ SPLIT_CFUNCS = 3000
 """``--output-split-cfuncs``: Verilator splits a design's evaluation into C++ functions of about
 this many statements, so a multi-core array compiles in many small pieces on every CPU instead
 of one huge one (the 12-core deep array: 171 s -> 86 s to Verilate and compile)."""
+BUILD_LOCK_TIMEOUT = 3600
+"""Seconds a build waits for another process's build of the same folder (:func:`build`)."""
 PUBLIC_TOP = "public_top.vlt"
 """Verilator control file that gives VPI (cocotb) read/write access to the top module only."""
 
@@ -184,9 +187,32 @@ def build(
     (``timing``: with :data:`TIMING_ARGS`).
 
     ``manifest[config_hash_key]`` identifies the config; with the Verilog's checksum it decides
-    whether the existing build can be reused.
+    whether the existing build can be reused. Builds of one folder (of processes on a cluster)
+    take turns: each holds the file lock ``folder/build.lock`` (waiting up to
+    :data:`BUILD_LOCK_TIMEOUT` seconds for it), as the Verilog is written anew every time.
     """
     folder = Path(folder).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    with FileLock(folder / "build.lock", timeout=BUILD_LOCK_TIMEOUT):
+        return _build(
+            folder,
+            top=top,
+            emit=emit,
+            config_hash_key=config_hash_key,
+            waves=waves,
+            timing=timing,
+        )
+
+
+def _build(
+    folder: Path,
+    *,
+    top: str,
+    emit: Callable[[Path], dict[str, Any]],
+    config_hash_key: str,
+    waves: bool,
+    timing: bool,
+) -> Build:
     rtl = folder / "rtl"
     if rtl.exists():
         shutil.rmtree(rtl)

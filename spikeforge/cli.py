@@ -389,11 +389,32 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return "\n".join([line, "-" * len(line), *body])
 
 
+def _regress_cluster(args: argparse.Namespace) -> bool:
+    """Whether ``--workers``/``--scheduler`` ask for a Dask cluster (their values checked)."""
+    if args.workers is not None and args.workers < 1:
+        raise CliError(f"--workers must be >= 1, not {args.workers}")
+    if args.scheduler is not None:
+        from spikeforge.cluster import check_scheduler
+
+        try:
+            check_scheduler(args.scheduler)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+    cluster = args.workers is not None or args.scheduler is not None
+    if args.task_timeout is not None:
+        if not cluster:
+            raise CliError("--task-timeout applies with --workers or --scheduler only")
+        if not args.task_timeout > 0:
+            raise CliError(f"--task-timeout must be > 0 seconds, not {args.task_timeout}")
+    return cluster
+
+
 def cmd_regress(args: argparse.Namespace) -> dict[str, Any]:
     import time
 
-    from spikeforge.sim.regress import run_config, run_digits, summary
+    from spikeforge.sim.regress import PROTOCOL_CHECKS, run_config, run_digits, summary
 
+    cluster = _regress_cluster(args)
     if args.seeds < 1:
         raise CliError(f"--seeds must be >= 1, not {args.seeds}")
     if args.steps < 1:
@@ -407,7 +428,9 @@ def cmd_regress(args: argparse.Namespace) -> dict[str, Any]:
     if args.digits_test is not None and args.digits_test < 1:
         raise CliError(f"--digits-test must be >= 1 sample, not {args.digits_test}")
     seeds = list(range(args.seeds))
-    total = len(todo) * len(seeds) + (1 if digits else 0)
+    fast = args.transactors == "fast"
+    checks = len(PROTOCOL_CHECKS) + (1 if fast else 0)  # fast: the cocotbext-axi comparison
+    total = len(todo) * (len(seeds) + checks) + (1 if digits else 0)
     if args.no_progress or args.json:
         from spikeforge.sw.train import no_progress
 
@@ -421,29 +444,49 @@ def cmd_regress(args: argparse.Namespace) -> dict[str, Any]:
         bar.update(1)
 
     t0 = time.perf_counter()
-    results = []
-    for name, params in todo:
-        results.append(
-            run_config(
-                name,
-                params,
-                args.out / name,
+    digits_args = {
+        "samples": digits,
+        "test_samples": args.digits_test,
+        "stall": min(args.stall, 0.2),
+    }
+    if cluster:
+        from spikeforge.cluster import dask_client
+        from spikeforge.sim.regress_cluster import TASK_TIMEOUT, run_on_cluster
+
+        if args.scheduler:
+            connect = dask_client(scheduler=args.scheduler)
+        else:
+            connect = dask_client(args.workers)
+        with connect as client:
+            results = run_on_cluster(
+                client,
+                todo,
+                args.out,
                 seeds=seeds,
                 steps=args.steps,
                 stall=args.stall,
+                digits=digits_args if digits else None,
                 tick=tick,
+                task_timeout=TASK_TIMEOUT if args.task_timeout is None else args.task_timeout,
+                fast=fast,
             )
-        )
-    if digits:
-        results.append(
-            run_digits(
-                args.out / "digits",
-                samples=digits,
-                test_samples=args.digits_test,
-                stall=min(args.stall, 0.2),
-                tick=tick,
+    else:
+        results = []
+        for name, params in todo:
+            results.append(
+                run_config(
+                    name,
+                    params,
+                    args.out / name,
+                    seeds=seeds,
+                    steps=args.steps,
+                    stall=args.stall,
+                    tick=tick,
+                    fast=fast,
+                )
             )
-        )
+        if digits:
+            results.append(run_digits(args.out / "digits", **digits_args, tick=tick))
     bar.close()
     failed = [r for r in results if not r.passed]
     print(_table(summary(results)))
@@ -564,12 +607,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the generated Verilog under Verilator + cocotb against the golden model",
         description=(
             "Build each config with Verilator (reused while its hash and Verilog are unchanged) "
-            "and train it on the RTL through cocotbext-axi with random idle and backpressure "
-            "cycles: every membrane, spike, delta, propagated error, gradient, weight and LFSR "
+            "and train it on the RTL with random idle and backpressure cycles -- through fast "
+            "transactors inside the simulated design, and the first seed again through "
+            "cocotbext-axi with identical answers (--transactors axi: cocotbext-axi alone): "
+            "every membrane, spike, delta, propagated error, gradient, weight and LFSR "
             "state must equal the golden model's, for every seed. Without --config: the matrix "
             "(--matrix ci or full) and the digits network on two cores (50 samples with every "
             "weight compared after each, then the test split's predictions). A failure prints "
-            "the first mismatch and the path of an FST waveform. Exit status 1 on any failure."
+            "the first mismatch and the path of an FST waveform. Exit status 1 on any failure. "
+            "With --workers N or --scheduler ADDRESS the builds and runs are Dask tasks (each "
+            "config's build, then its seeds and protocol checks in parallel; the digits run "
+            "one task); the table and JSON are the sequential run's. A run whose worker died "
+            "(KilledWorker, after the scheduler's retries) or still unfinished when no task has "
+            "finished for --task-timeout seconds is reported failed; the rest goes on."
         ),
     )
     reg.add_argument(
@@ -589,6 +639,16 @@ def build_parser() -> argparse.ArgumentParser:
     reg.add_argument("--seeds", type=int, default=3, help="seeds per config [default: 3]")
     reg.add_argument("--steps", type=int, default=2, help="training steps per seed [default: 2]")
     reg.add_argument(
+        "--transactors",
+        choices=("fast", "axi"),
+        default="fast",
+        help=(
+            "fast: the host stream played by a wrapper inside the simulated design, and the "
+            "first seed again through cocotbext-axi with identical answers; axi: cocotbext-axi "
+            "alone [default: fast]"
+        ),
+    )
+    reg.add_argument(
         "--stall", type=float, default=0.3, help="idle/backpressure probability [default: 0.3]"
     )
     reg.add_argument(
@@ -605,6 +665,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reg.add_argument(
         "--out", type=Path, default=Path("build/regress"), help="build folders [build/regress]"
+    )
+    where = reg.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="run on a local Dask cluster of N single-thread worker processes [default: one "
+        "run after another, no cluster]",
+    )
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run on the workers of this running Dask scheduler, tcp://HOST:PORT (they must "
+        "import this spikeforge and see --out at the same path)",
+    )
+    reg.add_argument(
+        "--task-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="with --workers/--scheduler: when no build or run has finished for SECONDS, "
+        "cancel the unfinished ones and report them failed [default: 3600]",
     )
     reg.add_argument("--json", action="store_true", help="print a JSON summary as last line")
     reg.add_argument("--no-progress", action="store_true", help="no progress bar")

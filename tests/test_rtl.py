@@ -121,6 +121,7 @@ def test_regress_cli_runs_a_config_file_and_prints_json_last(tmp_path, capsys):
         (["--seeds", "0"], "--seeds must be"),
         (["--config", "missing.toml"], "missing.toml"),
         (["--matrix", "nope"], "invalid choice"),
+        (["--transactors", "nope"], "invalid choice"),
         (["--only", "no-such-config"], "no-such-config"),
     ],
 )
