@@ -5,6 +5,8 @@
   backpressure) behind the transport interface of :class:`~spikeforge.sim.session.CoreSession`;
   every answer is awaited with a deadline (:data:`ANSWER_DEADLINE` cycles by default);
 * :func:`start` -- clock (``CLOCK_NS``) and reset;
+* :func:`arm_fast` and :func:`play_fast` -- the fast transactors (:mod:`~spikeforge.sim.fast_tb`):
+  settings onto the wrapper's ports, then one run of the stream in ``cmd.hex``;
 * :class:`Outcome` -- writes ``result.json`` (pass/fail, the first-mismatch message, simulated
   cycles, wall seconds) whether the test passes or fails, for the runner's summary.
 """
@@ -22,19 +24,22 @@ from typing import Any
 
 from cocotb.clock import Clock
 from cocotb.simtime import get_sim_time
-from cocotb.triggers import ClockCycles, RisingEdge, SimTimeoutError, with_timeout
+from cocotb.triggers import ClockCycles, RisingEdge, SimTimeoutError, Timer, with_timeout
 from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
 
 from spikeforge.hw.protocol import command, parse_status
+from spikeforge.sim import fast_tb
 
 __all__ = [
     "ANSWER_DEADLINE",
     "CLOCK_NS",
     "AxiTransport",
     "Outcome",
+    "arm_fast",
     "case_timeout_ms",
     "load_case",
     "pauses",
+    "play_fast",
     "start",
 ]
 
@@ -123,6 +128,39 @@ async def start(dut) -> None:
     for _ in range(4):
         await RisingEdge(dut.clk)
     dut.rst.value = 0
+
+
+async def arm_fast(dut, *, stall: float, seed: int, deadline: int = ANSWER_DEADLINE) -> None:
+    """Put a fast-transactor wrapper into its fast mode with ``stall`` idle and backpressure
+    probabilities, its generators seeded by ``seed`` and ``deadline`` quiet cycles."""
+    settings = fast_tb.FastSettings(idle=stall, backpressure=stall, seed=seed, deadline=deadline)
+    dut.fast.value = 1
+    dut.fast_idle.value = settings.idle
+    dut.fast_bp.value = settings.backpressure
+    dut.fast_seed.value = settings.seed
+    dut.fast_deadline.value = settings.deadline
+    dut.fast_start.value = 0
+    await Timer(1, "ns")
+
+
+async def play_fast(dut, folder: Path) -> tuple[dict[str, Any], list[list[int]]]:
+    """Play ``folder/cmd.hex`` on an armed wrapper (:func:`arm_fast`) and wait for
+    ``fast_done`` (bounded by the wrapper's deadline and the test's time limit). Returns the
+    figures for ``result.json`` -- ``cycles``, ``run_seconds``, ``command_words``,
+    ``answer_words``, ``stopped`` -- and the captured answer packets."""
+    t0 = time.perf_counter()
+    dut.fast_start.value = 1
+    await RisingEdge(dut.fast_done)
+    run_seconds = time.perf_counter() - t0
+    status = fast_tb.read_status(folder / "fast.txt")
+    figures = {
+        "cycles": status["cycles"],
+        "run_seconds": run_seconds,
+        "command_words": status["commands"],
+        "answer_words": status["answers"],
+        "stopped": status["reason"],
+    }
+    return figures, fast_tb.read_answers(folder / "rsp.hex")
 
 
 class Outcome:

@@ -53,6 +53,7 @@ from typing import Any
 from spikeforge.hw.generate import generate
 from spikeforge.hw.params import DEFAULT_CORE_NET, CoreParams
 from spikeforge.hw.synth import SynthReport, synthesize
+from spikeforge.sim.regress import seed_case
 from spikeforge.sim.rtl_runner import Build, RunResult, build, run
 
 __all__ = [
@@ -591,14 +592,7 @@ def run_netlist(
         return {"verilog": NETLIST_NAME.format(top=params.name), "core_hash": params.core_hash}
 
     b = build(build_folder, top=params.name, emit=emit, config_hash_key="core_hash")
-    case = {
-        "core": params.to_dict(),
-        "seed": seed,
-        "steps": steps,
-        "density": density,
-        "stall": stall,
-        "corrupt": corrupt,
-    }
+    case = seed_case(params, seed, steps=steps, density=density, stall=stall, corrupt=corrupt)
     run_folder = build_folder / (f"seed-{seed}" + ("-corrupt" if corrupt else ""))
     result = run(b, run_folder, case, waves_on_failure=waves_on_failure)
     log = run_folder / "test.log"

@@ -19,13 +19,12 @@ import time
 from pathlib import Path
 
 import cocotb
-from cocotb.triggers import RisingEdge, Timer
 
 from spikeforge.hw.params import CoreParams
 from spikeforge.sim import fast_tb
 from spikeforge.sim.array_session import ArraySession
 from spikeforge.sim.epoch import train_epoch
-from spikeforge.sim.harness import ANSWER_DEADLINE, Outcome, case_timeout_ms, load_case
+from spikeforge.sim.harness import Outcome, arm_fast, case_timeout_ms, load_case, play_fast
 from spikeforge.sim.plan import ArrayRecorder, ArrayReplayer
 
 
@@ -45,33 +44,11 @@ async def digits_epoch_bit_exact(dut):
     planned = await train_epoch(ArraySession(cores, plan.send, plan.recv), **scenario)
     fast_tb.write_commands(folder / "cmd.hex", plan.packets)
     plan_seconds = time.perf_counter() - t0
-    settings = fast_tb.FastSettings(
-        idle=case["stall"], backpressure=case["stall"], seed=case["seed"], deadline=ANSWER_DEADLINE
-    )
-    dut.fast.value = 1
-    dut.fast_idle.value = settings.idle
-    dut.fast_bp.value = settings.backpressure
-    dut.fast_seed.value = settings.seed
-    dut.fast_deadline.value = settings.deadline
-    dut.fast_start.value = 0
-    await Timer(1, "ns")
+    await arm_fast(dut, stall=case["stall"], seed=case["seed"])
     async with Outcome(case, dut) as outcome:
-        t0 = time.perf_counter()
-        dut.fast_start.value = 1
-        await RisingEdge(dut.fast_done)
-        run_seconds = time.perf_counter() - t0
-        status = fast_tb.read_status(folder / "fast.txt")
-        outcome.info.update(
-            cycles=status["cycles"],
-            run_seconds=run_seconds,
-            plan_seconds=plan_seconds,
-            packets=len(plan.packets),
-            command_words=status["commands"],
-            answer_words=status["answers"],
-            stopped=status["reason"],
-        )
-        answers = fast_tb.read_answers(folder / "rsp.hex")
-        replay = ArrayReplayer(plan.packets, answers, f"the wrapper stopped: {status['reason']}")
+        figures, answers = await play_fast(dut, folder)
+        outcome.info.update(figures, plan_seconds=plan_seconds, packets=len(plan.packets))
+        replay = ArrayReplayer(plan.packets, answers, f"the wrapper stopped: {figures['stopped']}")
         t0 = time.perf_counter()
         await train_epoch(
             ArraySession(cores, replay.send, replay.recv),

@@ -19,15 +19,13 @@ passes), the stream's size and why it stopped; ``record`` writes ``answers.json`
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import cocotb
-from cocotb.triggers import RisingEdge, Timer
 
 from spikeforge.hw.params import CoreParams
 from spikeforge.sim import fast_tb
-from spikeforge.sim.harness import ANSWER_DEADLINE, Outcome, case_timeout_ms, load_case
+from spikeforge.sim.harness import Outcome, arm_fast, case_timeout_ms, load_case, play_fast
 from spikeforge.sim.plan import Recorder, Replayer
 from spikeforge.sim.scenario import train_and_check
 from spikeforge.sim.session import CoreSession
@@ -42,33 +40,13 @@ async def train_steps_bit_exact_fast(dut):
     plan = Recorder(params)
     await train_and_check(CoreSession(params, plan.call), checks=False, **scenario)
     fast_tb.write_commands(folder / "cmd.hex", [(words, 1) for words in plan.packets])
-    settings = fast_tb.FastSettings(
-        idle=case["stall"], backpressure=case["stall"], seed=case["seed"], deadline=ANSWER_DEADLINE
-    )
-    dut.fast.value = 1
-    dut.fast_idle.value = settings.idle
-    dut.fast_bp.value = settings.backpressure
-    dut.fast_seed.value = settings.seed
-    dut.fast_deadline.value = settings.deadline
-    dut.fast_start.value = 0
-    await Timer(1, "ns")
+    await arm_fast(dut, stall=case["stall"], seed=case["seed"])
     async with Outcome(case, dut) as outcome:
-        t0 = time.perf_counter()
-        dut.fast_start.value = 1
-        await RisingEdge(dut.fast_done)
-        run_seconds = time.perf_counter() - t0
-        status = fast_tb.read_status(folder / "fast.txt")
-        answers = fast_tb.read_answers(folder / "rsp.hex")
-        outcome.info.update(
-            cycles=status["cycles"],
-            run_seconds=run_seconds,
-            command_words=status["commands"],
-            answer_words=status["answers"],
-            stopped=status["reason"],
-        )
+        figures, answers = await play_fast(dut, folder)
+        outcome.info.update(figures)
         if case.get("record"):
             (folder / "answers.json").write_text(json.dumps(answers))
-        replay = Replayer(plan.packets, answers, f"the wrapper stopped: {status['reason']}")
+        replay = Replayer(plan.packets, answers, f"the wrapper stopped: {figures['stopped']}")
         await train_and_check(
             CoreSession(params, replay.call),
             corrupt=bool(case.get("corrupt")),
