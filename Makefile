@@ -29,13 +29,19 @@ demo-train: setup ## train the digits network in float and integer (8-bit) mode
 	$(VENV)/bin/spikeforge train --mode float --epochs 20 --out runs/demo-float
 	$(VENV)/bin/spikeforge train --mode int --epochs 20 --out runs/demo-int
 
-test: setup ## lint, then the whole test suite
+# The suite runs on TEST_WORKERS pytest-xdist processes, a test file per process at a time
+# (the files' builds are shared by their tests) in the order tests/conftest.py sets (the long
+# files first); TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
+test: setup ## lint, then the whole test suite (two test files at a time)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest
+	$(PYTEST)
 
 test-fast: setup ## the test suite without the slow accuracy runs
-	$(PY) -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 lint: setup ## ruff check and format check
 	$(VENV)/bin/ruff check .

@@ -5,7 +5,8 @@ The digits network (64 inputs, 10 neurons, T = 4) trains through ``spikeforge tr
 sim`` and every weight and every test prediction equals the golden model's: on a clean line
 with spike events, and on a line that flips, drops and repeats bytes at 0.1% each, both ways,
 with the core's rate encoder (intensities on the link); and a 64-16-10 network on a
-three-core array through the damaged line. About 6 minutes with the three builds.
+three-core array through the damaged line. A few samples each (the whole epoch is `make
+board-sim`); about 4 minutes with the three builds.
 """
 
 from __future__ import annotations
@@ -28,13 +29,13 @@ from spikeforge.sw.data import load_dataset
 
 DIGITS = SnnConfig(layers=(64, 10), timesteps=4)
 TRAIN = ["train", "--target", "sim", "--layers", "64,10", "--timesteps", "4", "--lanes", "5"]
-TRAIN += ["--epochs", "1", "--samples", "60", "--json", "--no-progress"]
+TRAIN += ["--epochs", "1", "--samples", "20", "--test-samples", "60", "--json", "--no-progress"]
 RETRIES = 30
 """On the damaged line a WRITE of one 64-value row (~270 bytes) gets through with chance
 0.997^270 = 44%: 9 tries all fail for 0.6% of such frames, 31 for 1e-7."""
 
 
-def _train(tmp_path, capsys, *flags: str, samples: int = 60, test_samples: int = 360) -> dict:
+def _train(tmp_path, capsys, *flags: str, samples: int = 20, test_samples: int = 60) -> dict:
     assert main([*TRAIN, "--out", str(tmp_path), *flags]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     (epoch,) = summary["history"]
@@ -45,8 +46,9 @@ def _train(tmp_path, capsys, *flags: str, samples: int = 60, test_samples: int =
     return summary
 
 
+@pytest.mark.rtl
 def test_digits_train_bit_exact_on_the_virtual_board(tmp_path, capsys):
-    """60 samples with spike events (LOAD_SPIKES), then all 360 test predictions."""
+    """20 samples with spike events (LOAD_SPIKES), then 60 test predictions."""
     summary = _train(tmp_path, capsys)
     board = summary["virtual_board"]
     assert summary["input"] == "spike events"
@@ -54,6 +56,7 @@ def test_digits_train_bit_exact_on_the_virtual_board(tmp_path, capsys):
     assert summary["link"]["damaged_answers"] == 0
 
 
+@pytest.mark.rtl
 def test_digits_train_bit_exact_through_a_damaged_line(tmp_path, capsys):
     """The same with the on-chip rate encoder through 0.1% flips, drops and repeats per byte
     each way: damaged frames are sent again, never run twice, never written wrong."""
@@ -66,21 +69,23 @@ def test_digits_train_bit_exact_through_a_damaged_line(tmp_path, capsys):
     assert link["retries"] > 0 and link["damaged_answers"] > 0
 
 
+@pytest.mark.rtl
 def test_a_core_array_trains_bit_exact_through_a_damaged_line(tmp_path, capsys):
-    """64-16-10 on three cores (the hidden layer split in two): 30 samples and 60 test
+    """64-16-10 on three cores (the hidden layer split in two): 12 samples and 30 test
     predictions through 0.1% flips, drops and repeats per byte each way. Every routed packet
     draws one answer frame per addressed core; a retried broadcast is answered from the
     link's store, never run twice; every weight of both layers equals the golden model's."""
-    flags = ["--layers", "64,16,10", "--lanes", "4", "--cores", "3", "--samples", "30"]
-    flags += ["--test-samples", "60", "--sim-errors", "0.001", "--sim-seed", "2"]
+    flags = ["--layers", "64,16,10", "--lanes", "4", "--cores", "3", "--samples", "12"]
+    flags += ["--test-samples", "30", "--sim-errors", "0.001", "--sim-seed", "2"]
     flags += ["--frame-words", "32", "--retries", str(RETRIES)]
-    summary = _train(tmp_path, capsys, *flags, samples=30, test_samples=60)
+    summary = _train(tmp_path, capsys, *flags, samples=12, test_samples=30)
     board, link = summary["virtual_board"], summary["link"]
     assert summary["cores"] == 3
     assert min(board["to_chip"].values()) > 0 and min(board["to_host"].values()) > 0
     assert link["retries"] > 0
 
 
+@pytest.mark.rtl
 def test_an_array_board_says_what_it_is_and_refuses_another_design():
     """INFO of the array behind the link: its hash and cores; a driver that expects one core
     (or another mapping) is refused with both hashes."""
@@ -99,6 +104,7 @@ def test_an_array_board_says_what_it_is_and_refuses_another_design():
             Board.open(vb.path, core, **vb.link_timing)
 
 
+@pytest.mark.rtl
 def test_the_driver_refuses_a_core_built_from_another_config():
     core = CoreParams(net=DIGITS, lanes=5)
     other = CoreParams(net=DIGITS, lanes=2)
@@ -115,6 +121,7 @@ def test_the_driver_names_a_port_it_cannot_open(tmp_path):
         Board.open(str(tmp_path / "ttyNONE"), CoreParams(net=DIGITS, lanes=5))
 
 
+@pytest.mark.rtl
 def test_the_board_trainer_notices_a_wrong_weight():
     """A weight changed on the board between epochs: the next epoch's check stops the run."""
     params = CoreParams(net=DIGITS, lanes=5)
@@ -137,6 +144,7 @@ def test_the_board_trainer_notices_a_wrong_weight():
         )
 
 
+@pytest.mark.rtl
 def test_intensities_need_a_core_with_the_rate_encoder():
     params = CoreParams(net=DIGITS, lanes=5)
     with VirtualBoard(params) as vb, Board.open(vb.path, params, **vb.link_timing) as board:

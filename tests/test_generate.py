@@ -102,6 +102,7 @@ def test_cli_generate_rejects_bad_core_keys_and_values(tmp_path, capsys):
     assert "lanes = 5 does not divide the layer's 64 neurons" in capsys.readouterr().err
 
 
+@pytest.mark.pnr
 def test_cli_synth_places_and_routes_a_small_core(tmp_path, capsys):
     out = tmp_path / "syn"
     argv = ["synth", "--layers", "4,2", "--timesteps", "2", "--lanes", "1", "--device", "25k"]

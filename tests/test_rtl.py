@@ -60,12 +60,12 @@ def test_matrix_config_trains_bit_exact_over_three_seeds(name, request):
 
 @pytest.mark.rtl
 def test_digits_network_trains_on_two_cores_like_the_golden_model(request):
-    result = run_digits(_folder(request), samples=50, test_samples=None)
+    result = run_digits(_folder(request), samples=16, test_samples=40)
     assert result.passed, result.report()
     detail = result.runs[0][1].detail
-    assert detail["samples_done"] == 50
+    assert detail["samples_done"] == 16
     assert detail["layers_changed"] == [True, True]  # the error reached the first layer
-    assert detail["test_samples"] == 360  # the whole test split
+    assert detail["test_samples"] == 40  # the whole split: the epoch test below, make regress
     assert detail["rw_checked"] > 0  # reads met writes, never at one address
 
 
