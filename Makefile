@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
 .PHONY: help setup demo demo-train test test-fast lint format bench wbits-table core-cycles synth-table \
-	regress regress-full sim-speed epoch-rtl array-scaling fuzz board-sim formal netlist-sim mutate clean
+	sweep-full regress regress-full sim-speed epoch-rtl array-scaling fuzz board-sim formal netlist-sim mutate clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -24,6 +24,9 @@ $(STAMP): requirements.txt pyproject.toml
 
 demo: setup ## co-design sweep of the small space (24 points): Pareto front + runs/demo-sweep/report.html
 	$(VENV)/bin/spikeforge sweep --space small --out runs/demo-sweep
+
+sweep-full: setup ## the full space: 120 NSGA-II trials, Fmax of the Pareto points, 2 Dask workers (hours; resumes)
+	$(VENV)/bin/spikeforge sweep --space full --workers 2 --out runs/sweep-full
 
 demo-train: setup ## train the digits network in float and integer (8-bit) mode
 	$(VENV)/bin/spikeforge train --mode float --epochs 20 --out runs/demo-float

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spikeforge.sw.config import ConfigError, SnnConfig, check_int
+from spikeforge.sw.config import CHOICES, RANGES, ConfigError, SnnConfig, check_int
 
 __all__ = [
     "BUILTIN_SPACES",
@@ -53,13 +53,8 @@ __all__ = [
 DIMENSIONS: dict[str, tuple[Any, ...] | tuple[int, int]] = {
     "cores": (1, 256),
     "lanes": (1, 64),
-    "w_bits": (2, 16),
-    "v_bits": (3, 32),
-    "g_bits": (2, 24),
-    "timesteps": (1, 256),
-    "bptt": ("bptt", "sltt"),
-    "rounding": ("stochastic", "nearest"),
-    "surrogate": ("boxcar", "triangle"),
+    **{name: RANGES[name] for name in ("w_bits", "v_bits", "g_bits", "timesteps")},
+    **{name: CHOICES[name] for name in ("bptt", "rounding", "surrogate")},
 }
 """Every dimension with its allowed range (ints) or its allowed values (strings)."""
 

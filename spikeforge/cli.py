@@ -17,17 +17,10 @@ from typing import Any
 from spikeforge import __version__
 from spikeforge.board_cli import add_board_parsers, add_target_flags, train_on_target
 from spikeforge.fuzz_cli import add_fuzz_parser
+from spikeforge.nir_cli import add_nir_parsers
 from spikeforge.sweep_cli import add_sweep_parser
 
 __all__ = ["build_parser", "main"]
-
-CONFIG_CHOICES = {
-    "reset": ("subtract", "zero"),
-    "surrogate": ("boxcar", "triangle"),
-    "bptt": ("bptt", "sltt"),
-    "rounding": ("nearest", "stochastic"),
-    "encoder": ("rate", "direct"),
-}
 
 
 class CliError(Exception):
@@ -45,7 +38,7 @@ def _layers(text: str) -> list[int]:
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per :class:`SnnConfig` field; a flag overrides the same key of ``--config``."""
-    from spikeforge.sw.config import DERIVED_RULES, FIELD_HELP, SnnConfig
+    from spikeforge.sw.config import CHOICES, DERIVED_RULES, FIELD_HELP, SnnConfig
 
     group = parser.add_argument_group(
         "network config (flags override --config; see docs/arithmetic.md)"
@@ -62,8 +55,8 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
             helptext += f" [default: {f.default!r}]"
         if f.name == "layers":
             group.add_argument(flag, type=_layers, metavar="N,N,...", help=helptext)
-        elif f.name in CONFIG_CHOICES:
-            group.add_argument(flag, choices=CONFIG_CHOICES[f.name], help=helptext)
+        elif f.name in CHOICES:
+            group.add_argument(flag, choices=CHOICES[f.name], help=helptext)
         else:
             group.add_argument(flag, type=int, metavar="INT", help=helptext)
 
@@ -110,6 +103,16 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     def report(row: dict[str, Any]) -> None:
         print(f"epoch {row['epoch']:3d}  test accuracy {100 * row['test_accuracy']:6.2f}%")
 
+    init = None
+    if args.init is not None:
+        if args.mode != "int" or args.target is not None or args.resume:
+            raise CliError(
+                "--init starts integer training here: use it with --mode int, without --target "
+                "and --resume"
+            )
+        from spikeforge.api import initial_weights
+
+        init = initial_weights(args.init, cfg)
     if args.target is not None:
         summary = train_on_target(args, cfg, ds, progress, report)
         out = args.out or Path("runs") / f"train-board-{cfg.config_hash}"
@@ -132,7 +135,7 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
         "on_epoch": report,
     }
     if args.mode == "int":
-        result = train_int(cfg, ds, args.epochs, **common)
+        result = train_int(cfg, ds, args.epochs, init=init, **common)
     else:
         opts = FloatOptions(lr=args.lr, batch_size=args.float_batch, loss=args.loss)
         result = train_float(cfg, ds, args.epochs, opts, **common)
@@ -531,6 +534,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, help="run folder [default: runs/train-MODE-HASH]")
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     train.add_argument(
+        "--init",
+        type=Path,
+        metavar="CHECKPOINT",
+        help="int mode: start from this checkpoint's weights (e.g. `spikeforge import`'s .pt; "
+        "made for the same config) [default: random, init_seed]",
+    )
+    train.add_argument(
         "--lr-schedule",
         choices=("step", "constant"),
         help="step: halve the learning rate at 1/2 and 3/4 of the epochs (int mode: lr_shift+1) "
@@ -692,6 +702,7 @@ def build_parser() -> argparse.ArgumentParser:
     reg.set_defaults(func=cmd_regress)
     add_sweep_parser(sub)
     add_fuzz_parser(sub)
+    add_nir_parsers(sub)
     add_board_parsers(sub, _add_core_flags, _add_config_flags, _add_array_flags)
     return parser
 

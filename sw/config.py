@@ -19,13 +19,51 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DERIVED_RULES", "FIELD_HELP", "ConfigError", "SnnConfig", "check_int", "clog2"]
+__all__ = [
+    "CHOICES",
+    "DERIVED_RULES",
+    "FIELD_HELP",
+    "NIR_DT",
+    "RANGES",
+    "ConfigError",
+    "SnnConfig",
+    "check_int",
+    "clog2",
+]
 
 RESETS = ("subtract", "zero")
 SURROGATES = ("boxcar", "triangle")
 BPTT_MODES = ("bptt", "sltt")
 ROUNDINGS = ("nearest", "stochastic")
 ENCODERS = ("rate", "direct")
+CHOICES: dict[str, tuple[str, ...]] = {
+    "reset": RESETS,
+    "surrogate": SURROGATES,
+    "bptt": BPTT_MODES,
+    "rounding": ROUNDINGS,
+    "encoder": ENCODERS,
+}
+"""The allowed values of every string field: the CLI's choices and the co-design space's."""
+
+RANGES: dict[str, tuple[int, int]] = {
+    "layers": (1, 4096),
+    "timesteps": (1, 256),
+    "w_bits": (2, 16),
+    "frac_bits": (0, 16),
+    "v_bits": (3, 32),
+    "g_bits": (2, 24),
+    "leak_shift": (1, 16),
+    "in_bits": (1, 16),
+    "batch_size": (1, 65536),
+    "err_shift": (0, 16),
+    "init_scale": (1, 256),
+}
+"""The range of every int field that does not depend on another (``layers``: each size;
+``v_bits``: also at least ``w_bits + 1``): the config, the CLI and the co-design space."""
+
+NIR_DT = 1e-4
+"""Seconds per timestep a NIR file is read and written with unless told: snnTorch's export and
+import use 1e-4 (``tau = dt / (1 - beta)``)."""
 
 DERIVED_RULES = {
     "theta": "2**(w_bits - 2): weights span +-2 theta",
@@ -181,28 +219,21 @@ class SnnConfig:
                 f"not {layers!r}"
             )
         for i, n in enumerate(layers):
-            check_int(f"layers[{i}]", n, 1, 4096)
+            check_int(f"layers[{i}]", n, *RANGES["layers"])
         object.__setattr__(self, "layers", layers)
 
-        t = check_int("timesteps", self.timesteps, 1, 256)
-        w = check_int("w_bits", self.w_bits, 2, 16)
-        check_int("frac_bits", self.frac_bits, 0, 16)
-        check_int("g_bits", self.g_bits, 2, 24)
-        check_int("leak_shift", self.leak_shift, 1, 16)
-        _choice("reset", self.reset, RESETS)
-        _choice("surrogate", self.surrogate, SURROGATES)
-        _choice("bptt", self.bptt, BPTT_MODES)
-        _choice("rounding", self.rounding, ROUNDINGS)
-        _choice("encoder", self.encoder, ENCODERS)
-        check_int("in_bits", self.in_bits, 1, 16)
-        check_int("batch_size", self.batch_size, 1, 65536)
-        check_int("err_shift", self.err_shift, 0, 16)
-        check_int("init_scale", self.init_scale, 1, 256)
+        t = check_int("timesteps", self.timesteps, *RANGES["timesteps"])
+        w = check_int("w_bits", self.w_bits, *RANGES["w_bits"])
+        for name in ("frac_bits", "g_bits", "leak_shift", "in_bits", "batch_size", "err_shift"):
+            check_int(name, getattr(self, name), *RANGES[name])
+        check_int("init_scale", self.init_scale, *RANGES["init_scale"])
+        for name, allowed in CHOICES.items():
+            _choice(name, getattr(self, name), allowed)
         for name in ("init_seed", "lfsr_seed", "encoder_seed"):
             check_int(name, getattr(self, name), 0, 2**32 - 1)
 
-        self._derive("v_bits", min(32, w + 8))
-        v = check_int("v_bits", self.v_bits, w + 1, 32)
+        self._derive("v_bits", min(RANGES["v_bits"][1], w + 8))
+        v = check_int("v_bits", self.v_bits, w + 1, RANGES["v_bits"][1])
         self._derive("theta", 1 << (w - 2))
         theta = check_int("theta", self.theta, 1, (1 << (v - 1)) - 1)
         log_theta = theta.bit_length() - 1
@@ -288,6 +319,27 @@ class SnnConfig:
     def from_toml(cls, path: str | Path) -> SnnConfig:
         """Load and validate a TOML config file."""
         return cls.from_dict(cls.read_toml(path))
+
+    def to_toml(self, header: str = "") -> str:
+        """The fields that differ from the defaults (derived ones only if given) as TOML."""
+        lines = [f"# {line}" for line in header.splitlines()]
+        for f in dataclasses.fields(self):
+            if not f.init:
+                continue
+            value = getattr(self, f.name)
+            derived = f.name in DERIVED_RULES
+            if (derived and f.name not in self._explicit) or (
+                not derived and f.name != "layers" and value == f.default
+            ):
+                continue
+            if isinstance(value, tuple):
+                text = "[" + ", ".join(str(v) for v in value) + "]"
+            elif isinstance(value, str):
+                text = json.dumps(value)
+            else:
+                text = str(value)
+            lines.append(f"{f.name} = {text}")
+        return "\n".join(lines) + "\n"
 
     def replace(self, **changes: Any) -> SnnConfig:
         """A new validated config with ``changes`` applied.

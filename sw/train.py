@@ -182,11 +182,13 @@ def train_int(
     progress: Progress = no_progress,
     schedule: str = "step",
     on_epoch: Callable[[dict[str, Any]], Any] | None = None,
+    init: list[torch.Tensor] | None = None,
 ) -> TrainResult:
     """On-chip training emulation with the integer golden model.
 
     ``on_epoch(row)`` is called after every epoch's checkpoint is written, with
-    ``{"epoch", "test_accuracy"}``."""
+    ``{"epoch", "test_accuracy"}``. ``init``: the master weights to start from (e.g. a NIR
+    import's) instead of :func:`init_weights`; a resumed run ignores it."""
     lr_steps(schedule, 0, epochs)
     check_dataset(cfg, ds)
     ckpt = Path(checkpoint) if checkpoint is not None else None
@@ -194,7 +196,7 @@ def train_int(
     x_te = quantize(ds.x_test, ds.x_max, cfg.in_bits)
     blob = _resume(ckpt, cfg, "int", resume)
     if blob is None:
-        model, history, start, seconds = GoldenModel(cfg), [], 0, 0.0
+        model, history, start, seconds = GoldenModel(cfg, init), [], 0, 0.0
     else:
         model = GoldenModel.from_state(cfg, blob["state"])
         history, seconds = blob["meta"]["history"], blob["meta"]["train_seconds"]

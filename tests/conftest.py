@@ -8,7 +8,17 @@ one long file running alone. Within each group the order is pytest's.
 
 from __future__ import annotations
 
+import os
+
 LONG = ("rtl", "pnr", "slow")
+
+
+def pytest_configure(config) -> None:
+    """One torch thread in each pytest-xdist process: the processes share the cores."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(items) -> None:

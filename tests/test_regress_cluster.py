@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from distributed import LocalCluster, secede
+from distributed.comm.core import CommClosedError
 
 import spikeforge.cluster as cluster
 import spikeforge.sim.regress as regress
@@ -185,11 +186,30 @@ def _warm() -> str:
     return fake_seed.__module__
 
 
+READY = 300.0
+"""Seconds a test waits at most for both workers to run again after one was killed (a worker
+process imports torch as it starts: slow on a loaded machine)."""
+
+
+def _ready(client) -> None:
+    """Both workers running and holding the task bodies: a worker started anew imports them
+    before a test's clock runs. A worker still going down refuses the call: try again."""
+    deadline = time.monotonic() + READY
+    while True:
+        try:
+            client.wait_for_workers(2, timeout=max(1.0, deadline - time.monotonic()))
+            if len(client.run(_warm)) == 2:
+                return
+        except (OSError, CommClosedError):
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.5)
+
+
 def _run(client, root: Path, names, *, others: int = 0, **kwargs):
     root.mkdir(parents=True, exist_ok=True)
     (root / "plan.json").write_text(json.dumps({"others": others}))
-    client.wait_for_workers(2, timeout=60)
-    client.run(_warm)  # a worker started anew imports the task bodies before the clock runs
+    _ready(client)
     ticks: list[str] = []
     results = run_on_cluster(
         client,
@@ -261,6 +281,7 @@ def test_a_task_whose_worker_died_once_passes_when_run_again(client, tmp_path):
 
 def test_a_stalled_regression_is_cancelled_at_its_deadline_and_reported(client, tmp_path):
     root = tmp_path / "run"
+    _ready(client)
     t0 = time.monotonic()
     try:
         results, ticks = _run(client, root, ["ok", "hangs"], others=3, checks=False, task_timeout=3)

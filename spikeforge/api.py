@@ -1,0 +1,113 @@
+"""The Python API: what the ``spikeforge`` CLI does, as functions.
+
+``import spikeforge as sf`` gives these names lazily (importing the package stays light)::
+
+    imported = sf.import_nir("model.nir", w_bits=8, timesteps=16)
+    toml, weights = sf.save_import(imported, "net.toml")
+    sf.export_nir("runs/train/checkpoint.pt", "trained.nir")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from spikeforge.sw.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from spikeforge.sw.config import SnnConfig
+from spikeforge.sw.golden import GoldenModel
+from spikeforge.sw.nir_io import (
+    DEFAULT_DT,
+    Imported,
+    export_graph,
+    import_graph,
+    read_graph,
+    write_graph,
+)
+
+__all__ = ["export_nir", "import_nir", "initial_weights", "save_import"]
+
+
+def import_nir(
+    path: str | Path,
+    *,
+    w_bits: int = 8,
+    timesteps: int = 16,
+    dt: float = DEFAULT_DT,
+    theta: int | None = None,
+    approximate: bool = False,
+    **fields,
+) -> Imported:
+    """Read a NIR file and map it onto a network config and integer weights.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.nir`` file: ``Input -> (Linear | Affine -> LIF)+ -> Output``.
+    w_bits, timesteps : int
+        The chip's weight width and timesteps per sample (NIR carries neither).
+    dt : float
+        Seconds per timestep: ``tau = dt * 2**leak_shift``. snnTorch writes ``dt = 1e-4``.
+    theta : int, optional
+        The integer threshold; default: ``2**(w_bits - 2)``, lower if a weight would saturate.
+    approximate : bool
+        Map a ``tau`` that is not ``dt * 2**k`` (and ``IF``) to the nearest leak, with the
+        error in :attr:`Imported.notes`, instead of refusing it.
+    **fields
+        Further :class:`~spikeforge.sw.config.SnnConfig` fields (``bptt``, ``frac_bits``, ...).
+
+    Raises
+    ------
+    spikeforge.sw.nir_io.NirError
+        A node, parameter or graph shape the chip cannot run, named with the reason.
+    """
+    return import_graph(
+        read_graph(path),
+        w_bits=w_bits,
+        timesteps=timesteps,
+        dt=dt,
+        theta=theta,
+        approximate=approximate,
+        **fields,
+    )
+
+
+def save_import(imported: Imported, toml: str | Path, *, source: str = "") -> tuple[Path, Path]:
+    """Write the imported config (``toml``) and its initial weights beside it (``.pt``).
+
+    The weights are a spikeforge checkpoint (mode ``int``) that ``spikeforge train --init``
+    and :func:`initial_weights` read; returns both paths."""
+    toml = Path(toml)
+    toml.parent.mkdir(parents=True, exist_ok=True)
+    cfg = imported.config
+    header = f"imported from {source}" if source else "imported from NIR"
+    toml.write_text(cfg.to_toml(header + "; initial weights: " + toml.with_suffix(".pt").name))
+    model = GoldenModel(cfg, imported.master_weights())
+    meta = {"epoch": -1, "history": [], "train_seconds": 0.0, "source": source or "nir"}
+    meta["import"] = imported.to_dict()
+    ckpt = save_checkpoint(toml.with_suffix(".pt"), cfg, "int", model.state_dict(), meta)
+    return toml, ckpt
+
+
+def initial_weights(checkpoint: str | Path, cfg: SnnConfig) -> list[torch.Tensor]:
+    """The master weights of an integer checkpoint made for ``cfg`` (to start training from)."""
+    _, blob = load_checkpoint(checkpoint, cfg, "int")
+    return [w.clone() for w in blob["state"]["weights"]]
+
+
+def export_nir(checkpoint: str | Path, path: str | Path, *, dt: float = DEFAULT_DT) -> list[str]:
+    """Write an integer checkpoint's network as a NIR file; returns the differences to expect.
+
+    The file holds the forward weights in LSBs and ``theta`` as every threshold (see
+    :func:`spikeforge.sw.nir_io.export_graph`); snnTorch reads it with
+    ``snntorch.import_nir.import_from_nir``."""
+    cfg, blob = load_checkpoint(checkpoint)
+    if blob["mode"] != "int":
+        raise CheckpointError(
+            f"{str(checkpoint)!r} is a {blob['mode']} checkpoint: export an integer (--mode int) "
+            "one, whose weights are the chip's"
+        )
+    weights = [w >> cfg.frac_bits for w in blob["state"]["weights"]]
+    graph, notes = export_graph(cfg, weights, dt=dt)
+    write_graph(path, graph)
+    return notes
