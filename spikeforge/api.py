@@ -14,62 +14,23 @@ from pathlib import Path
 import torch
 
 from spikeforge.sw.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from spikeforge.sw.config import SnnConfig
+from spikeforge.sw.config import NIR_DT, SnnConfig
+from spikeforge.sw.fixed import shr_floor
 from spikeforge.sw.golden import GoldenModel
-from spikeforge.sw.nir_io import (
-    DEFAULT_DT,
-    Imported,
-    export_graph,
-    import_graph,
-    read_graph,
-    write_graph,
-)
+from spikeforge.sw.nir_io import Imported, export_graph, import_graph, read_graph, write_graph
 
 __all__ = ["export_nir", "import_nir", "initial_weights", "save_import"]
 
 
-def import_nir(
-    path: str | Path,
-    *,
-    w_bits: int = 8,
-    timesteps: int = 16,
-    dt: float = DEFAULT_DT,
-    theta: int | None = None,
-    approximate: bool = False,
-    **fields,
-) -> Imported:
+def import_nir(path: str | Path, **options) -> Imported:
     """Read a NIR file and map it onto a network config and integer weights.
 
-    Parameters
-    ----------
-    path : str or Path
-        A ``.nir`` file: ``Input -> (Linear | Affine -> LIF)+ -> Output``.
-    w_bits, timesteps : int
-        The chip's weight width and timesteps per sample (NIR carries neither).
-    dt : float
-        Seconds per timestep: ``tau = dt * 2**leak_shift``. snnTorch writes ``dt = 1e-4``.
-    theta : int, optional
-        The integer threshold; default: ``2**(w_bits - 2)``, lower if a weight would saturate.
-    approximate : bool
-        Map a ``tau`` that is not ``dt * 2**k`` (and ``IF``) to the nearest leak, with the
-        error in :attr:`Imported.notes`, instead of refusing it.
-    **fields
-        Further :class:`~spikeforge.sw.config.SnnConfig` fields (``bptt``, ``frac_bits``, ...).
-
-    Raises
-    ------
-    spikeforge.sw.nir_io.NirError
-        A node, parameter or graph shape the chip cannot run, named with the reason.
+    ``path`` is a ``.nir`` file, ``Input -> (Linear | Affine -> LIF)+ -> Output``; ``options``
+    are those of :func:`spikeforge.sw.nir_io.import_graph` (``w_bits``, ``timesteps``, ``dt``,
+    ``theta``, ``approximate`` and further config fields). A node, parameter or graph shape the
+    chip cannot run raises :class:`~spikeforge.sw.nir_io.NirError` naming it with the reason.
     """
-    return import_graph(
-        read_graph(path),
-        w_bits=w_bits,
-        timesteps=timesteps,
-        dt=dt,
-        theta=theta,
-        approximate=approximate,
-        **fields,
-    )
+    return import_graph(read_graph(path), **options)
 
 
 def save_import(imported: Imported, toml: str | Path, *, source: str = "") -> tuple[Path, Path]:
@@ -95,7 +56,7 @@ def initial_weights(checkpoint: str | Path, cfg: SnnConfig) -> list[torch.Tensor
     return [w.clone() for w in blob["state"]["weights"]]
 
 
-def export_nir(checkpoint: str | Path, path: str | Path, *, dt: float = DEFAULT_DT) -> list[str]:
+def export_nir(checkpoint: str | Path, path: str | Path, *, dt: float = NIR_DT) -> list[str]:
     """Write an integer checkpoint's network as a NIR file; returns the differences to expect.
 
     The file holds the forward weights in LSBs and ``theta`` as every threshold (see
@@ -107,7 +68,7 @@ def export_nir(checkpoint: str | Path, path: str | Path, *, dt: float = DEFAULT_
             f"{str(checkpoint)!r} is a {blob['mode']} checkpoint: export an integer (--mode int) "
             "one, whose weights are the chip's"
         )
-    weights = [w >> cfg.frac_bits for w in blob["state"]["weights"]]
+    weights = [shr_floor(w, cfg.frac_bits) for w in blob["state"]["weights"]]
     graph, notes = export_graph(cfg, weights, dt=dt)
     write_graph(path, graph)
     return notes

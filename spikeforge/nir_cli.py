@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from spikeforge.sw.config import NIR_DT as DEFAULT_DT
+from spikeforge.sw.config import NIR_DT
 
 __all__ = ["add_nir_parsers", "cmd_export", "cmd_import"]
 
@@ -79,8 +79,8 @@ def add_nir_parsers(sub) -> None:
     imp.add_argument(
         "--dt",
         type=float,
-        default=DEFAULT_DT,
-        help=f"seconds per timestep, tau = dt * 2**k [default: {DEFAULT_DT:g}, snnTorch's]",
+        default=NIR_DT,
+        help=f"seconds per timestep, tau = dt * 2**k [default: {NIR_DT:g}, snnTorch's]",
     )
     imp.add_argument(
         "--theta",
@@ -109,8 +109,6 @@ def add_nir_parsers(sub) -> None:
     )
     exp.add_argument("checkpoint", type=Path, help="an integer checkpoint (checkpoint.pt)")
     exp.add_argument("--nir", type=Path, required=True, metavar="OUT", help="the .nir to write")
-    exp.add_argument(
-        "--dt", type=float, default=DEFAULT_DT, help=f"seconds per timestep [{DEFAULT_DT:g}]"
-    )
+    exp.add_argument("--dt", type=float, default=NIR_DT, help=f"seconds per timestep [{NIR_DT:g}]")
     exp.add_argument("--json", action="store_true", help="print a JSON summary as last line")
     exp.set_defaults(func=cmd_export)

@@ -23,6 +23,7 @@ contract of docs/arithmetic.md and back; the mapping and where it differs are do
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,6 @@ import torch
 from .config import NIR_DT, ConfigError, SnnConfig
 
 __all__ = [
-    "DEFAULT_DT",
     "Imported",
     "LayerQuantization",
     "NirError",
@@ -44,9 +44,6 @@ __all__ = [
     "read_graph",
     "write_graph",
 ]
-
-DEFAULT_DT = NIR_DT
-"""Seconds per timestep assumed when none is given (``sw.config.NIR_DT``)."""
 
 TAU_RTOL = 1e-5
 """Relative tolerance of ``tau = dt * 2**k`` (float32 files carry ``dt / (1 - beta)``)."""
@@ -68,6 +65,12 @@ REFUSED = {
 }
 """NIR node types that are never mapped, with the reason."""
 
+DIFFERENCES = (
+    "spikes: the chip fires at u >= theta, NIR at u > v_threshold",
+    "leak: the chip's u - (u >> k) rounds toward +inf; NIR multiplies by beta exactly",
+)
+"""Where a NIR reader and the chip differ for every network (docs/arithmetic.md, section 8)."""
+
 
 class NirError(ConfigError):
     """A NIR file or graph spikeforge cannot run; the message names the node and the reason."""
@@ -86,15 +89,7 @@ class LayerQuantization:
     saturated: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "layer": self.layer,
-            "linear": self.linear,
-            "neuron": self.neuron,
-            "shape": list(self.shape),
-            "max_error_lsb": self.max_error_lsb,
-            "rms_relative_error": self.rms_relative_error,
-            "saturated": self.saturated,
-        }
+        return {**dataclasses.asdict(self), "shape": list(self.shape)}
 
 
 @dataclass(frozen=True)
@@ -327,26 +322,24 @@ def _layers(graph: nir.NIRGraph, dt: float, approximate: bool) -> list[_Layer]:
 def _leak_shift(layers: list[_Layer], dt: float, approximate: bool, notes: list[str]) -> int:
     """The one ``leak_shift`` every layer shares."""
     ks = np.concatenate([layer.k for layer in layers])
-    finite = ks[np.isfinite(ks)]
-    exact = np.round(finite)
-    ok = np.all(np.abs(np.exp2(finite - exact) - 1) <= TAU_RTOL) and np.all(
-        (exact >= 1) & (exact <= 16)
+    finite = np.isfinite(ks)  # IF neurons (approximate only) have k = inf: they count as 16
+    kr = np.round(np.where(finite, ks, 16))
+    off = finite & (
+        (np.abs(np.exp2(np.where(finite, ks, kr) - kr) - 1) > TAU_RTOL) | (kr < 1) | (kr > 16)
     )
-    if ok and finite.size == ks.size and np.unique(exact).size == 1:
-        return int(exact[0])
+    if not off.any() and finite.all() and np.unique(kr).size == 1:
+        return int(kr[0])
     if not approximate:
-        for layer in layers:
-            for j, kj in enumerate(layer.k):
-                if not np.isfinite(kj):
-                    continue
-                kr = round(float(kj))
-                if abs(2 ** (kj - kr) - 1) > TAU_RTOL or not 1 <= kr <= 16:
-                    raise NirError(
-                        f"node {layer.neuron!r} (LIF) neuron {j}: tau = {dt * 2**kj:.6g} s is "
-                        f"not dt * 2**k for k in [1, 16] (dt = {dt:g} s): beta = 1 - dt/tau = "
-                        f"{1 - 2**-kj:.6g}, the chip's leak is 1 - 2**-k; approximate=True "
-                        "(--approximate) takes the nearest k"
-                    )
+        if off.any():
+            owners = [(layer.neuron, j) for layer in layers for j in range(len(layer.k))]
+            i = int(np.argmax(off))
+            (name, j), kj = owners[i], float(ks[i])
+            raise NirError(
+                f"node {name!r} (LIF) neuron {j}: tau = {dt * 2**kj:.6g} s is "
+                f"not dt * 2**k for k in [1, 16] (dt = {dt:g} s): beta = 1 - dt/tau = "
+                f"{1 - 2**-kj:.6g}, the chip's leak is 1 - 2**-k; approximate=True "
+                "(--approximate) takes the nearest k"
+            )
         first = {layer.neuron: int(np.round(layer.k[0])) for layer in layers}
         raise NirError(
             "the LIF layers have different time constants (k = "
@@ -354,8 +347,7 @@ def _leak_shift(layers: list[_Layer], dt: float, approximate: bool, notes: list[
             + "): the chip has one leak_shift for every layer; approximate=True "
             "(--approximate) takes the most common k"
         )
-    k_all = np.clip(np.round(np.where(np.isfinite(ks), ks, 16)), 1, 16).astype(int)
-    k = int(np.bincount(k_all).argmax())
+    k = int(np.bincount(np.clip(kr, 1, 16).astype(int)).argmax())
     beta_err = np.abs((1 - 2.0**-k) - (1 - np.exp2(-ks)))
     notes.append(
         f"approximated: leak_shift = {k} (beta = {1 - 2.0**-k:.6g}) for every neuron; the "
@@ -365,10 +357,10 @@ def _leak_shift(layers: list[_Layer], dt: float, approximate: bool, notes: list[
 
 
 def _theta(layers: list[_Layer], w_bits: int, theta: int | None, notes: list[str]) -> int:
-    w_max = (1 << (w_bits - 1)) - 1
-    ratio = max(float(np.abs(r.weight * (r.gain / r.threshold)[:, None]).max()) for r in layers)
     if theta is not None:
         return theta
+    w_max = (1 << (w_bits - 1)) - 1
+    ratio = max(float(np.abs(r.weight * (r.gain / r.threshold)[:, None]).max()) for r in layers)
     default = 1 << (w_bits - 2)
     if ratio * default <= w_max + 0.5:
         return default
@@ -390,15 +382,34 @@ def import_graph(
     *,
     w_bits: int = 8,
     timesteps: int = 16,
-    dt: float = DEFAULT_DT,
+    dt: float = NIR_DT,
     theta: int | None = None,
     approximate: bool = False,
     **fields: Any,
 ) -> Imported:
     """Map ``graph`` onto a network config and integer weights (see the module docstring).
 
-    ``fields`` are further :class:`SnnConfig` fields (``frac_bits``, ``bptt``, ...); the
-    structural ones (``layers``, ``leak_shift``, ``reset``) come from the graph.
+    Parameters
+    ----------
+    graph : nir.NIRGraph
+        ``Input -> (Linear | Affine -> LIF)+ -> Output``.
+    w_bits, timesteps : int
+        The chip's weight width and timesteps per sample (NIR carries neither).
+    dt : float
+        Seconds per timestep: ``tau = dt * 2**leak_shift`` (snnTorch writes ``dt = 1e-4``).
+    theta : int, optional
+        The integer threshold; default ``2**(w_bits - 2)``, lower if a weight would saturate.
+    approximate : bool
+        Map a ``tau`` that is not ``dt * 2**k`` (and ``IF``) to the nearest leak, with the
+        error in :attr:`Imported.notes`, instead of refusing it.
+    **fields
+        Further :class:`SnnConfig` fields (``frac_bits``, ``bptt``, ...); the structural ones
+        (``layers``, ``leak_shift``, ``reset``) come from the graph.
+
+    Raises
+    ------
+    NirError
+        A node, parameter or graph shape the chip cannot run, named with the reason.
     """
     fixed = sorted({"layers", "leak_shift", "reset"} & set(fields))
     if fixed:
@@ -445,16 +456,13 @@ def import_graph(
     saturated = sum(q.saturated for q in report)
     if saturated:
         notes.append(f"{saturated} weight(s) saturated to the {w_bits}-bit range (theta given)")
-    notes += [
-        "spikes: the chip fires at u >= theta, NIR at u > v_threshold",
-        "leak: the chip's u - (u >> k) rounds toward +inf; NIR's beta * u is exact",
-    ]
+    notes += DIFFERENCES
     return Imported(cfg, weights, report, notes)
 
 
 # -- export -------------------------------------------------------------------------------------
 def export_graph(
-    cfg: SnnConfig, weights: list[torch.Tensor], *, dt: float = DEFAULT_DT
+    cfg: SnnConfig, weights: list[torch.Tensor], *, dt: float = NIR_DT
 ) -> tuple[nir.NIRGraph, list[str]]:
     """A NIR graph of ``cfg`` with forward weights ``weights`` (``[n_out, n_in]`` each).
 
@@ -488,11 +496,7 @@ def export_graph(
         prev = neu
     nodes["output"] = nir.Output(output_type={"output": np.array([cfg.layers[-1]])})
     edges.append((prev, "output"))
-    notes = [
-        "spikes: the chip fires at u >= theta, NIR readers at u > v_threshold",
-        "leak: the chip's u - (u >> k) rounds toward +inf; NIR readers multiply by beta",
-        "inputs: the file takes spikes; the chip's rate encoder (LFSR) is not in it",
-    ]
+    notes = [*DIFFERENCES, "inputs: the file takes spikes; the chip's rate encoder is not in it"]
     if cfg.reset == "subtract":
         notes.append(
             "reset: this network subtracts theta after a spike (reset = 'subtract'), which NIR "
