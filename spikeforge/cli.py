@@ -18,6 +18,7 @@ from spikeforge import __version__
 from spikeforge.board_cli import add_board_parsers, add_target_flags, train_on_target
 from spikeforge.fuzz_cli import add_fuzz_parser
 from spikeforge.nir_cli import add_nir_parsers
+from spikeforge.sw.sources import SOURCES
 from spikeforge.sweep_cli import add_sweep_parser
 
 __all__ = ["build_parser", "main"]
@@ -95,7 +96,9 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     cfg = config_from_args(args)
     if args.epochs < 1:
         raise CliError(f"--epochs must be >= 1, not {args.epochs}")
-    ds = load_dataset(args.dataset)
+    ds = load_dataset(args.dataset, timesteps=cfg.timesteps)
+    if args.validation:
+        ds = ds.holdout()
     out = args.out or Path("runs") / f"train-{args.mode}-{cfg.config_hash}"
     ckpt = out / "checkpoint.pt"
     progress = _progress_factory(not args.no_progress)
@@ -530,7 +533,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--mode", choices=("int", "float"), default="int", help="[default: int]")
     train.add_argument("--epochs", type=int, default=20, help="[default: 20]")
-    train.add_argument("--dataset", default="digits", help="dataset source [default: digits]")
+    train.add_argument(
+        "--dataset",
+        default="digits",
+        metavar="NAME[:PATH]",
+        help="dataset source, and the file or folder it reads for your own data: "
+        + "; ".join(f"{s.name}: {s.summary}" for s in SOURCES.values())
+        + " [default: digits]",
+    )
+    train.add_argument(
+        "--validation",
+        action="store_true",
+        help="train on the training split minus a stratified fifth and report accuracy on that "
+        "fifth instead of the test split: choose settings with it, report the test split once",
+    )
     train.add_argument("--out", type=Path, help="run folder [default: runs/train-MODE-HASH]")
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     train.add_argument(

@@ -35,7 +35,7 @@ RESETS = ("subtract", "zero")
 SURROGATES = ("boxcar", "triangle")
 BPTT_MODES = ("bptt", "sltt")
 ROUNDINGS = ("nearest", "stochastic")
-ENCODERS = ("rate", "direct")
+ENCODERS = ("rate", "direct", "spikes")
 CHOICES: dict[str, tuple[str, ...]] = {
     "reset": RESETS,
     "surrogate": SURROGATES,
@@ -167,8 +167,10 @@ class SnnConfig:
         The output error ``count - target`` is shifted left by this into ``g_bits``.
     target_hi, target_lo : int
         Target spike counts of the label neuron and of the others.
-    encoder : {"rate", "direct"}
+    encoder : {"rate", "direct", "spikes"}
         Input coding of the first layer; ``in_bits`` is the width of an input intensity.
+        ``spikes``: the data are spike trains already binned to ``timesteps`` (event sensors,
+        Randman); the host loads them as they are.
     batch_size : int
         Samples whose gradients are accumulated before one update (hardware: 1).
     init_scale : int

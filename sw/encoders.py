@@ -7,6 +7,9 @@ Intensities are unsigned ``in_bits``-wide integers ``x`` (see :func:`quantize`).
   spikes iff ``r[t] < x``, so ``P(spike) = x / 2**in_bits``.
 * **direct**: the first layer sees the intensities themselves at every timestep; the synaptic
   current is ``(W @ x) >> in_bits`` (see :mod:`spikeforge.sw.golden`).
+* **spikes**: the data are already spike trains, event counts per input and timestep
+  ``[B, T, n_in]`` (event sensors, Randman); input ``i`` spikes at ``t`` iff its count there is
+  non-zero. Nothing is drawn and the keys are unused.
 """
 
 from __future__ import annotations
@@ -48,10 +51,23 @@ def rate_encode(x: torch.Tensor, keys: torch.Tensor, cfg: SnnConfig) -> torch.Te
 def encode(x: torch.Tensor, keys: torch.Tensor, cfg: SnnConfig) -> torch.Tensor:
     """The first layer's input as the golden model takes it.
 
-    ``rate``: spikes ``[B, T, n_in]``; ``direct``: the intensities ``[B, n_in]`` unchanged.
+    ``rate``: spikes ``[B, T, n_in]``; ``direct``: the intensities ``[B, n_in]`` unchanged;
+    ``spikes``: ``x`` ``[B, T, n_in]`` as 0/1.
     """
     if x.shape[-1] != cfg.n_inputs:
         raise ValueError(f"inputs have {x.shape[-1]} features, the config expects {cfg.n_inputs}")
+    if cfg.encoder == "spikes":
+        if x.dim() != 3 or x.shape[1] != cfg.timesteps:
+            raise ValueError(
+                f"encoder = 'spikes' takes spike trains [B, {cfg.timesteps}, {cfg.n_inputs}] "
+                f"(timesteps = {cfg.timesteps}), not {tuple(x.shape)}"
+            )
+        return (x > 0).to(torch.int64)
+    if x.dim() != 2:
+        raise ValueError(
+            f"encoder = {cfg.encoder!r} takes intensities [B, {cfg.n_inputs}], not "
+            f"{tuple(x.shape)}: spike trains need encoder = 'spikes'"
+        )
     if cfg.encoder == "direct":
         return x.to(torch.int64)
     return rate_encode(x, keys, cfg)

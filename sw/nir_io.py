@@ -470,10 +470,10 @@ def export_graph(
     exactly; ``tau = dt * 2**leak_shift``, ``r = 2**leak_shift``, ``v_leak = v_reset = 0``.
     Returns the graph and the notes on where a NIR reader will differ from the chip.
     """
-    if cfg.encoder != "rate":
+    if cfg.encoder == "direct":
         raise ConfigError(
             "encoder = 'direct' feeds intensities as currents into the first layer, which NIR "
-            "cannot express: export a rate-coded network"
+            "cannot express: export a network fed with spikes"
         )
     if len(weights) != cfg.n_layers:
         raise ValueError(f"{len(weights)} weight tensors for {cfg.n_layers} layers")

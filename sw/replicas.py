@@ -608,10 +608,10 @@ def _stream(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Every replica's :func:`~spikeforge.sw.train.epoch_samples`, stacked ``[R, N, ...]``.
 
-    Rate-coded spikes are stored as int8 (0/1) and widened per step, which keeps ``R`` epochs
+    Spikes are stored as int8 (0/1) and widened per step, which keeps ``R`` epochs
     of spikes small."""
     per = [epoch_samples(cfg, x, y, epoch) for cfg, x in zip(cfgs, xs, strict=True)]
-    compact = torch.int8 if cfgs[0].encoder == "rate" else torch.int64
+    compact = torch.int64 if cfgs[0].encoder == "direct" else torch.int8
     return torch.stack([p[0].to(compact) for p in per], 0), torch.stack([p[1] for p in per], 0)
 
 

@@ -135,7 +135,18 @@ def eval_inputs(cfg: SnnConfig, x: torch.Tensor) -> torch.Tensor:
 
 
 def check_dataset(cfg: SnnConfig, ds: Dataset) -> None:
-    """:class:`ValueError` unless ``ds`` has the network's inputs and at most its outputs."""
+    """:class:`ValueError` unless ``ds`` has the network's inputs, at most its outputs, and the
+    input kind its encoder takes (spike trains of ``timesteps`` for ``spikes``, intensities
+    otherwise)."""
+    if (ds.timesteps is not None) != (cfg.encoder == "spikes"):
+        kind = "spike trains" if ds.timesteps is not None else "intensities"
+        want = "'spikes'" if ds.timesteps is not None else "'rate' or 'direct'"
+        raise ValueError(f"dataset {ds.name!r} is {kind}: set encoder = {want}")
+    if ds.timesteps is not None and ds.timesteps != cfg.timesteps:
+        raise ValueError(
+            f"dataset {ds.name!r} is binned to {ds.timesteps} timesteps, the network has "
+            f"timesteps = {cfg.timesteps}"
+        )
     if ds.n_features != cfg.n_inputs:
         raise ValueError(
             f"layers[0] = {cfg.n_inputs} but dataset {ds.name!r} has {ds.n_features} features"

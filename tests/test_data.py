@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from spikeforge.sw.config import SnnConfig
-from spikeforge.sw.data import SOURCES, load_dataset
+from spikeforge.sw.data import load_dataset
 from spikeforge.sw.encoders import encode, quantize
+from spikeforge.sw.sources import SOURCES
 
 
 def test_digits_split_is_fixed_and_stratified():
