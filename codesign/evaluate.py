@@ -6,9 +6,12 @@ The sweep (:mod:`spikeforge.codesign.search`) runs a point as separate Dask task
    :class:`~spikeforge.sw.config.SnnConfig` and the mapping compiler's placement on ``cores``
    cores (rejected: the point fails with the reason);
 2. **accuracy** (:func:`train_stage`) -- integer on-chip training with the golden model, batch
-   1, exactly what the RTL learns (bit-exact, docs/verification.md), then the test split's
-   accuracy; the trained model's spikes on ``activity_samples`` test samples are kept for the
-   next stages. Cached per network config (the core count does not change what is learnt).
+   1, exactly what the RTL learns (bit-exact, docs/verification.md), on the space's dataset's
+   training split less its validation fifth (:meth:`~spikeforge.sw.data.Dataset.holdout`);
+   then the accuracy on the validation split (the objective) and, of the same model, on the
+   test split (reported, never tuned on); the trained model's spikes on ``activity_samples``
+   validation samples are kept for the next stages. Cached per network config, dataset and
+   budget (the core count does not change what is learnt).
    Points asked together whose configs share a shape train as replicas of one batched program
    (:func:`train_group_stage`, :mod:`spikeforge.sw.replicas`), each bit-identical to training
    it alone, each cached as if it had been;
@@ -27,7 +30,8 @@ Stages 2 and 3 never raise: a failure comes back as ``{"error": reason}``.
 
 from __future__ import annotations
 
-import dataclasses
+import functools
+import hashlib
 import json
 import os
 import socket
@@ -36,9 +40,25 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
+import torch
+from filelock import FileLock, Timeout
 
-from spikeforge.codesign.space import DesignSpace, point_config, point_id
+from spikeforge.codesign.energy import energy_estimate
+from spikeforge.codesign.mapping import map_network
+from spikeforge.codesign.resources import compose, synth_core, synth_glue
+from spikeforge.codesign.space import DEFAULT_DATASET, DesignSpace, point_config, point_id
+from spikeforge.codesign.traffic import traffic_summary
+from spikeforge.hw.array import layer_groups
+from spikeforge.hw.array_cycles import array_step_cycles
+from spikeforge.hw.synth import SynthError
+from spikeforge.sw import replicas
+from spikeforge.sw.checkpoint import load_checkpoint
+from spikeforge.sw.config import ConfigError
+from spikeforge.sw.data import Dataset, load_dataset
+from spikeforge.sw.encoders import quantize
+from spikeforge.sw.golden import GoldenModel
+from spikeforge.sw.sources import parse_spec
+from spikeforge.sw.train import eval_inputs, int_accuracy, train_int
 
 __all__ = [
     "DIVERGED_FACTOR",
@@ -55,7 +75,8 @@ __all__ = [
 ]
 
 DIVERGED_FACTOR = 1.5
-"""Training has diverged when the test accuracy is at most this times chance (1 / classes)."""
+"""Training has diverged when the validation accuracy is at most this times chance
+(1 / classes)."""
 ACTIVITY_SAMPLES = 16
 
 
@@ -85,12 +106,19 @@ def generate_command(space: DesignSpace, params: Mapping[str, Any], network_toml
 
 
 def train_entry(cache_dir: str | Path, cfg, training: Mapping[str, Any]) -> Path:
-    """The cache entry of ``cfg`` trained on the budget ``training``, without suffix: ``.json``
-    (the result), ``.pt`` (the checkpoint, written every epoch) and ``.lock``."""
+    """The cache entry of ``cfg`` trained on the dataset and budget ``training``, without
+    suffix: ``.json`` (the result), ``.pt`` (the checkpoint, written every epoch) and ``.lock``.
+    The dataset appears by name, with a digest of the spec when it has a path."""
     epochs = training.get("epochs", 4)
     n_train = training.get("train_samples", 0)
     n_act = training.get("activity_samples", ACTIVITY_SAMPLES)
-    return Path(cache_dir) / "train" / f"{cfg.config_hash}-e{epochs}-n{n_train}-a{n_act}"
+    data = _dataset_tag(training.get("dataset", DEFAULT_DATASET))
+    return Path(cache_dir) / "train" / f"{cfg.config_hash}-{data}-e{epochs}-n{n_train}-a{n_act}"
+
+
+def _dataset_tag(spec: str) -> str:
+    name, sep, _ = spec.partition(":")
+    return f"{name}-{hashlib.sha256(spec.encode()).hexdigest()[:8]}" if sep else name
 
 
 def _train(cfg, training: Mapping[str, Any], cache_dir: Path) -> dict[str, Any]:
@@ -104,22 +132,29 @@ def _train(cfg, training: Mapping[str, Any], cache_dir: Path) -> dict[str, Any]:
         return _train_entry(cfg, training, entry)
 
 
-def _digits(n_train: int):
-    from spikeforge.sw.data import load_dataset
-
-    ds = load_dataset("digits")
-    if n_train:
-        ds = dataclasses.replace(ds, x_train=ds.x_train[:n_train], y_train=ds.y_train[:n_train])
-    return ds
+@functools.lru_cache(maxsize=4)
+def _loaded(spec: str, timesteps: int | None) -> tuple[Dataset, Dataset]:
+    """The dataset of ``spec`` and its validation view, loaded once per process."""
+    full = load_dataset(spec, timesteps=timesteps)
+    return full, full.holdout()
 
 
-def _train_uncached(cfg, epochs, n_train, n_act, timeout, checkpoint: Path) -> dict[str, Any]:
-    import torch
+def _data(cfg, training: Mapping[str, Any]) -> tuple[Dataset, Dataset]:
+    """What ``cfg`` trains on: the validation view (the first ``train_samples`` of the training
+    split less its held-out fifth; its "test" is that fifth, the validation split) and the whole
+    dataset (whose test split is only reported). A spike-train source is binned to
+    ``cfg.timesteps``."""
+    spec = training.get("dataset", DEFAULT_DATASET)
+    source, _ = parse_spec(spec)
+    full, validation = _loaded(spec, cfg.timesteps if source.temporal else None)
+    return validation.head(training.get("train_samples", 0)), full
 
-    from spikeforge.sw.train import train_int
 
+def _train_uncached(cfg, training: Mapping[str, Any], checkpoint: Path) -> dict[str, Any]:
+    epochs = training.get("epochs", 4)
+    timeout = training.get("train_timeout", 3600)
     torch.set_num_threads(1)
-    ds = _digits(n_train)
+    validation, full = _data(cfg, training)
     t0 = time.monotonic()
 
     def check_time(row: Mapping[str, Any]) -> None:
@@ -129,28 +164,37 @@ def _train_uncached(cfg, epochs, n_train, n_act, timeout, checkpoint: Path) -> d
                 f"after epoch {row['epoch']} of {epochs}"
             )
 
-    res = train_int(cfg, ds, epochs, checkpoint=checkpoint, resume=True, on_epoch=check_time)
-    return _trained(cfg, res, ds, n_act, checkpoint, round(time.monotonic() - t0, 2))
+    res = train_int(
+        cfg, validation, epochs, checkpoint=checkpoint, resume=True, on_epoch=check_time
+    )
+    n_act = training.get("activity_samples", ACTIVITY_SAMPLES)
+    seconds = round(time.monotonic() - t0, 2)
+    return _trained(cfg, res, validation, full, n_act, checkpoint, seconds)
 
 
-def _trained(cfg, res, ds, n_act: int, checkpoint: Path, seconds: float) -> dict[str, Any]:
-    """A cache entry's content: ``res`` (a :class:`~spikeforge.sw.train.TrainResult`) and the
-    spikes of the model in ``checkpoint`` on the first ``n_act`` test samples."""
-    from spikeforge.sw.checkpoint import load_checkpoint
-    from spikeforge.sw.encoders import quantize
-    from spikeforge.sw.golden import GoldenModel
-    from spikeforge.sw.train import eval_inputs
+def _trained(
+    cfg, res, validation: Dataset, full: Dataset, n_act: int, checkpoint: Path, seconds: float
+) -> dict[str, Any]:
+    """A cache entry's content: ``res`` (a :class:`~spikeforge.sw.train.TrainResult` of training
+    on ``validation``), the test accuracy of the model in ``checkpoint`` on ``full``'s test
+    split, and its spikes on the first ``n_act`` validation samples.
 
+    ``val_accuracy`` is the objective; ``test_accuracy`` is reported, never tuned on; the
+    ``history`` rows are validation accuracies per epoch."""
     _, blob = load_checkpoint(checkpoint, cfg, "int")
     model = GoldenModel.from_state(cfg, blob["state"])
-    x = eval_inputs(cfg, quantize(ds.x_test[:n_act], ds.x_max, cfg.in_bits))
+    x_test = quantize(full.x_test, full.x_max, cfg.in_bits)
+    x = eval_inputs(cfg, quantize(validation.x_test[:n_act], validation.x_max, cfg.in_bits))
     traces = model.forward(x)
     trains = [x.tolist()] + [tr.s.tolist() for tr in traces]  # [layer][sample][t][neuron]
     return {
-        "accuracy": res.test_accuracy,
+        "val_accuracy": res.test_accuracy,
+        "test_accuracy": int_accuracy(model, x_test, full.y_test),
         "train_accuracy": res.train_accuracy,
-        "history": res.history,
-        "classes": ds.n_classes,
+        "history": [
+            {"epoch": row["epoch"], "val_accuracy": row["test_accuracy"]} for row in res.history
+        ],
+        "classes": full.n_classes,
         "train_seconds": seconds,
         "spikes": [[[sum(row) for row in sample] for sample in layer] for layer in trains],
         "trains": [[_pack(sample) for sample in layer] for layer in trains],
@@ -198,8 +242,6 @@ def _train_group(cfgs, training: Mapping[str, Any], cache_dir: Path) -> dict[str
 def _lock_entries(todo: Mapping[str, Any], training, cache_dir: Path) -> dict[str, FileLock]:
     """The locks of the entries in ``todo`` that are free now (at least one: when all are busy,
     the first one, waiting for it)."""
-    from filelock import Timeout
-
     held: dict[str, FileLock] = {}
     for h, cfg in todo.items():
         entry = train_entry(cache_dir, cfg, training)
@@ -219,24 +261,15 @@ def _lock_entries(todo: Mapping[str, Any], training, cache_dir: Path) -> dict[st
 
 
 def _shapes(cfgs) -> dict[tuple, list]:
-    from spikeforge.sw.replicas import SHARED_FIELDS
-
     groups: dict[tuple, list] = {}
     for cfg in cfgs:
-        groups.setdefault(tuple(getattr(cfg, f) for f in SHARED_FIELDS), []).append(cfg)
+        groups.setdefault(tuple(getattr(cfg, f) for f in replicas.SHARED_FIELDS), []).append(cfg)
     return groups
 
 
 def _train_entry(cfg, training: Mapping[str, Any], entry: Path) -> dict[str, Any]:
     """:func:`_train` of an entry whose lock is held and whose result is not cached yet."""
-    out = _train_uncached(
-        cfg,
-        training.get("epochs", 4),
-        training.get("train_samples", 0),
-        training.get("activity_samples", ACTIVITY_SAMPLES),
-        training.get("train_timeout", 3600),
-        entry.with_suffix(".pt"),
-    )
+    out = _train_uncached(cfg, training, entry.with_suffix(".pt"))
     entry.with_suffix(".json").write_text(json.dumps(out) + "\n")
     return {**out, "cached": False}
 
@@ -275,33 +308,29 @@ def _train_replicas_uncached(cfgs, training, cache_dir: Path) -> list[dict[str, 
 
     The budget ``train_timeout`` is per config: the group may take ``len(cfgs)`` times as long.
     Each entry's ``train_seconds`` is its share of the group's wall time."""
-    import torch
-
-    from spikeforge.sw.replicas import train_replicas
-
     epochs = training.get("epochs", 4)
     n_act = training.get("activity_samples", ACTIVITY_SAMPLES)
     timeout = training.get("train_timeout", 3600)
     torch.set_num_threads(1)
-    ds = _digits(training.get("train_samples", 0))
+    validation, full = _data(cfgs[0], training)
     t0 = time.monotonic()
-    replicas = len(cfgs)
+    n_replicas = len(cfgs)
 
     def check_time(rows: list[Mapping[str, Any]]) -> None:
-        if time.monotonic() - t0 > timeout * replicas:
+        if time.monotonic() - t0 > timeout * n_replicas:
             raise PointFailed(
                 f"training timed out: {time.monotonic() - t0:.0f} s > train_timeout {timeout} s "
-                f"x {replicas} replicas trained together, after epoch {rows[0]['epoch']} of "
+                f"x {n_replicas} replicas trained together, after epoch {rows[0]['epoch']} of "
                 f"{epochs}"
             )
 
     paths = [train_entry(cache_dir, cfg, training).with_suffix(".pt") for cfg in cfgs]
-    run = train_replicas(cfgs, ds, epochs, checkpoints=paths, on_epoch=check_time)
+    run = replicas.train_replicas(cfgs, validation, epochs, checkpoints=paths, on_epoch=check_time)
     out = [
-        _guarded_entry(_trained, cfg, res, ds, n_act, path, 0.0)
+        _guarded_entry(_trained, cfg, res, validation, full, n_act, path, 0.0)
         for cfg, res, path in zip(cfgs, run.results, paths, strict=True)
     ]
-    share = round((time.monotonic() - t0) / replicas, 2)
+    share = round((time.monotonic() - t0) / n_replicas, 2)
     return [res if "error" in res else {**res, "train_seconds": share} for res in out]
 
 
@@ -315,8 +344,6 @@ def _unpack(rows: list[str], n: int) -> list[list[int]]:
 
 
 def _cycles(cores, layers, net, trained) -> tuple[float, float]:
-    from spikeforge.hw.array_cycles import array_step_cycles
-
     sizes = net.layers
     n_samples = len(trained["trains"][0])
     train, infer = 0.0, 0.0
@@ -343,8 +370,6 @@ def _worker() -> str:
 
 def _reason(stage: str, exc: Exception) -> str:
     """The recorded reason of a stage's failure."""
-    from spikeforge.hw.synth import SynthError
-
     if isinstance(exc, PointFailed):
         return str(exc)
     if isinstance(exc, SynthError):
@@ -394,16 +419,12 @@ def pick_trained(group: Mapping[str, Mapping[str, Any]], config_hash: str) -> di
 
 def core_stage(shape, cache_dir: str, timeout: float) -> dict[str, Any]:
     """Stage 3 for one core shape (cached by its hash); never raises."""
-    from spikeforge.codesign.resources import synth_core
-
     out = _guarded("synthesis", synth_core, shape, Path(cache_dir) / "synth", timeout)
     return {**out, "core_hash": shape.core_hash}
 
 
 def glue_stage(cores, cache_dir: str, timeout: float) -> dict[str, Any]:
     """Stage 3 for the interconnect (cached by the array hash); never raises."""
-    from spikeforge.codesign.resources import synth_glue
-
     return _guarded("synthesis", synth_glue, cores, Path(cache_dir) / "synth", timeout)
 
 
@@ -412,9 +433,6 @@ def plan_point(
 ) -> tuple[dict[str, Any], Any, list]:
     """Stage 1: the record skeleton, the network config and the cores (``None`` and ``[]``
     when the point is invalid: then the record is already failed with the reason)."""
-    from spikeforge.codesign.mapping import map_network
-    from spikeforge.sw.config import ConfigError
-
     params = space.complete(params)
     record: dict[str, Any] = {
         "id": point_id(space, params),
@@ -465,20 +483,16 @@ def finish_point(
 
 
 def _finish(record, net, cores, trained, core_reports, glue) -> None:
-    from spikeforge.codesign.energy import energy_estimate
-    from spikeforge.codesign.resources import compose
-    from spikeforge.codesign.traffic import traffic_summary
-    from spikeforge.hw.array import layer_groups
-
     if "error" in trained:
         raise PointFailed(trained["error"])
     record["seconds"]["train"] = 0.0 if trained["cached"] else trained["train_seconds"]
-    record["accuracy"] = trained["accuracy"]
+    record["accuracy"] = trained["val_accuracy"]
+    record["test_accuracy"] = trained["test_accuracy"]
     record["train_cached"] = trained["cached"]
     chance = 1 / trained["classes"]
-    if trained["accuracy"] <= DIVERGED_FACTOR * chance:
+    if trained["val_accuracy"] <= DIVERGED_FACTOR * chance:
         raise PointFailed(
-            f"training diverged: test accuracy {trained['accuracy']:.1%} <= "
+            f"training diverged: validation accuracy {trained['val_accuracy']:.1%} <= "
             f"{DIVERGED_FACTOR} x chance ({DIVERGED_FACTOR * chance:.1%})"
         )
     t0 = time.monotonic()

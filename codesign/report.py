@@ -1,7 +1,9 @@
 """The sweep's outputs: results table (CSV, JSON), Pareto plots (PNG), one self-contained HTML.
 
 ``results.csv`` has one row per point (its parameters as columns, failed points with their
-reason), ``results.json`` the records themselves. The three plots show test accuracy against
+reason), ``results.json`` the records themselves: ``accuracy`` is the validation accuracy (the
+objective), ``test_accuracy`` the test accuracy of the same model (reported, not tuned on;
+:data:`ACCURACY_LABELS`). The three plots show validation accuracy against
 LUT4s, cycles per training sample and energy per training sample: every finished point as a
 grey dot, the two-objective front (accuracy up, the metric down) highlighted, joined by a step
 line and labelled ``<cores>c w<w_bits>``. ``report.html`` embeds the PNGs as ``data:`` URIs and
@@ -29,6 +31,7 @@ from spikeforge.codesign.pareto import OBJECTIVES, pareto_front
 from spikeforge.codesign.space import DIMENSIONS
 
 __all__ = [
+    "ACCURACY_LABELS",
     "COLUMNS",
     "PLOTS",
     "fmax_text",
@@ -37,6 +40,14 @@ __all__ = [
     "write_report",
     "write_tables",
 ]
+
+ACCURACY_LABELS: dict[str, str] = {
+    "accuracy": "validation accuracy (the objective)",
+    "test_accuracy": "test accuracy (reported, not tuned on)",
+}
+"""What a record's two accuracies are: the sweep tunes on a stratified fifth held out of the
+training split (:meth:`~spikeforge.sw.data.Dataset.holdout`), the test split is only reported.
+The summary (``summary.json``) carries this table; the report's headings use it."""
 
 PLOTS = (
     ("luts", "LUT4s"),
@@ -54,6 +65,7 @@ COLUMNS: tuple[str, ...] = (
     "reason",
     *DIMENSIONS,
     "accuracy",
+    "test_accuracy",
     "train_cycles",
     "infer_cycles",
     "luts",
@@ -290,8 +302,8 @@ def _plot_one(records: list[Mapping[str, Any]], key: str, axis: str, path: Path)
             color="0.4",
         )
     ax.set_xlabel(axis)
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"Test accuracy vs {axis}")
+    ax.set_ylabel(f"{ACCURACY_LABELS['accuracy']} (%)")
+    ax.set_title(f"Validation accuracy vs {axis}")
     ax.grid(True, which="major", alpha=0.3)
     fig.tight_layout()
     _spread_labels(fig, ax)
@@ -300,7 +312,8 @@ def _plot_one(records: list[Mapping[str, Any]], key: str, axis: str, path: Path)
 
 
 def plot_fronts(records: Sequence[Mapping[str, Any]], out: Path) -> list[Path]:
-    """Plot accuracy against each metric of :data:`PLOTS`, one PNG each.
+    """Plot validation accuracy (the objective) against each metric of :data:`PLOTS`, one PNG
+    each.
 
     Parameters
     ----------
@@ -423,7 +436,7 @@ def _chosen_table(chosen: Sequence[Mapping[str, Any]]) -> str:
     heads = [
         "point",
         *_PARAM_HEADS,
-        "accuracy",
+        *ACCURACY_LABELS.values(),
         "LUT4s",
         "cycles / train sample",
         "nJ / train sample (est.)",
@@ -436,6 +449,7 @@ def _chosen_table(chosen: Sequence[Mapping[str, Any]]) -> str:
             f"<code>{_esc(r['id'])}</code>",
             *_param_cells(r),
             _pct(r.get("accuracy")),
+            _pct(r.get("test_accuracy")),
             _int(r.get("luts")),
             _int(r.get("train_cycles")),
             _dec(r.get("energy_nj")),
@@ -459,7 +473,7 @@ def _results_table(records: Sequence[Mapping[str, Any]], front: set[str]) -> str
         "Pareto",
         "status",
         *_PARAM_HEADS,
-        "accuracy",
+        *ACCURACY_LABELS.values(),
         "LUT4s",
         "FFs",
         "BRAMs",
@@ -481,6 +495,7 @@ def _results_table(records: Sequence[Mapping[str, Any]], front: set[str]) -> str
             _esc(r.get("status", _DASH)),
             *_param_cells(r),
             _pct(r.get("accuracy")),
+            _pct(r.get("test_accuracy")),
             _int(r.get("luts")),
             _int(r.get("ffs")),
             _int(r.get("brams")),
@@ -518,6 +533,7 @@ def _header(summary: Mapping[str, Any], n_front: int) -> str:
     items = [
         ("space", _esc(summary.get("space", _DASH))),
         ("network", _esc(summary.get("network", _DASH))),
+        ("dataset", _esc(summary.get("dataset", _DASH))),
         ("points", _points_text(summary)),
         ("Pareto set", f"{n_front} points on {_esc(_objectives_text(objectives))}"),
         ("wall time", _duration(summary.get("seconds"))),
@@ -544,9 +560,12 @@ def _figures(plots: Sequence[Path]) -> str:
     return '<div class="plots">\n' + "\n".join(figs) + "\n</div>"
 
 
-_HOW_TO_READ = """<p>Every point is one configuration of the training array. <b>Accuracy</b> is
-the test accuracy of bit-exact integer training (the golden model the generated Verilog matches
-bit for bit); <b>cycles</b> come from the cycle model, exact against Verilator; <b>LUT4s</b>, FFs,
+_HOW_TO_READ = """<p>Every point is one configuration of the training array, trained bit-exactly
+with the integer golden model (which the generated Verilog matches bit for bit) on the training
+split less a stratified fifth. <b>Validation accuracy</b> is measured on that fifth: it is the
+objective, what the sweep tunes on. <b>Test accuracy</b> is the same model on the test split:
+reported, never tuned on (choosing by it would make it optimistic). <b>cycles</b> come from the
+cycle model, exact against Verilator, on the spikes of validation samples; <b>LUT4s</b>, FFs,
 BRAMs and DSPs from Yosys <code>synth_ecp5</code>; <b>Fmax</b> from nextpnr-ecp5, measured for
 the Pareto points ('Fmax unknown': place and route ran past its time limit; 'not measured':
 beyond the space's <code>fmax_points</code>; a dash: not run; the cell's tooltip says why).</p>
@@ -620,8 +639,8 @@ def write_html(
     summary : Mapping
         The sweep summary: ``space``, ``points``, ``done``, ``failed``, ``pareto`` (ids; when
         absent, :func:`~spikeforge.codesign.pareto.pareto_front` of ``records``), ``seconds``,
-        ``network``, ``out``, ``started``, ``command``, optionally ``objectives``. Missing
-        entries show as a dash.
+        ``network``, ``dataset``, ``out``, ``started``, ``command``, optionally
+        ``objectives``. Missing entries show as a dash.
     out : Path
         Directory to write into (created if missing).
     plots : Sequence[Path]
@@ -662,7 +681,7 @@ def write_html(
 <h2 id="fronts">Pareto fronts</h2>
 {_figures(plots)}
 <h2 id="chosen">Chosen configurations</h2>
-<p>The Pareto set, best accuracy first.</p>
+<p>The Pareto set, best validation accuracy first.</p>
 {_chosen_table(chosen)}
 <h2 id="points">All points</h2>
 <p>\u2605 = in the Pareto set; failed points show their reason.</p>

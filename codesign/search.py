@@ -13,7 +13,10 @@ Run folder (``out``)::
     results.csv, results.json, pareto_*.png, report.html
 
 **Search.** ``grid`` asks Optuna's grid sampler for every point once; ``nsga2`` runs NSGA-II on
-the objectives (accuracy up; LUTs, cycles per training sample and energy per sample down).
+the objectives (accuracy up; LUTs, cycles per training sample and energy per sample down). The
+accuracy objective and the activity behind cycles and energy are measured on the validation
+split of the space's dataset; each point's test accuracy is recorded beside it, never tuned on
+(:mod:`spikeforge.codesign.space`).
 The loop asks, submits to Dask, and tells Optuna each result as it arrives, keeping every worker
 busy. **Replicas.** With ``max_replicas`` above 1 (default
 :data:`~spikeforge.codesign.space.MAX_REPLICAS`) the loop asks up to ``max_replicas`` points at a
@@ -44,7 +47,9 @@ from optuna.samplers import GridSampler, NSGAIISampler
 from optuna.trial import TrialState, create_trial
 
 from spikeforge.cluster import dask_client
+from spikeforge.codesign.report import ACCURACY_LABELS
 from spikeforge.codesign.space import (
+    DEFAULT_DATASET,
     EXECUTION_KEYS,
     TRAINING_KEYS,
     DesignSpace,
@@ -52,6 +57,8 @@ from spikeforge.codesign.space import (
     point_id,
 )
 from spikeforge.sw.config import ConfigError, check_int
+from spikeforge.sw.data import load_dataset
+from spikeforge.sw.train import check_dataset
 
 __all__ = ["SweepError", "objectives", "run_sweep"]
 
@@ -111,19 +118,36 @@ def _prepare(space: DesignSpace, out: Path) -> Path:
     mine = space.to_dict()
     if recorded.is_file():
         theirs = json.loads(recorded.read_text())
+        if "dataset" not in theirs.get("training", {}):
+            raise SweepError(
+                f"run folder {str(out)!r} holds a sweep that scored its points on the test "
+                "split (made before sweeps tuned on a validation split); choose another --out"
+            )
         if _results_part(theirs) != _results_part(json.loads(json.dumps(mine))):
             raise SweepError(
                 f"run folder {str(out)!r} holds a sweep of space {theirs.get('name')!r} with "
                 "other settings; resume it with the same space or choose another --out"
             )
+    _check_data(space)
     _write_json(recorded, mine)
-    point_config(space, space.complete({}))  # validates the fixed part once more
     lines = [f"# network of sweep {space.name!r}: the dimensions come as flags"]
     for key, value in space.network.items():
         lines.append(f"{key} = {json.dumps(value)}")
     toml = out / "network.toml"
     toml.write_text("\n".join(lines) + "\n")
     return toml
+
+
+def _check_data(space: DesignSpace) -> None:
+    """:class:`SweepError` unless the space's network takes its dataset (inputs, classes, input
+    kind), checked on the config of the default point (which validates the fixed part once
+    more; a spike-train source is loaded binned to its timesteps)."""
+    net = point_config(space, space.complete({}))
+    data = load_dataset(space.dataset, timesteps=net.timesteps)
+    try:
+        check_dataset(net, data)
+    except ValueError as exc:
+        raise SweepError(f"space {space.name!r} [network] does not fit its data: {exc}") from None
 
 
 def _recover(study: optuna.Study, storage) -> int:
@@ -458,7 +482,10 @@ def run_sweep(
         "out": str(out),
         "storage": url,
         "started": started_at,
-        "command": f"spikeforge sweep --space {space.name} --out {out}",
+        "command": f"spikeforge sweep --space {space.name} --out {out}"
+        + (f" --dataset {space.dataset}" if space.dataset != DEFAULT_DATASET else ""),
+        "dataset": space.dataset,
+        "accuracy": dict(ACCURACY_LABELS),
     }
     paths = write_report(records, summary, out)
     summary["report"] = paths["html"]

@@ -23,6 +23,13 @@ digits network) and ``full`` (the two-layer digits network, every dimension, NSG
 file declares its own (docs/codesign.md). Every value is checked when the space is read; a
 point whose combination the mapping compiler or the config rejects is recorded as failed with
 that reason, not dropped.
+
+**Data.** ``[training] dataset = "NAME[:PATH]"`` (default :data:`DEFAULT_DATASET`) names any
+source of :data:`~spikeforge.sw.sources.SOURCES`; a spike-train source needs
+``encoder = "spikes"`` under ``[network]``. The spec is part of every point's id and training
+cache entry. A point trains on the training split less a stratified fifth and is scored on that
+fifth, the validation split (:meth:`~spikeforge.sw.data.Dataset.holdout`): the sweep tunes on
+it; the test split is measured and reported, never tuned on.
 """
 
 from __future__ import annotations
@@ -37,10 +44,12 @@ from pathlib import Path
 from typing import Any
 
 from spikeforge.sw.config import CHOICES, RANGES, ConfigError, SnnConfig, check_int
+from spikeforge.sw.sources import parse_spec
 
 __all__ = [
     "BUILTIN_SPACES",
     "DEFAULTS",
+    "DEFAULT_DATASET",
     "DIMENSIONS",
     "EXECUTION_KEYS",
     "MAX_REPLICAS",
@@ -79,6 +88,9 @@ TRAINING_KEYS = {
     "train_timeout": (1, 10**6),
     "max_replicas": (1, 4096),
 }
+DEFAULT_DATASET = "digits"
+"""``training.dataset`` of a space that names none (a spec ``NAME[:PATH]``,
+:mod:`spikeforge.sw.sources`)."""
 MAX_REPLICAS = 32
 """Default of ``training.max_replicas``: points whose network configs share a shape
 (:data:`~spikeforge.sw.replicas.SHARED_FIELDS`) and are asked together train as replicas of one
@@ -173,6 +185,27 @@ def _check_values(name: str, values: Any) -> tuple[Any, ...]:
     return tuple(values)
 
 
+def _check_dataset(where: str, spec: Any, fixed: SnnConfig) -> str:
+    """``spec`` once it names a source that the space's encoder takes. The encoder is fixed
+    (``[network]``, not a dimension); the timesteps a spike-train source is binned to are each
+    point's own."""
+    try:
+        source, _ = parse_spec(spec)
+    except ConfigError as exc:
+        raise ConfigError(f"{where} [training]: dataset: {exc}") from None
+    if source.temporal and fixed.encoder != "spikes":
+        raise ConfigError(
+            f'{where} [training]: dataset {spec!r} is spike trains: set encoder = "spikes" '
+            f"under [network] (the encoder is fixed, not a dimension; it is {fixed.encoder!r})"
+        )
+    if not source.temporal and fixed.encoder == "spikes":
+        raise ConfigError(
+            f'{where} [training]: dataset {spec!r} is intensities, but encoder = "spikes" '
+            'under [network] takes spike trains: set encoder = "rate" or "direct"'
+        )
+    return spec
+
+
 @dataclass(frozen=True)
 class DesignSpace:
     """A validated design space (see the module docstring).
@@ -188,8 +221,11 @@ class DesignSpace:
     network : mapping
         :class:`SnnConfig` keys that do not vary (``layers`` at least).
     training : mapping
-        ``epochs`` of integer on-chip training, ``train_samples`` (0: the whole training split),
-        ``activity_samples`` (test samples whose spikes feed the cycle and energy models),
+        ``dataset`` (a spec ``NAME[:PATH]``, :data:`DEFAULT_DATASET` when not given; always
+        present after validation), ``epochs`` of integer on-chip training, ``train_samples``
+        (0: all of the training split less its validation fifth, :meth:`Dataset.holdout
+        <spikeforge.sw.data.Dataset.holdout>`), ``activity_samples`` (validation samples whose
+        spikes feed the cycle and energy models),
         ``train_timeout`` (seconds of one config's training; a group of ``R`` replicas trained
         together may take ``R`` times as long), ``max_replicas`` (:data:`MAX_REPLICAS`).
     hardware : mapping
@@ -240,11 +276,14 @@ class DesignSpace:
                 f"{where} [network]: {', '.join(clash)} are design dimensions; list them under "
                 "[dimensions] instead"
             )
-        SnnConfig.from_dict(network)  # the fixed part must be a valid config on its own
+        fixed = SnnConfig.from_dict(network)  # the fixed part must be a valid config on its own
         training = dict(data.get("training", {}))
-        _check_keys(f"{where} [training]", training, TRAINING_KEYS)
+        _check_keys(f"{where} [training]", training, {*TRAINING_KEYS, "dataset"})
         for key, value in training.items():
-            check_int(f"training.{key}", value, *TRAINING_KEYS[key])
+            if key != "dataset":
+                check_int(f"training.{key}", value, *TRAINING_KEYS[key])
+        spec = training.pop("dataset", DEFAULT_DATASET)
+        training = {"dataset": _check_dataset(where, spec, fixed), **training}
         hardware = dict(data.get("hardware", {}))
         _check_keys(f"{where} [hardware]", hardware, HARDWARE_KEYS)
         for key in ("synth", "fmax"):
@@ -308,6 +347,16 @@ class DesignSpace:
         """The training keys that decide what a point learns (``training`` without
         :data:`EXECUTION_KEYS`)."""
         return {k: v for k, v in self.training.items() if k not in EXECUTION_KEYS}
+
+    @property
+    def dataset(self) -> str:
+        """The dataset spec the points train and are scored on (``training.dataset``)."""
+        return self.training.get("dataset", DEFAULT_DATASET)
+
+    def with_dataset(self, spec: str) -> DesignSpace:
+        """This space on another dataset, validated as a space file's ``dataset`` is."""
+        data = {**self.to_dict(), "training": {**self.training, "dataset": spec}}
+        return DesignSpace.from_dict(data, where=f"space {self.name!r}")
 
     @property
     def max_replicas(self) -> int:

@@ -13,6 +13,7 @@ from matplotlib.image import imread
 
 from spikeforge.codesign.pareto import OBJECTIVES, dominates, pareto_front
 from spikeforge.codesign.report import (
+    ACCURACY_LABELS,
     COLUMNS,
     PLOTS,
     plot_fronts,
@@ -26,7 +27,8 @@ EVIL = "<script>alert(1)</script> synthesis failed"
 
 
 def _rec(pid, acc, luts, status="ok", *, cores=1, w_bits=8, **more):
-    """A point record like the sweep's; ``pid`` is used as the id as given."""
+    """A point record like the sweep's; ``pid`` is used as the id as given; its test accuracy
+    is two points below ``acc``, the validation accuracy."""
     record = {
         "id": pid,
         "number": more.pop("number", 0),
@@ -44,6 +46,7 @@ def _rec(pid, acc, luts, status="ok", *, cores=1, w_bits=8, **more):
         "status": status,
         "reason": None,
         "accuracy": acc,
+        "test_accuracy": None if acc is None else round(acc - 0.02, 4),
         "train_cycles": 1000,
         "infer_cycles": 500,
         "luts": luts,
@@ -146,6 +149,7 @@ def _sweep():
         "pareto": front,
         "seconds": 812.3,
         "network": [64, 10],
+        "dataset": "digits",
         "out": "runs/sweep",
         "started": "2026-11-23T23:50:00",
         "command": "spikeforge sweep --space small",
@@ -170,6 +174,7 @@ def test_the_tables_have_one_row_per_point_and_round_trip(tmp_path):
     assert [r["cores"] for r in rows] == ["1", "2", "3", "4", "1", "1"]  # params flattened
     assert rows[5]["status"] == "failed" and rows[5]["reason"] == EVIL
     assert rows[5]["accuracy"] == "" and rows[1]["fmax_mhz"] == "101.5"
+    assert (rows[0]["accuracy"], rows[0]["test_accuracy"]) == ("0.9", "0.88")
     assert rows[0]["seconds"] == "3.75"  # the stages summed
     assert rows[0]["workers"] == "vm pid 1; vm pid 2" and rows[0]["train_cached"] == "False"
     assert json.loads(json_path.read_text()) == recs
@@ -294,3 +299,25 @@ def test_the_cli_table_lists_the_front_best_accuracy_first_and_says_why_fmax_is_
     by_id = {row.split()[0]: row for row in rows}
     assert by_id["a1"].endswith("unknown") and by_id["b2"].endswith("101.5 MHz")
     assert by_id["e5"].endswith("not measured") and by_id["c3"].endswith("-")
+
+
+def test_the_report_says_which_accuracy_is_tuned_on_and_which_is_only_reported(tmp_path):
+    from spikeforge.sweep_cli import pareto_table
+
+    assert ACCURACY_LABELS == {
+        "accuracy": "validation accuracy (the objective)",
+        "test_accuracy": "test accuracy (reported, not tuned on)",
+    }
+    recs, _, summary = _sweep()
+    page = _html(tmp_path, recs, summary)
+    for table in ('id="chosen"', 'id="points"'):
+        heads = page.split(table)[1].split("</thead>")[0]
+        assert all(f"<th>{label}</th>" in heads for label in ACCURACY_LABELS.values())
+    rows = {m[0]: m[1] for m in re.findall(r"<td><code>(\w+)</code></td>(.*?)</tr>", page)}
+    assert "<td>95.0%</td><td>93.0%</td>" in rows["b2"]  # validation, then test
+    assert "<dt>dataset</dt><dd>digits</dd>" in page
+    assert "never tuned on" in page.split('id="how-to-read"')[1]
+    text = pareto_table(summary, recs).splitlines()
+    assert text[0].split()[6:10] == ["val", "acc", "test", "acc"]
+    assert "95.0%    93.0%" in next(row for row in text if row.startswith("b2"))
+    assert "test acc: test accuracy (reported, not tuned on)" in text[-1]

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import pytest
 
+from spikeforge.codesign.evaluate import train_entry
 from spikeforge.codesign.mapping import map_network
 from spikeforge.codesign.space import (
     BUILTIN_SPACES,
+    DEFAULT_DATASET,
     DesignSpace,
     load_space,
     point_config,
     point_id,
 )
+from spikeforge.sw import sources
 from spikeforge.sw.config import ConfigError
 
 
@@ -86,6 +89,20 @@ def test_a_space_file_is_read_and_unset_dimensions_take_the_defaults(tmp_path):
         ("[hardware]\ndevice = '12k'\n", "hardware.device = '12k' is not allowed"),
         ("[hardware]\nsynth = 'yes'\n", "hardware.synth must be true or false"),
         ("trials = 0\n", r"trials = 0 is out of range"),
+        (
+            "[training]\ndataset = 'mnist'\n",
+            r"\[training\]: dataset: dataset 'mnist' is unknown: choose one of digits, ",
+        ),
+        (
+            "[training]\ndataset = 'digits:/nowhere'\n",
+            "dataset 'digits' is bundled and takes no path",
+        ),
+        ("[training]\ndataset = 3\n", "a dataset is NAME or NAME:PATH, not 3"),
+        ("[training]\ndataset = ''\n", "a dataset is NAME or NAME:PATH, not ''"),
+        (
+            "[network]\nencoder = 'spikes'\n[training]\ndataset = 'breast_cancer'\n",
+            r"'breast_cancer' is intensities, but encoder = \"spikes\" under \[network\] takes",
+        ),
     ],
 )
 def test_bad_space_files_fail_early_naming_the_value(tmp_path, text, message):
@@ -98,3 +115,34 @@ def test_bad_space_files_fail_early_naming_the_value(tmp_path, text, message):
 def test_an_unknown_space_name_says_what_is_allowed():
     with pytest.raises(ConfigError, match=r"neither a built-in space \(small, full\) nor an"):
         load_space("medium")
+
+
+def test_the_dataset_is_digits_unless_named_and_part_of_the_point_and_its_cache_entry(tmp_path):
+    small = load_space("small")
+    assert small.dataset == DEFAULT_DATASET == "digits"
+    assert small.budget["dataset"] == "digits"  # in every point id and training task key
+    other = small.with_dataset("breast_cancer")
+    (tmp_path / "table.csv").write_text("")
+    mine = small.with_dataset("digits").training | {"dataset": f"digits:{tmp_path}"}
+    p = small.grid()[0]
+    assert point_id(small, p) != point_id(other, p)
+    net = point_config(small, p)
+    entries = {
+        train_entry(tmp_path, net, budget).name
+        for budget in (small.budget, other.budget, mine, {**mine, "dataset": "digits:x"})
+    }
+    assert len(entries) == 4  # another source or another path: another entry
+    assert train_entry(tmp_path, net, {"epochs": 10}) == train_entry(tmp_path, net, small.budget)
+    assert "-breast_cancer-" in train_entry(tmp_path, net, other.budget).name
+    with pytest.raises(ConfigError, match="space 'small' \\[training\\]: dataset: dataset 'x' is"):
+        small.with_dataset("x")
+
+
+def test_a_spike_train_source_needs_the_spikes_encoder_fixed_under_network(tmp_path, monkeypatch):
+    events = sources.Source("events", "a spike-train source", "nowhere:load", temporal=True)
+    monkeypatch.setitem(sources.SOURCES, "events", events)
+    space = {"network": {"layers": [64, 10]}, "training": {"dataset": "events"}}
+    with pytest.raises(ConfigError, match=r"dataset 'events' is spike trains: set encoder = "):
+        DesignSpace.from_dict(space)
+    space["network"]["encoder"] = "spikes"
+    assert DesignSpace.from_dict(space).dataset == "events"

@@ -17,7 +17,14 @@ from pathlib import Path
 import optuna
 import pytest
 
+from spikeforge.codesign.report import ACCURACY_LABELS
 from spikeforge.codesign.search import AskTellGridSampler, _recover
+from spikeforge.sw.checkpoint import load_checkpoint
+from spikeforge.sw.config import SnnConfig
+from spikeforge.sw.data import load_dataset
+from spikeforge.sw.encoders import quantize
+from spikeforge.sw.golden import GoldenModel
+from spikeforge.sw.train import int_accuracy, train_int
 
 BIN = Path(sys.executable).parent
 TINY = """
@@ -278,3 +285,71 @@ def test_the_sweep_runs_on_a_dask_cluster_of_two_worker_processes(tmp_path, dask
         assert r["fmax_mhz"] is None
     html = (out / "report.html").read_text()
     assert "Fmax unknown" in html and html.count("data:image/png;base64,") == 3
+
+
+CANCER = """
+name = "cancer"
+sampler = "grid"
+[network]
+layers = [30, 2]
+[training]
+dataset = "breast_cancer"
+epochs = 2
+activity_samples = 4
+[hardware]
+synth = false
+[dimensions]
+lanes = [2]
+timesteps = [8]
+w_bits = [8, 12]
+"""
+
+
+def test_a_sweep_on_another_dataset_tunes_on_its_validation_split_and_reports_its_test_split(
+    tmp_path,
+):
+    space = tmp_path / "cancer.toml"
+    space.write_text(CANCER)
+    out = tmp_path / "run"
+    summary = _run(space, out, "--workers", "1", timeout=300)
+    assert summary["points"] == 2 and summary["dataset"] == "breast_cancer"
+    assert summary["accuracy"] == ACCURACY_LABELS
+    entries = sorted((out / "cache" / "train").glob("*.json"))
+    assert len(entries) == 2 and all("-breast_cancer-e2-n0-a4" in e.name for e in entries)
+    records = {r["params"]["w_bits"]: r for r in json.loads((out / "results.json").read_text())}
+    # the objective of w_bits = 8 by hand: trained on the training split less its validation
+    # fifth, scored on that fifth; the same model on the test split is only reported
+    full = load_dataset("breast_cancer")
+    val = full.holdout()
+    assert (len(val.x_train), len(val.x_test), len(full.x_test)) == (364, 91, 114)
+    cfg = SnnConfig(layers=(30, 2), timesteps=8, w_bits=8)
+    res = train_int(cfg, val, 2, checkpoint=tmp_path / "mine.pt")
+    model = GoldenModel.from_state(cfg, load_checkpoint(tmp_path / "mine.pt")[1]["state"])
+    test = int_accuracy(model, quantize(full.x_test, full.x_max, cfg.in_bits), full.y_test)
+    assert records[8]["accuracy"] == res.test_accuracy > 0.75
+    assert records[8]["test_accuracy"] == test
+    assert records[8]["status"] == "ok"
+    # a diverged point keeps both accuracies with its reason; the objective is what it names
+    diverged = records[12]
+    assert diverged["status"] == "failed" and 0 <= diverged["test_accuracy"] <= 1
+    objective = f"validation accuracy {diverged['accuracy']:.1%}"
+    assert diverged["reason"] == f"training diverged: {objective} <= 1.5 x chance (75.0%)"
+    page = (out / "report.html").read_text()
+    assert all(label in page for label in ACCURACY_LABELS.values())
+    assert "<dt>dataset</dt><dd>breast_cancer</dd>" in page
+
+
+def test_the_dataset_flag_overrides_the_space_and_the_network_must_fit_it(tmp_path):
+    done = subprocess.run(
+        _sweep(Path("small"), tmp_path / "run", "--dataset", "breast_cancer"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert (
+        "space 'small' [network] does not fit its data: layers[0] = 64 but dataset "
+        "'breast_cancer' has 30 features"
+    ) in done.stderr
+    assert not (tmp_path / "run" / "space.json").exists()

@@ -125,8 +125,9 @@ def test_the_comparison_is_strict_on_every_field(alone):
     mine = want[1]
     assert _differences(copy.deepcopy(mine), mine) == []
     for key, change in [
-        ("accuracy", lambda r: r.update(accuracy=r["accuracy"] + 1 / 360)),
-        ("history", lambda r: r["history"][-1].update(test_accuracy=0.0)),
+        ("val_accuracy", lambda r: r.update(val_accuracy=r["val_accuracy"] + 1 / 288)),
+        ("test_accuracy", lambda r: r.update(test_accuracy=r["test_accuracy"] + 1 / 360)),
+        ("history", lambda r: r["history"][-1].update(val_accuracy=0.0)),
         ("spikes", lambda r: r["spikes"][1][0].__setitem__(2, r["spikes"][1][0][2] + 1)),
         ("trains", lambda r: r["trains"][1][2].__setitem__(0, "3ff")),
         ("classes", lambda r: r.pop("classes")),
@@ -159,7 +160,7 @@ def test_a_killed_entry_resumes_alone_and_the_rest_train_together(tmp_path, monk
     def killed(row):
         raise KeyboardInterrupt  # a killed sweep: the first epoch's checkpoint, no result
 
-    ds = evaluate._digits(training["train_samples"])
+    ds, _ = evaluate._data(CFGS[2], training)
     with pytest.raises(KeyboardInterrupt):
         train_int(CFGS[2], ds, 2, checkpoint=entry.with_suffix(".pt"), on_epoch=killed)
     assert load_checkpoint(entry.with_suffix(".pt"))[1]["meta"]["epoch"] == 0
@@ -307,6 +308,7 @@ def test_a_sweep_with_replicas_gives_the_records_of_a_sweep_without(
     assert again["computed"] == 0 and again["points"] == 16
     assert json.loads((tmp_path / "grouped" / "space.json").read_text())["training"] == {
         **SPACE["training"],
+        "dataset": "digits",
         "max_replicas": 1,
     }
 
