@@ -84,7 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         for mode in MODES:
             runs[mode].append(run(mode, seed, ds, args.epochs))
             r = runs[mode][-1]
-            print(f"seed {seed} {mode}: {100 * r['test_accuracy']:.1f}% in {r['seconds']:.0f} s")
+            print(
+                f"seed {seed} {mode}: {100 * r['test_accuracy']:.1f}% in {r['seconds']:.0f} s",
+                flush=True,
+            )
     split = "validation" if args.validation else "test"
     net = "-".join(map(str, LAYERS))
     table = [
