@@ -57,6 +57,13 @@ SOURCES: dict[str, Source] = {
             "scikit-learn's breast cancer table, 30 features scaled to 0..255, 2 classes (bundled)",
             "spikeforge.sw.data:load_breast_cancer",
         ),
+        Source(
+            "randman",
+            "Randman (Zenke & Vogels 2021): 10 classes of random manifolds of spike times, 20 "
+            "inputs firing once each, 1,000 samples (generated, deterministic)",
+            "spikeforge.sw.randman:load_randman",
+            temporal=True,
+        ),
     )
 }
 
