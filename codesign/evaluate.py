@@ -38,7 +38,10 @@ from typing import Any
 
 from filelock import FileLock
 
+from spikeforge.codesign.mapping import map_network
 from spikeforge.codesign.space import DesignSpace, point_config, point_id
+from spikeforge.hw.devices import DEFAULT_DEVICE
+from spikeforge.sw.config import ConfigError
 
 __all__ = [
     "DIVERGED_FACTOR",
@@ -77,7 +80,7 @@ def generate_command(space: DesignSpace, params: Mapping[str, Any], network_toml
     ]
     if params["v_bits"] != "auto":
         flags.append(f"--v-bits {params['v_bits']}")
-    device = space.setting("hardware", "device", "85k")
+    device = space.setting("hardware", "device", DEFAULT_DEVICE)
     return (
         f"spikeforge generate --network {network_toml} {' '.join(flags)} --device {device} "
         f"-o build/point-{point_id(space, params)}"
@@ -412,9 +415,6 @@ def plan_point(
 ) -> tuple[dict[str, Any], Any, list]:
     """Stage 1: the record skeleton, the network config and the cores (``None`` and ``[]``
     when the point is invalid: then the record is already failed with the reason)."""
-    from spikeforge.codesign.mapping import map_network
-    from spikeforge.sw.config import ConfigError
-
     params = space.complete(params)
     record: dict[str, Any] = {
         "id": point_id(space, params),
@@ -432,7 +432,7 @@ def plan_point(
             net,
             params["cores"],
             lanes=params["lanes"],
-            device=space.setting("hardware", "device", "85k"),
+            device=space.setting("hardware", "device", DEFAULT_DEVICE),
         )
     except ConfigError as exc:
         record.update(status="failed", reason=f"invalid point: {exc}")

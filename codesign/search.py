@@ -44,6 +44,7 @@ from optuna.samplers import GridSampler, NSGAIISampler
 from optuna.trial import TrialState, create_trial
 
 from spikeforge.cluster import dask_client
+from spikeforge.codesign.mapping import map_network
 from spikeforge.codesign.space import (
     EXECUTION_KEYS,
     TRAINING_KEYS,
@@ -51,6 +52,7 @@ from spikeforge.codesign.space import (
     point_config,
     point_id,
 )
+from spikeforge.hw.devices import DEFAULT_DEVICE
 from spikeforge.sw.config import ConfigError, check_int
 
 __all__ = ["SweepError", "objectives", "run_sweep"]
@@ -482,7 +484,6 @@ def _measure_fmax(space, out: Path, records, front, client, progress) -> int:
     """Place and route every Pareto point not measured yet; store Fmax in its record."""
     from dask.distributed import as_completed
 
-    from spikeforge.codesign.mapping import map_network
     from spikeforge.codesign.resources import array_fmax
 
     hw = space.hardware
@@ -508,7 +509,7 @@ def _measure_fmax(space, out: Path, records, front, client, progress) -> int:
         net = point_config(space, params)
         cores = list(
             map_network(
-                net, params["cores"], lanes=params["lanes"], device=hw.get("device", "85k")
+                net, params["cores"], lanes=params["lanes"], device=hw.get("device", DEFAULT_DEVICE)
             ).core_params()
         )
         fut = client.submit(
