@@ -50,6 +50,7 @@ from spikeforge.codesign.space import DEFAULT_DATASET, DesignSpace, point_config
 from spikeforge.codesign.traffic import traffic_summary
 from spikeforge.hw.array import layer_groups
 from spikeforge.hw.array_cycles import array_step_cycles
+from spikeforge.hw.devices import DEFAULT_DEVICE
 from spikeforge.hw.synth import SynthError
 from spikeforge.sw import replicas
 from spikeforge.sw.checkpoint import load_checkpoint
@@ -98,7 +99,7 @@ def generate_command(space: DesignSpace, params: Mapping[str, Any], network_toml
     ]
     if params["v_bits"] != "auto":
         flags.append(f"--v-bits {params['v_bits']}")
-    device = space.setting("hardware", "device", "85k")
+    device = space.setting("hardware", "device", DEFAULT_DEVICE)
     return (
         f"spikeforge generate --network {network_toml} {' '.join(flags)} --device {device} "
         f"-o build/point-{point_id(space, params)}"
@@ -450,7 +451,7 @@ def plan_point(
             net,
             params["cores"],
             lanes=params["lanes"],
-            device=space.setting("hardware", "device", "85k"),
+            device=space.setting("hardware", "device", DEFAULT_DEVICE),
         )
     except ConfigError as exc:
         record.update(status="failed", reason=f"invalid point: {exc}")

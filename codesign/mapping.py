@@ -20,12 +20,10 @@ module imports neither torch nor amaranth.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from spikeforge.hw.devices import ecp5_device
+from spikeforge.hw.devices import DEFAULT_DEVICE, ecp5_device
 from spikeforge.hw.params import CoreParams
 from spikeforge.sw.config import ConfigError, SnnConfig, check_int
 
@@ -34,14 +32,15 @@ __all__ = [
     "Mapping",
     "MappingError",
     "Slice",
+    "array_table",
     "map_network",
     "max_cores",
     "min_cores",
-    "read_network_toml",
 ]
 
 ARRAY_KEYS = ("cores", "lanes", "device", "lr_range")
-"""Keys of the optional ``[array]`` table of a network TOML (:func:`read_network_toml`)."""
+"""Keys of the optional ``[array]`` table of a config TOML (:func:`array_table`,
+:func:`spikeforge.loader.load_config`): the arguments of :func:`map_network`."""
 
 
 class MappingError(ConfigError):
@@ -288,11 +287,13 @@ def max_cores(net: SnnConfig, *, lanes: int = 8) -> int:
     int
         ``sum_l n_out_l / P_l``.
     """
-    _check_args(net, lanes, "85k", 4)
+    _check_args(net, lanes, DEFAULT_DEVICE, 4)
     return sum(groups for _, groups in _groups(net, lanes))
 
 
-def min_cores(net: SnnConfig, *, lanes: int = 8, device: str = "85k", lr_range: int = 4) -> int:
+def min_cores(
+    net: SnnConfig, *, lanes: int = 8, device: str = DEFAULT_DEVICE, lr_range: int = 4
+) -> int:
     """The fewest cores :func:`map_network` can use: every layer split as little as fits.
 
     Parameters
@@ -321,7 +322,7 @@ def min_cores(net: SnnConfig, *, lanes: int = 8, device: str = "85k", lr_range: 
 
 
 def map_network(
-    net: SnnConfig, cores: int, *, lanes: int = 8, device: str = "85k", lr_range: int = 4
+    net: SnnConfig, cores: int, *, lanes: int = 8, device: str = DEFAULT_DEVICE, lr_range: int = 4
 ) -> Mapping:
     """Place ``net`` on exactly ``cores`` cores.
 
@@ -399,59 +400,40 @@ def map_network(
     return Mapping(net=net, slices=tuple(slices), device=device, lr_range=lr_range)
 
 
-def read_network_toml(path: str | Path) -> tuple[SnnConfig, dict[str, Any]]:
-    """Read a network TOML: the network and its optional ``[array]`` table.
-
-    The network keys are those of :class:`~spikeforge.sw.config.SnnConfig`, at the top level or
-    in a ``[network]`` table. The ``[array]`` table holds the arguments of :func:`map_network`:
-    any of ``cores``, ``lanes``, ``device`` and ``lr_range``.
+def array_table(table: Any, where: str = "the config") -> dict[str, Any]:
+    """The keys of an ``[array]`` table (:func:`map_network`'s arguments), their types checked.
 
     Parameters
     ----------
-    path : str or Path
-        The TOML file.
+    table : dict
+        The table as read (:func:`~spikeforge.sw.config.read_config_toml`) or given.
+    where : str
+        Where it comes from, for the messages (e.g. ``"network file 'net.toml'"``).
 
     Returns
     -------
-    net : SnnConfig
-        The validated network.
-    array : dict
-        The ``[array]`` keys the file gives (an empty dict without the table); their values are
-        type-checked here, their ranges by :func:`map_network`.
+    dict
+        A copy; the ranges are checked by :func:`map_network`.
 
     Raises
     ------
-    ConfigError
-        If the file is missing or not valid TOML, or a network key or value is invalid.
     MappingError
-        If ``array`` is not a table, it has a key outside :data:`ARRAY_KEYS` (the message lists
-        the allowed keys) or a value of the wrong type, or the file has a ``[core]`` table (a
-        single core's settings; an array takes ``[array]``).
+        If ``table`` is not a table, has a key outside :data:`ARRAY_KEYS` (the message lists
+        the allowed keys) or a value of the wrong type.
     """
-    raw = SnnConfig.read_toml(path)  # reports a missing file and TOML errors
-    data = tomllib.loads(Path(path).read_text())
-    where = f"network file {str(path)!r}"
-    if "core" in data:
-        raise MappingError(
-            f"{where} has a [core] table, which configures one core; an array takes an [array] "
-            f"table with keys {', '.join(ARRAY_KEYS)}"
-        )
-    array = data.get("array", {})
-    if not isinstance(array, dict):
-        raise MappingError(f"array in {where} must be an [array] table, not {array!r}")
-    unknown = sorted(set(array) - set(ARRAY_KEYS))
+    if not isinstance(table, dict):
+        raise MappingError(f"array in {where} must be an [array] table, not {table!r}")
+    unknown = sorted(set(table) - set(ARRAY_KEYS))
     if unknown:
         raise MappingError(
             f"unknown [array] key(s) {', '.join(unknown)} in {where}; allowed keys: "
             f"{', '.join(ARRAY_KEYS)}"
         )
-    for key, value in array.items():
+    for key, value in table.items():
         want = str if key == "device" else int
         if isinstance(value, bool) or not isinstance(value, want):
             raise MappingError(
                 f"[array] {key} in {where} must be {'a string' if want is str else 'an int'}, "
                 f"not {value!r}"
             )
-    if not isinstance(data.get("network"), dict):  # network keys at the top level
-        raw = {k: v for k, v in raw.items() if k != "array"}
-    return SnnConfig.from_dict(raw), dict(array)
+    return dict(table)

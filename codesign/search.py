@@ -47,6 +47,7 @@ from optuna.samplers import GridSampler, NSGAIISampler
 from optuna.trial import TrialState, create_trial
 
 from spikeforge.cluster import dask_client
+from spikeforge.codesign.mapping import map_network
 from spikeforge.codesign.report import ACCURACY_LABELS
 from spikeforge.codesign.space import (
     DEFAULT_DATASET,
@@ -56,6 +57,7 @@ from spikeforge.codesign.space import (
     point_config,
     point_id,
 )
+from spikeforge.hw.devices import DEFAULT_DEVICE
 from spikeforge.sw.config import ConfigError, check_int
 from spikeforge.sw.data import load_dataset
 from spikeforge.sw.train import check_dataset
@@ -509,7 +511,6 @@ def _measure_fmax(space, out: Path, records, front, client, progress) -> int:
     """Place and route every Pareto point not measured yet; store Fmax in its record."""
     from dask.distributed import as_completed
 
-    from spikeforge.codesign.mapping import map_network
     from spikeforge.codesign.resources import array_fmax
 
     hw = space.hardware
@@ -535,7 +536,7 @@ def _measure_fmax(space, out: Path, records, front, client, progress) -> int:
         net = point_config(space, params)
         cores = list(
             map_network(
-                net, params["cores"], lanes=params["lanes"], device=hw.get("device", "85k")
+                net, params["cores"], lanes=params["lanes"], device=hw.get("device", DEFAULT_DEVICE)
             ).core_params()
         )
         fut = client.submit(

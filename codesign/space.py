@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spikeforge.hw.devices import DEFAULT_DEVICE, DEVICE_NAMES
 from spikeforge.sw.config import CHOICES, RANGES, ConfigError, SnnConfig, check_int
 from spikeforge.sw.sources import parse_spec
 
@@ -229,11 +230,11 @@ class DesignSpace:
         ``train_timeout`` (seconds of one config's training; a group of ``R`` replicas trained
         together may take ``R`` times as long), ``max_replicas`` (:data:`MAX_REPLICAS`).
     hardware : mapping
-        ``device`` (ECP5 ``25k``/``45k``/``85k``), ``synth`` (run Yosys; ``false`` skips the
-        resource objectives), ``synth_timeout``, ``fmax`` (place and route the Pareto points),
-        ``pnr_timeout`` (seconds per point; past it: 'Fmax unknown'), ``fmax_points`` (most
-        Pareto points to place and route, the accuracy-vs-LUT front first; 0: all) and
-        ``target_mhz``.
+        ``device`` (an ECP5 of :data:`~spikeforge.hw.devices.DEVICE_NAMES`), ``synth`` (run
+        Yosys; ``false`` skips the resource objectives), ``synth_timeout``, ``fmax`` (place and
+        route the Pareto points), ``pnr_timeout`` (seconds per point; past it: 'Fmax
+        unknown'), ``fmax_points`` (most Pareto points to place and route, the accuracy-vs-LUT
+        front first; 0: all) and ``target_mhz``.
     trials : int or None
         Points to evaluate (grid: at most the grid size; default: all of it).
     population : int
@@ -294,9 +295,10 @@ class DesignSpace:
                 check_int(f"hardware.{key}", hardware[key], 1, 10**6)
         if "fmax_points" in hardware:
             check_int("hardware.fmax_points", hardware["fmax_points"], 0, 10**6)
-        if hardware.get("device", "85k") not in ("25k", "45k", "85k"):
+        if hardware.get("device", DEFAULT_DEVICE) not in DEVICE_NAMES:
             raise ConfigError(
-                f"hardware.device = {hardware['device']!r} is not allowed: choose 25k, 45k, 85k"
+                f"hardware.device = {hardware['device']!r} is not allowed: choose "
+                f"{', '.join(DEVICE_NAMES)}"
             )
         trials = data.get("trials")
         if trials is not None:

@@ -34,6 +34,7 @@ from spikeforge.hw.params import CoreParams
 from spikeforge.hw.protocol import MAX_ARRAY_CORES
 from spikeforge.hw.serial_link import SerialLink
 from spikeforge.hw.uart import UartRx, UartTx, check_divisor
+from spikeforge.sw.config import ConfigError
 
 __all__ = [
     "BOARDS",
@@ -67,7 +68,7 @@ def checked_design(design) -> Design:
     cores = tuple(design)
     layer_groups(cores, linked=True)
     if len(cores) > MAX_ARRAY_CORES:
-        raise ValueError(f"an array holds at most {MAX_ARRAY_CORES} cores, not {len(cores)}")
+        raise ConfigError(f"an array holds at most {MAX_ARRAY_CORES} cores, not {len(cores)}")
     return cores
 
 
@@ -101,9 +102,10 @@ BOARDS: dict[str, Board] = {
 
 
 def board(name: str) -> Board:
-    """The board called ``name``; :class:`ValueError` listing the known ones otherwise."""
+    """The board called ``name``; a :class:`~spikeforge.sw.config.ConfigError` listing the
+    known ones otherwise."""
     if name not in BOARDS:
-        raise ValueError(f"unknown board {name!r}: known boards are {', '.join(BOARDS)}")
+        raise ConfigError(f"unknown board {name!r}: known boards are {', '.join(BOARDS)}")
     return BOARDS[name]
 
 
@@ -127,9 +129,10 @@ class PllConfig:
 
 def ecp5_pll(fin_mhz: float, fout_mhz: float) -> PllConfig:
     """The dividers that bring ``fin_mhz`` closest to ``fout_mhz`` within the PLL's limits
-    (ties: the higher VCO, which jitters less). :class:`ValueError` if no setting is within 1%."""
+    (ties: the higher VCO, which jitters less). :class:`~spikeforge.sw.config.ConfigError` if
+    no setting is within 1%."""
     if not 0 < fout_mhz <= OUT_MAX_MHZ:
-        raise ValueError(f"the PLL's output must be in (0, {OUT_MAX_MHZ:g}] MHz, not {fout_mhz}")
+        raise ConfigError(f"the PLL's output must be in (0, {OUT_MAX_MHZ:g}] MHz, not {fout_mhz}")
     best = None
     for clki in range(1, 129):
         pfd = fin_mhz / clki
@@ -144,19 +147,19 @@ def ecp5_pll(fin_mhz: float, fout_mhz: float) -> PllConfig:
                 if best is None or key < best[0]:
                     best = key, PllConfig(fin_mhz, clki, clkfb, clkop)
     if best is None or best[0][0] > 0.01 * fout_mhz:
-        raise ValueError(f"the ECP5 PLL cannot make {fout_mhz} MHz from {fin_mhz} MHz within 1%")
+        raise ConfigError(f"the ECP5 PLL cannot make {fout_mhz} MHz from {fin_mhz} MHz within 1%")
     return best[1]
 
 
 def uart_divisor(clock_hz: float, baud: int) -> int:
-    """Clock cycles per bit for ``baud`` from ``clock_hz``; :class:`ValueError` if the rate
-    would be more than 2% off."""
+    """Clock cycles per bit for ``baud`` from ``clock_hz``; a
+    :class:`~spikeforge.sw.config.ConfigError` if the rate would be more than 2% off."""
     if not isinstance(baud, int) or isinstance(baud, bool) or baud <= 0:
-        raise ValueError(f"baud must be a positive int, not {baud!r}")
+        raise ConfigError(f"baud must be a positive int, not {baud!r}")
     divisor = check_divisor(round(clock_hz / baud))
     error = abs(clock_hz / divisor - baud) / baud
     if error > 0.02:
-        raise ValueError(
+        raise ConfigError(
             f"{baud} baud from a {clock_hz / 1e6:g} MHz clock is {error:.1%} off "
             f"(divisor {divisor}); choose a clock or baud rate within 2%"
         )

@@ -11,15 +11,18 @@ name    part        LUT4    FF      BRAM (DP16KD)      DSP (MULT18X18D)
 85k     LFE5U-85F   83640   83640   208                156
 ======  ==========  ======  ======  =================  ====================
 
-All of them are placed in the CABGA381 package. This module is pure Python: it imports neither
-Amaranth nor torch.
+All of them are placed in the CABGA381 package. :data:`DEVICE_NAMES` is the one list of device
+names the CLI, the core parameters, the mapping and the co-design space accept. This module is
+pure Python: it imports neither Amaranth nor torch.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_DEVICE", "ECP5_DEVICES", "Ecp5Device", "ecp5_device"]
+from spikeforge.sw.config import ConfigError
+
+__all__ = ["DEFAULT_DEVICE", "DEVICE_NAMES", "ECP5_DEVICES", "Ecp5Device", "ecp5_device"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,9 @@ ECP5_DEVICES: dict[str, Ecp5Device] = {
 }
 """Known devices, keyed by short name."""
 
+DEVICE_NAMES: tuple[str, ...] = tuple(ECP5_DEVICES)
+"""The short names of :data:`ECP5_DEVICES`, smallest first: the allowed ``device`` values."""
+
 DEFAULT_DEVICE = "85k"
 """The device used when none is given: the largest ECP5."""
 
@@ -75,8 +81,7 @@ def ecp5_device(name: str = DEFAULT_DEVICE) -> Ecp5Device:
     Parameters
     ----------
     name : str, optional
-        One of the keys of :data:`ECP5_DEVICES` (``"25k"``, ``"45k"``, ``"85k"``). Default
-        ``"85k"``.
+        One of :data:`DEVICE_NAMES`. Default :data:`DEFAULT_DEVICE`.
 
     Returns
     -------
@@ -85,11 +90,12 @@ def ecp5_device(name: str = DEFAULT_DEVICE) -> Ecp5Device:
 
     Raises
     ------
-    ValueError
-        If ``name`` is not a known device; the message names the value and the allowed names.
+    ConfigError
+        If ``name`` is not a known device; the message names the value and the allowed names
+        (a :class:`ValueError`).
     """
     try:
         return ECP5_DEVICES[name]
     except (KeyError, TypeError):
-        allowed = ", ".join(ECP5_DEVICES)
-        raise ValueError(f"device = {name!r} is not known: allowed {allowed}") from None
+        allowed = ", ".join(DEVICE_NAMES)
+        raise ConfigError(f"device = {name!r} is not known: allowed {allowed}") from None

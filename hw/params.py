@@ -14,15 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from spikeforge.hw.devices import ECP5_DEVICES, ecp5_device
+from spikeforge.hw.devices import DEFAULT_DEVICE, ECP5_DEVICES, ecp5_device
 from spikeforge.sw.config import ConfigError, SnnConfig, check_int, clog2
 
-__all__ = ["BUS_BITS", "CoreParams", "MemorySpec"]
+__all__ = ["BUS_BITS", "CORE_KEYS", "DEFAULT_CORE_NET", "CoreParams", "MemorySpec", "core_table"]
 
 BUS_BITS = 32
 """Width of the host port's command and response words."""
@@ -141,7 +139,7 @@ class CoreParams:
     emit_error: bool | None = None
     neurons: tuple[int, int] | None = None
     linked: bool = False
-    device: str = "85k"
+    device: str = DEFAULT_DEVICE
     write_buffer: int | None = None
     rate_encoder: bool = False
     _resolved_emit: bool = field(default=False, init=False, repr=False, compare=False)
@@ -440,28 +438,38 @@ class CoreParams:
             )
         return cls.checked(cls(net=net, **data))
 
-    @staticmethod
-    def read_toml(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
-        """``(network keys, [core] keys)`` of a config TOML: network keys at the top (or in
-        ``[network]``), core keys ``layer``, ``lanes``, ``lr_range``, ``emit_error``, ``device``,
-        ``write_buffer``, ``rate_encoder`` in an optional ``[core]`` table."""
-        raw = SnnConfig.read_toml(path)  # reports missing files and TOML errors
-        core = tomllib.loads(Path(path).read_text()).get("core", {})
-        if not isinstance(core, dict):
-            raise ConfigError(f"core in {str(path)!r} must be a [core] table, not {core!r}")
-        unknown = sorted(set(core) - CORE_KEYS)
-        if unknown:
-            raise ConfigError(
-                f"unknown [core] key(s) {', '.join(unknown)}; allowed keys: "
-                f"{', '.join(sorted(CORE_KEYS))}"
-            )
-        return {k: v for k, v in raw.items() if k != "core"}, core
 
-    @classmethod
-    def from_toml(cls, path: str | Path) -> CoreParams:
-        """Load and validate a config TOML (see :meth:`read_toml`)."""
-        net, core = cls.read_toml(path)
-        return cls(net=SnnConfig.from_dict(net), **core)
+def core_table(table: Any, where: str = "the config") -> dict[str, Any]:
+    """The keys of a ``[core]`` table, checked against :data:`CORE_KEYS`.
+
+    Parameters
+    ----------
+    table : dict
+        The table as read (:func:`~spikeforge.sw.config.read_config_toml`) or given.
+    where : str
+        Where it comes from, for the messages (e.g. the file's name).
+
+    Returns
+    -------
+    dict
+        A copy: keyword arguments of :class:`CoreParams` besides ``net`` (their values are
+        checked when it is built).
+
+    Raises
+    ------
+    ConfigError
+        If ``table`` is not a table or has a key outside :data:`CORE_KEYS` (the message lists
+        the allowed keys).
+    """
+    if not isinstance(table, dict):
+        raise ConfigError(f"core in {where} must be a [core] table, not {table!r}")
+    unknown = sorted(set(table) - CORE_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"unknown [core] key(s) {', '.join(unknown)}; allowed keys: "
+            f"{', '.join(sorted(CORE_KEYS))}"
+        )
+    return dict(table)
 
 
 CORE_KEYS = frozenset(

@@ -102,7 +102,7 @@ class SynthReport:
     Attributes
     ----------
     device : str
-        Short device name (``"25k"``, ``"45k"``, ``"85k"``).
+        Short device name, one of :data:`~spikeforge.hw.devices.DEVICE_NAMES`.
     top : str
         Top module.
     luts, ffs, brams, dsps : int
@@ -285,7 +285,8 @@ def synthesize(
         ``yosys.log``, ``TOP.json``, ``stat.json`` and, with ``pnr``, ``nextpnr.log`` and
         ``report.json``.
     device : str, optional
-        ``"25k"``, ``"45k"`` or ``"85k"`` (default).
+        One of :data:`~spikeforge.hw.devices.DEVICE_NAMES` (default
+        :data:`~spikeforge.hw.devices.DEFAULT_DEVICE`).
     pnr : bool, optional
         Also run nextpnr-ecp5 to measure Fmax. Default ``False``.
     target_mhz : float, optional

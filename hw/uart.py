@@ -21,13 +21,16 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
+from spikeforge.sw.config import ConfigError
+
 __all__ = ["UartRx", "UartTx", "check_divisor"]
 
 
 def check_divisor(divisor: int) -> int:
-    """``divisor`` (clock cycles per bit) if it is an int >= 4, else :class:`ValueError`."""
+    """``divisor`` (clock cycles per bit) if it is an int >= 4, else a
+    :class:`~spikeforge.sw.config.ConfigError`."""
     if isinstance(divisor, bool) or not isinstance(divisor, int) or divisor < 4:
-        raise ValueError(f"divisor (clock cycles per bit) must be an int >= 4, not {divisor!r}")
+        raise ConfigError(f"divisor (clock cycles per bit) must be an int >= 4, not {divisor!r}")
     return divisor
 
 

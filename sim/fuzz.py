@@ -57,7 +57,7 @@ from spikeforge.sim.fuzz_packets import BadPackets, BadRoutes
 from spikeforge.sim.model import CoreModel
 from spikeforge.sim.session import CoreSession
 from spikeforge.sim.stimulus import weights_for_seed
-from spikeforge.sw.config import SnnConfig
+from spikeforge.sw.config import ConfigError, SnnConfig
 from spikeforge.sw.golden import GoldenModel
 
 __all__ = [
@@ -113,9 +113,9 @@ class FuzzConfig:
         for name in ("bad", "harmless", "abort", "watchdog", "density"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} = {value} is out of range: allowed [0, 1]")
+                raise ConfigError(f"{name} = {value} is out of range: allowed [0, 1]")
         if self.packets < 1 or self.check_every < 1:
-            raise ValueError("packets and check_every must be at least 1")
+            raise ConfigError("packets and check_every must be at least 1")
 
 
 @dataclass

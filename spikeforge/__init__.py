@@ -1,19 +1,36 @@
 """spikeforge: train spiking neural networks on FPGAs, verified bit-exact.
 
-The Python API (:mod:`spikeforge.api`) is reachable from the package itself, imported on first
-use: ``import spikeforge as sf; sf.import_nir("model.nir")``.
+The Python API (:mod:`spikeforge.api`) is reachable from the package itself, each name imported
+from the module that owns it on first use (importing the package stays light)::
+
+    import spikeforge as sf
+
+    config = sf.load_config("net.toml", timesteps=8)
+    sf.train(config, epochs=5)
+    sf.generate(config, out="build/core")
 """
 
 __version__ = "0.1.0"
 
-_API = ("export_nir", "import_nir", "initial_weights", "save_import")
+_API = {
+    "Config": "spikeforge.loader",
+    "load_config": "spikeforge.loader",
+    "train": "spikeforge.training",
+    "initial_weights": "spikeforge.training",
+    "generate": "spikeforge.generation",
+    "Generated": "spikeforge.generation",
+    "export_nir": "spikeforge.api",
+    "import_nir": "spikeforge.api",
+    "save_import": "spikeforge.api",
+}
+"""Each public name of :mod:`spikeforge.api` and the module it is imported from."""
 
 
 def __getattr__(name: str):
     if name in _API:
-        from spikeforge import api
+        import importlib
 
-        return getattr(api, name)
+        return getattr(importlib.import_module(_API[name]), name)
     raise AttributeError(f"module 'spikeforge' has no attribute {name!r}")
 
 

@@ -1,25 +1,43 @@
-"""The Python API: what the ``spikeforge`` CLI does, as functions.
+"""The Python API: what the ``spikeforge`` CLI does, as functions; the CLI calls them.
 
 ``import spikeforge as sf`` gives these names lazily (importing the package stays light)::
 
+    config = sf.load_config("net.toml", timesteps=8)     # network + optional [core]/[array]
+    result = sf.train(config, dataset="digits", epochs=5)
+    built = sf.generate(config, out="build/core")
     imported = sf.import_nir("model.nir", w_bits=8, timesteps=16)
     toml, weights = sf.save_import(imported, "net.toml")
     sf.export_nir("runs/train/checkpoint.pt", "trained.nir")
+
+Each lives in the module that owns it: :mod:`spikeforge.loader` (:func:`load_config`),
+:mod:`spikeforge.training` (:func:`train`), :mod:`spikeforge.generation` (:func:`generate`);
+the NIR functions are here.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
+from spikeforge.generation import Generated, generate
+from spikeforge.loader import Config, load_config
 from spikeforge.sw.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from spikeforge.sw.config import NIR_DT, SnnConfig
+from spikeforge.sw.config import NIR_DT
 from spikeforge.sw.fixed import shr_floor
 from spikeforge.sw.golden import GoldenModel
 from spikeforge.sw.nir_io import Imported, export_graph, import_graph, read_graph, write_graph
+from spikeforge.training import initial_weights, train
 
-__all__ = ["export_nir", "import_nir", "initial_weights", "save_import"]
+__all__ = [
+    "Config",
+    "Generated",
+    "export_nir",
+    "generate",
+    "import_nir",
+    "initial_weights",
+    "load_config",
+    "save_import",
+    "train",
+]
 
 
 def import_nir(path: str | Path, **options) -> Imported:
@@ -48,12 +66,6 @@ def save_import(imported: Imported, toml: str | Path, *, source: str = "") -> tu
     meta["import"] = imported.to_dict()
     ckpt = save_checkpoint(toml.with_suffix(".pt"), cfg, "int", model.state_dict(), meta)
     return toml, ckpt
-
-
-def initial_weights(checkpoint: str | Path, cfg: SnnConfig) -> list[torch.Tensor]:
-    """The master weights of an integer checkpoint made for ``cfg`` (to start training from)."""
-    _, blob = load_checkpoint(checkpoint, cfg, "int")
-    return [w.clone() for w in blob["state"]["weights"]]
 
 
 def export_nir(checkpoint: str | Path, path: str | Path, *, dt: float = NIR_DT) -> list[str]:

@@ -29,18 +29,15 @@ class BoardCliError(ValueError):
 
 
 def cmd_build(args: argparse.Namespace) -> dict[str, Any]:
-    from spikeforge.cli import core_params_from_args, mapping_from_args
+    from spikeforge.cli import hardware_from_args
     from spikeforge.hw.bitstream import BoardFitError, build_bitstream
     from spikeforge.hw.board import design_hash
 
-    if args.network is not None:
-        design = tuple(mapping_from_args(args).core_params())
-        what = f"the {len(design)}-core array"
-        smaller = "fewer --cores or --lanes"
-    elif args.cores is not None:
-        raise BoardCliError("--cores needs --network TOML: it sets the cores of an array")
+    config = hardware_from_args(args)
+    design = config.design()
+    if config.is_array:
+        what, smaller = f"the {len(design)}-core array", "fewer --cores or --lanes"
     else:
-        design = core_params_from_args(args)
         what, smaller = "the core", "fewer --lanes or neurons"
     name = design_hash(design)
     out = args.out or Path("runs") / f"board-{args.board}-{name}"
@@ -57,7 +54,7 @@ def cmd_build(args: argparse.Namespace) -> dict[str, Any]:
     except BoardFitError as exc:
         raise BoardCliError(f"{exc} (a smaller design fits: {smaller})") from exc
     summary = build.to_dict()
-    summary.update(design_hash=name, cores=1 if args.network is None else len(design))
+    summary.update(design_hash=name, cores=len(design) if config.is_array else 1)
     if not args.json:
         res = build.resources
         luts = res.get("TRELLIS_COMB", {})

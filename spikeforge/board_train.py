@@ -20,7 +20,7 @@ import torch
 
 from spikeforge.driver import Board
 from spikeforge.sim.session import CoreError
-from spikeforge.sw.config import SnnConfig
+from spikeforge.sw.config import ConfigError, SnnConfig
 from spikeforge.sw.data import Dataset
 from spikeforge.sw.encoders import quantize
 from spikeforge.sw.golden import GoldenModel
@@ -55,13 +55,13 @@ def train_on_board(
     default) on ``board``; the test accuracy after each epoch on the first ``test_samples``
     of the test split (all by default)."""
     if cfg.weight_shapes() != board.net.weight_shapes():
-        raise ValueError(
+        raise ConfigError(
             f"the board trains layers {list(board.net.layers)}, not {list(cfg.layers)}"
         )
     if cfg.batch_size != 1:
-        raise ValueError(f"a board trains with batch_size 1, not {cfg.batch_size}")
+        raise ConfigError(f"a board trains with batch_size 1, not {cfg.batch_size}")
     if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, not {epochs}")
+        raise ConfigError(f"epochs must be >= 1, not {epochs}")
     lr_steps(schedule, 0, epochs)
     check_dataset(cfg, ds)
     x_tr = quantize(ds.x_train, ds.x_max, cfg.in_bits)

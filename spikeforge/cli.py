@@ -62,18 +62,67 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
             group.add_argument(flag, type=int, metavar="INT", help=helptext)
 
 
-def config_from_args(args: argparse.Namespace):
-    """Build the validated config from ``--config`` and the per-field flags."""
-    from spikeforge.sw.config import SnnConfig
+CORE_FLAGS = ("layer", "lanes", "lr_range", "emit_error", "device", "rate_encoder")
+"""The ``[core]`` keys with a flag (``generate``, ``synth``, ``build``)."""
+ARRAY_FLAGS = ("cores", "lanes", "device", "lr_range")
+"""The ``[array]`` keys with a flag (``generate --network``, ``build --network``)."""
 
-    data: dict[str, Any] = {}
+
+def _given(args: argparse.Namespace, keys) -> dict[str, Any]:
+    """The flags of ``keys`` given on the command line (not ``None``), by key."""
+    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+
+
+def config_from_args(args: argparse.Namespace):
+    """The validated network of ``--config`` and the per-field flags (``train``)."""
+    from spikeforge.loader import NETWORK_KEYS, load_config
+
+    return load_config(args.config, **_given(args, NETWORK_KEYS)).net
+
+
+def hardware_from_args(args: argparse.Namespace):
+    """The :class:`~spikeforge.loader.Config` of ``generate``, ``synth`` and ``build``: one
+    core (``--config`` or the default core, core flags overriding) or, with ``--network``, an
+    array (its ``[array]`` table, ``--cores`` and the array flags overriding)."""
+    from spikeforge.hw.params import DEFAULT_CORE_NET
+    from spikeforge.loader import NETWORK_KEYS, load_config
+
+    if getattr(args, "network", None) is not None:
+        return _array_from_args(args)
+    if getattr(args, "cores", None) is not None:
+        raise CliError("--cores needs --network TOML: it sets the cores of a multi-core array")
+    overrides = _given(args, NETWORK_KEYS + CORE_FLAGS)
+    if args.config is None:
+        default = {"layers": list(DEFAULT_CORE_NET.layers), "timesteps": DEFAULT_CORE_NET.timesteps}
+        overrides = {**default, **overrides}
+    return load_config(args.config, array=False, **overrides)
+
+
+def _array_from_args(args: argparse.Namespace):
+    """``--network`` (and ``--cores``): the array's config, the flags that do not apply to an
+    array refused by name."""
+    from spikeforge.loader import NETWORK_KEYS, load_config
+
     if args.config is not None:
-        data.update(SnnConfig.read_toml(args.config))
-    for f in dataclasses.fields(SnnConfig):
-        value = getattr(args, f.name, None) if f.init else None
-        if value is not None:
-            data[f.name] = value
-    return SnnConfig.from_dict(data)
+        raise CliError(
+            f"--network and --config are mutually exclusive: --network {args.network} is the "
+            f"network of a multi-core array, --config {args.config} the config of one core"
+        )
+    emit_flag = "--emit-error" if args.emit_error else "--no-emit-error"
+    if args.rate_encoder:
+        raise CliError("--rate-encoder applies to one core (not --network arrays yet)")
+    for flag, key in (("--layer", "layer"), (emit_flag, "emit_error")):
+        if getattr(args, key) is not None:
+            raise CliError(
+                f"{flag} does not apply to an array (--network): the mapping gives every core "
+                "its layer, and every core past layer 0 emits W^T.delta"
+            )
+    config = load_config(args.network, array=True, **_given(args, NETWORK_KEYS + ARRAY_FLAGS))
+    if "cores" not in config.array:
+        raise CliError(
+            f"--cores is required with --network (or cores in the [array] table of {args.network})"
+        )
+    return config
 
 
 def _progress_factory(enabled: bool):
@@ -90,33 +139,24 @@ def _progress_factory(enabled: bool):
 
 
 def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
-    from spikeforge.sw.data import load_dataset
-    from spikeforge.sw.train import FloatOptions, train_float, train_int
+    from spikeforge.sw.train import FloatOptions
+    from spikeforge.training import train, training_data
 
     cfg = config_from_args(args)
     if args.epochs < 1:
         raise CliError(f"--epochs must be >= 1, not {args.epochs}")
-    ds = load_dataset(args.dataset, timesteps=cfg.timesteps)
-    if args.validation:
-        ds = ds.holdout()
-    out = args.out or Path("runs") / f"train-{args.mode}-{cfg.config_hash}"
-    ckpt = out / "checkpoint.pt"
     progress = _progress_factory(not args.no_progress)
 
     def report(row: dict[str, Any]) -> None:
         print(f"epoch {row['epoch']:3d}  test accuracy {100 * row['test_accuracy']:6.2f}%")
 
-    init = None
-    if args.init is not None:
-        if args.mode != "int" or args.target is not None or args.resume:
-            raise CliError(
-                "--init starts integer training here: use it with --mode int, without --target "
-                "and --resume"
-            )
-        from spikeforge.api import initial_weights
-
-        init = initial_weights(args.init, cfg)
+    if args.init is not None and (args.mode != "int" or args.target is not None or args.resume):
+        raise CliError(
+            "--init starts integer training here: use it with --mode int, without --target "
+            "and --resume"
+        )
     if args.target is not None:
+        ds = training_data(args.dataset, cfg, validation=args.validation)
         summary = train_on_target(args, cfg, ds, progress, report)
         out = args.out or Path("runs") / f"train-board-{cfg.config_hash}"
         out.mkdir(parents=True, exist_ok=True)
@@ -129,23 +169,26 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
                 + ("every weight and prediction as the golden model's" if args.verify else "")
             )
         return summary
-    schedule = args.lr_schedule or ("step" if args.mode == "int" else "constant")
-    common = {
-        "checkpoint": ckpt,
-        "resume": args.resume,
-        "progress": progress,
-        "schedule": schedule,
-        "on_epoch": report,
-    }
-    if args.mode == "int":
-        result = train_int(cfg, ds, args.epochs, init=init, **common)
-    else:
-        opts = FloatOptions(lr=args.lr, batch_size=args.float_batch, loss=args.loss)
-        result = train_float(cfg, ds, args.epochs, opts, **common)
-    summary = result.to_dict()
-    summary["dataset"] = ds.name
-    summary["config_hash"] = cfg.config_hash
-    (out / "result.json").write_text(json.dumps(summary, indent=2) + "\n")
+    float_mode = args.mode == "float"
+    result = train(
+        cfg,
+        dataset=args.dataset,
+        epochs=args.epochs,
+        mode=args.mode,
+        out=args.out,
+        resume=args.resume,
+        validation=args.validation,
+        init=args.init,
+        schedule=args.lr_schedule,
+        float_options=(
+            FloatOptions(lr=args.lr, batch_size=args.float_batch, loss=args.loss)
+            if float_mode
+            else None
+        ),
+        progress=progress,
+        on_epoch=report,
+    )
+    summary = json.loads(Path(result.checkpoint).with_name("result.json").read_text())
     if not args.json:
         print(
             f"{args.mode} mode: test accuracy {100 * result.test_accuracy:.2f}% "
@@ -202,128 +245,32 @@ def _add_array_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def core_params_from_args(args: argparse.Namespace):
-    """The validated :class:`CoreParams` from ``--config`` and the flags."""
-    from spikeforge.hw.params import DEFAULT_CORE_NET, CoreParams
-    from spikeforge.sw.config import SnnConfig
+def cmd_generate(args: argparse.Namespace) -> dict[str, Any]:
+    from spikeforge.generation import generate
 
-    if args.config is not None:
-        net, core = CoreParams.read_toml(args.config)
-    else:
-        net = {"layers": list(DEFAULT_CORE_NET.layers), "timesteps": DEFAULT_CORE_NET.timesteps}
-        core = {}
-    for f in dataclasses.fields(SnnConfig):
-        value = getattr(args, f.name, None) if f.init else None
-        if value is not None:
-            net[f.name] = value
-    for key in ("layer", "lanes", "lr_range", "emit_error", "device", "rate_encoder"):
-        if getattr(args, key) is not None:
-            core[key] = getattr(args, key)
-    return CoreParams(net=SnnConfig.from_dict(net), **core)
-
-
-def mapping_from_args(args: argparse.Namespace):
-    """The :class:`~spikeforge.codesign.mapping.Mapping` of ``--network`` on ``--cores`` cores
-    (``generate``/``build``): the TOML's network and ``[array]`` table, flags overriding."""
-    from spikeforge.codesign.mapping import map_network, read_network_toml
-    from spikeforge.sw.config import SnnConfig
-
-    if args.config is not None:
-        raise CliError(
-            f"--network and --config are mutually exclusive: --network {args.network} is the "
-            f"network of a multi-core array, --config {args.config} the config of one core"
-        )
-    emit_flag = "--emit-error" if args.emit_error else "--no-emit-error"
-    if args.rate_encoder:
-        raise CliError("--rate-encoder applies to one core (not --network arrays yet)")
-    for flag, key in (("--layer", "layer"), (emit_flag, "emit_error")):
-        if getattr(args, key) is not None:
-            raise CliError(
-                f"{flag} does not apply to an array (--network): the mapping gives every core "
-                "its layer, and every core past layer 0 emits W^T.delta"
-            )
-    net, array = read_network_toml(args.network)
-    changes = {
-        f.name: getattr(args, f.name)
-        for f in dataclasses.fields(SnnConfig)
-        if f.init and getattr(args, f.name, None) is not None
-    }
-    if changes:
-        net = net.replace(**changes)
-    for key in ("cores", "lanes", "device", "lr_range"):
-        if getattr(args, key) is not None:
-            array[key] = getattr(args, key)
-    if "cores" not in array:
-        raise CliError(
-            f"--cores is required with --network (or cores in the [array] table of {args.network})"
-        )
-    return map_network(net, **array)
-
-
-def _generate_array(args: argparse.Namespace) -> dict[str, Any]:
-    """``generate --network``: map the network on ``--cores`` cores and write the array."""
-    from spikeforge.codesign.host_stream import stream_template
-    from spikeforge.hw.generate import generate_array, lint
-
-    mapping = mapping_from_args(args)
-    out = args.out
-    man = generate_array(list(mapping.core_params()), out, checks=args.checks)
-    recorded = {**mapping.to_dict(), "train_step_stream": stream_template(man["layers"])}
-    (out / "mapping.json").write_text(json.dumps(recorded, indent=2) + "\n")
-    summary = {
-        "out": str(out),
-        "verilog": str(out / man["verilog"]),
-        "manifest": str(out / "manifest.json"),
-        "mapping": str(out / "mapping.json"),
-        "array_hash": man["array_hash"],
-        "cores": mapping.cores,
-        "cores_per_layer": list(mapping.cores_per_layer),
-        "layers": man["layers"],
-    }
-    if args.lint:
-        warnings = lint(out / man["verilog"])
-        summary["lint_warnings"] = warnings
-        if warnings:
-            raise CliError("verilator --lint-only -Wall: " + "; ".join(warnings[:5]))
-    if not args.json:
+    built = generate(hardware_from_args(args), out=args.out, checks=args.checks, lint=args.lint)
+    summary = built.to_dict()
+    if built.lint_warnings:
+        raise CliError("verilator --lint-only -Wall: " + "; ".join(built.lint_warnings[:5]))
+    if args.json:
+        return summary
+    lint = "; verilator lint clean" if args.lint else ""
+    if built.is_array:
+        mapping, man = built.design, built.manifest
         print(mapping.describe())
         print(
             f"wrote {summary['verilog']} and {summary['manifest']} "
             f"(array {man['array_hash']}: {mapping.cores} cores, layers "
             + " ".join(str(group) for group in man["layers"])
             + ")"
-            + ("; verilator lint clean" if args.lint else "")
+            + lint
         )
-    return summary
-
-
-def cmd_generate(args: argparse.Namespace) -> dict[str, Any]:
-    from spikeforge.hw.generate import generate, lint
-
-    if args.network is not None:
-        return _generate_array(args)
-    if args.cores is not None:
-        raise CliError("--cores needs --network TOML: it sets the cores of a multi-core array")
-    params = core_params_from_args(args)
-    man = generate(params, args.out, checks=args.checks)
-    summary = {
-        "out": str(args.out),
-        "verilog": str(args.out / man["verilog"]),
-        "manifest": str(args.out / "manifest.json"),
-        "core_hash": man["core_hash"],
-        "memories": {m["name"]: m["bits"] for m in man["memories"]},
-    }
-    if args.lint:
-        warnings = lint(args.out / man["verilog"])
-        summary["lint_warnings"] = warnings
-        if warnings:
-            raise CliError("verilator --lint-only -Wall: " + "; ".join(warnings[:5]))
-    if not args.json:
+    else:
+        params = built.design
         print(
             f"wrote {summary['verilog']} and {summary['manifest']} "
-            f"(core {man['core_hash']}: {params.n_in} inputs, {params.n_out} neurons, "
-            f"{params.lanes} lanes, T = {params.timesteps})"
-            + ("; verilator lint clean" if args.lint else "")
+            f"(core {summary['core_hash']}: {params.n_in} inputs, {params.n_out} neurons, "
+            f"{params.lanes} lanes, T = {params.timesteps})" + lint
         )
     return summary
 
@@ -332,7 +279,7 @@ def cmd_synth(args: argparse.Namespace) -> dict[str, Any]:
     from spikeforge.hw.generate import generate
     from spikeforge.hw.synth import check_fits, synthesize
 
-    params = core_params_from_args(args)
+    params = hardware_from_args(args).core_params()
     out = args.out or Path("runs") / f"synth-{params.core_hash}"
     man = generate(params, out, checks=False)
     if not args.json:
@@ -364,12 +311,12 @@ def cmd_synth(args: argparse.Namespace) -> dict[str, Any]:
 
 def _regress_configs(args: argparse.Namespace) -> list[tuple[str, Any]]:
     """``(name, CoreParams)`` of the configs to run: ``--config`` files, else the matrix."""
-    from spikeforge.hw.params import CoreParams
+    from spikeforge.loader import load_config
     from spikeforge.sim import matrix
 
     todo = []
     for path in args.config or []:
-        params = CoreParams.checked(CoreParams.from_toml(path))
+        params = load_config(path).core_params()
         name, n = Path(path).stem, 2
         while any(name == other for other, _ in todo):
             name, n = f"{Path(path).stem}-{n}", n + 1
@@ -723,15 +670,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def user_errors() -> tuple[type[Exception], ...]:
+    """The errors that are the user's (bad arguments, configs, files, datasets): printed as
+    one line with exit status 2. Anything else is a bug and propagates with its traceback.
+
+    :class:`~spikeforge.sw.config.ConfigError` covers the config's, the mapping's, the
+    sweep's, NIR's and the dataset's errors (their classes derive from it)."""
+    from spikeforge.board_cli import BoardCliError
+    from spikeforge.fuzz_cli import FuzzArgumentError
     from spikeforge.sw.checkpoint import CheckpointError
     from spikeforge.sw.config import ConfigError
 
+    return (CliError, ConfigError, CheckpointError, BoardCliError, FuzzArgumentError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         summary = args.func(args)
-    except (CliError, ConfigError, CheckpointError, ValueError) as exc:
+    except user_errors() as exc:
         parser.exit(2, f"spikeforge {args.command}: error: {exc}\n")
     if args.json:
         print(json.dumps(summary, sort_keys=True))

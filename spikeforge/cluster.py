@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 from distributed import Client, LocalCluster
 
+from spikeforge.sw.config import ConfigError
+
 __all__ = ["SCHEDULER_TIMEOUT", "WORKER_TIMEOUT", "check_scheduler", "dask_client"]
 
 SCHEDULER_TIMEOUT = 30
@@ -29,7 +31,7 @@ SCHEMES = ("tcp", "tls")
 
 def check_scheduler(address: str) -> str:
     """``address`` if it is a scheduler address ``tcp://HOST:PORT`` (or ``tls://``), else a
-    ValueError naming it."""
+    :class:`~spikeforge.sw.config.ConfigError` (a user's error) naming it."""
     try:
         parts = urlsplit(address)
         ok = (
@@ -41,7 +43,7 @@ def check_scheduler(address: str) -> str:
     except ValueError:  # a port that is no number, or above 65535
         ok = False
     if not ok:
-        raise ValueError(
+        raise ConfigError(
             f"--scheduler must be a Dask scheduler address like tcp://HOST:8786, not {address!r}"
         )
     return address

@@ -16,8 +16,9 @@ class FuzzArgumentError(ValueError):
 def _cores(args: argparse.Namespace) -> tuple[str, list]:
     """``(name, cores)``: ``--config`` (one core), ``--network``/``--cores`` (an array), or the
     default core."""
-    from spikeforge.codesign.mapping import map_network, read_network_toml
+    from spikeforge.codesign.mapping import map_network
     from spikeforge.hw.params import DEFAULT_CORE_NET, CoreParams
+    from spikeforge.loader import load_config
     from spikeforge.sim.fuzz import ARRAY_NET
 
     if args.config is not None and (args.network is not None or args.cores is not None):
@@ -25,17 +26,16 @@ def _cores(args: argparse.Namespace) -> tuple[str, list]:
             "--config names one core; --network and --cores an array: give one or the other"
         )
     if args.config is not None:
-        return Path(args.config).stem, [CoreParams.from_toml(args.config)]
+        return Path(args.config).stem, [load_config(args.config, array=False).core_params()]
     if args.network is not None:
-        net, array = read_network_toml(args.network)
-        if args.cores is not None:
-            array["cores"] = args.cores
-        if "cores" not in array:
+        cores = {} if args.cores is None else {"cores": args.cores}
+        config = load_config(args.network, array=True, **cores)
+        if "cores" not in config.array:
             raise FuzzArgumentError(
                 f"--cores is required with --network (or cores in the [array] table of "
                 f"{args.network})"
             )
-        return Path(args.network).stem, list(map_network(net, **array).core_params())
+        return Path(args.network).stem, list(config.mapping().core_params())
     if args.cores is not None:
         return f"array-c{args.cores}", list(map_network(ARRAY_NET, args.cores).core_params())
     return "default-core", [CoreParams(net=DEFAULT_CORE_NET)]

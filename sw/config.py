@@ -29,6 +29,7 @@ __all__ = [
     "SnnConfig",
     "check_int",
     "clog2",
+    "read_config_toml",
 ]
 
 RESETS = ("subtract", "zero")
@@ -115,6 +116,47 @@ class ConfigError(ValueError):
 def clog2(n: int) -> int:
     """Smallest ``b`` with ``2**b >= n`` (``clog2(1) == 0``)."""
     return max(0, (n - 1).bit_length())
+
+
+def read_config_toml(
+    path: str | Path, tables: tuple[str, ...] = ()
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read a config TOML: its network keys and the named tables beside them.
+
+    The one reader of config files (the network here, the ``[core]`` and ``[array]`` tables
+    validated by :mod:`spikeforge.hw.params` and :mod:`spikeforge.codesign.mapping`).
+
+    Parameters
+    ----------
+    path : str or Path
+        The TOML file. The network keys (those of :class:`SnnConfig`) are in a ``[network]``
+        table or, without one, at the top level.
+    tables : tuple of str
+        Top-level names that are not network keys (e.g. ``("core", "array")``).
+
+    Returns
+    -------
+    network : dict
+        The raw network keys (unvalidated).
+    found : dict
+        The value of each name of ``tables`` the file has (its type is the caller's to check).
+
+    Raises
+    ------
+    ConfigError
+        If the file does not exist or is not valid TOML.
+    """
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+    found = {name: data[name] for name in tables if name in data}
+    if isinstance(data.get("network"), dict):
+        return dict(data["network"]), found
+    return {k: v for k, v in data.items() if k not in found}, found
 
 
 def check_int(name: str, value: Any, lo: int, hi: int) -> int:
@@ -306,16 +348,7 @@ class SnnConfig:
     @staticmethod
     def read_toml(path: str | Path) -> dict[str, Any]:
         """The raw key/value pairs of a TOML config (top level or a ``[network]`` table)."""
-        path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"config file {str(path)!r} does not exist") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
-        if isinstance(data.get("network"), dict):
-            data = data["network"]
-        return data
+        return read_config_toml(path)[0]
 
     @classmethod
     def from_toml(cls, path: str | Path) -> SnnConfig:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,9 +139,16 @@ def read_graph(path: str | Path) -> nir.NIRGraph:
 
 
 def write_graph(path: str | Path, graph: nir.NIRGraph) -> Path:
+    """Write ``graph`` as a ``.nir`` (HDF5) file, its folder made if missing; a path that
+    cannot be written (a folder, no permission, ...) is a :class:`NirError` naming it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nir.write(path, graph)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nir.write(path, graph)
+    except OSError as exc:  # h5py: "Unable to create file"; mkdir: PermissionError, ...
+        said = re.search(r"error message = '([^']*)'", str(exc))
+        reason = said.group(1) if said else (exc.strerror or str(exc))
+        raise NirError(f"cannot write the NIR file {str(path)!r}: {reason}") from None
     return path
 
 

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import SnnConfig
+from .config import ConfigError, SnnConfig
 from .data import Dataset
 from .encoders import encode, quantize
 from .float_ref import FloatSNN, count_loss
@@ -82,19 +82,19 @@ class FloatOptions:
 
     def __post_init__(self) -> None:
         if not (isinstance(self.lr, float) and 0 < self.lr < 1):
-            raise ValueError(f"lr must be a float in (0, 1), not {self.lr!r}")
+            raise ConfigError(f"lr must be a float in (0, 1), not {self.lr!r}")
         if not (isinstance(self.batch_size, int) and 1 <= self.batch_size <= 4096):
-            raise ValueError(
+            raise ConfigError(
                 f"float batch_size must be an int in [1, 4096], not {self.batch_size!r}"
             )
         if self.loss not in ("mse", "ce"):
-            raise ValueError(f"loss must be 'mse' or 'ce', not {self.loss!r}")
+            raise ConfigError(f"loss must be 'mse' or 'ce', not {self.loss!r}")
 
 
 def lr_steps(schedule: str, epoch: int, epochs: int) -> int:
     """How many times the learning rate has been halved at ``epoch`` (0-based) of ``epochs``."""
     if schedule not in SCHEDULES:
-        raise ValueError(
+        raise ConfigError(
             f"lr schedule {schedule!r} is unknown: choose one of {', '.join(SCHEDULES)}"
         )
     if schedule == "constant":
@@ -135,24 +135,24 @@ def eval_inputs(cfg: SnnConfig, x: torch.Tensor) -> torch.Tensor:
 
 
 def check_dataset(cfg: SnnConfig, ds: Dataset) -> None:
-    """:class:`ValueError` unless ``ds`` has the network's inputs, at most its outputs, and the
-    input kind its encoder takes (spike trains of ``timesteps`` for ``spikes``, intensities
-    otherwise)."""
+    """A :class:`~spikeforge.sw.config.ConfigError` unless ``ds`` has the network's inputs, at
+    most its outputs, and the input kind its encoder takes (spike trains of ``timesteps`` for
+    ``spikes``, intensities otherwise)."""
     if (ds.timesteps is not None) != (cfg.encoder == "spikes"):
         kind = "spike trains" if ds.timesteps is not None else "intensities"
         want = "'spikes'" if ds.timesteps is not None else "'rate' or 'direct'"
-        raise ValueError(f"dataset {ds.name!r} is {kind}: set encoder = {want}")
+        raise ConfigError(f"dataset {ds.name!r} is {kind}: set encoder = {want}")
     if ds.timesteps is not None and ds.timesteps != cfg.timesteps:
-        raise ValueError(
+        raise ConfigError(
             f"dataset {ds.name!r} is binned to {ds.timesteps} timesteps, the network has "
             f"timesteps = {cfg.timesteps}"
         )
     if ds.n_features != cfg.n_inputs:
-        raise ValueError(
+        raise ConfigError(
             f"layers[0] = {cfg.n_inputs} but dataset {ds.name!r} has {ds.n_features} features"
         )
     if ds.n_classes > cfg.n_outputs:
-        raise ValueError(
+        raise ConfigError(
             f"layers[-1] = {cfg.n_outputs} is smaller than the {ds.n_classes} classes "
             f"of {ds.name!r}"
         )

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from spikeforge.cli import main
-from spikeforge.codesign.mapping import MappingError, map_network, read_network_toml
+from spikeforge.codesign.mapping import MappingError, map_network
+from spikeforge.loader import load_config
 from spikeforge.sw.config import ConfigError, SnnConfig
 
 NET_TOML = """\
@@ -34,16 +35,22 @@ def _fails(argv: list[str], capsys) -> str:
     return capsys.readouterr().err
 
 
-def test_read_network_toml_returns_the_network_and_the_array_table(tmp_path):
-    net, array = read_network_toml(_write(tmp_path, NET_TOML))
-    assert net == SnnConfig(layers=(16, 24, 16, 6), timesteps=4)
-    assert array == {"lanes": 4}
+def test_load_config_returns_the_network_and_the_array_table(tmp_path):
+    config = load_config(_write(tmp_path, NET_TOML))
+    assert config.net == SnnConfig(layers=(16, 24, 16, 6), timesteps=4)
+    assert config.is_array and dict(config.array) == {"lanes": 4} and not config.core
     top = _write(tmp_path, 'layers = [8, 4]\ndevice = "x"\n', "top.toml")
     with pytest.raises(ConfigError, match="unknown config key"):
-        read_network_toml(top)  # device belongs in [array]
-    top.write_text('layers = [8, 4]\n[array]\ncores = 2\ndevice = "25k"\n')
-    assert read_network_toml(top) == (SnnConfig(layers=(8, 4)), {"cores": 2, "device": "25k"})
-    assert read_network_toml(_write(tmp_path, "layers = [8, 4]\n", "bare.toml"))[1] == {}
+        load_config(top)  # device belongs in [array] or [core]
+    top.write_text('layers = [8, 4]\n[array]\ncores = 1\ndevice = "25k"\n')
+    config = load_config(top)
+    assert (config.net, dict(config.array)) == (
+        SnnConfig(layers=(8, 4)),
+        {"cores": 1, "device": "25k"},
+    )
+    assert config.mapping().cores == 1
+    bare = load_config(_write(tmp_path, "layers = [8, 4]\n", "bare.toml"))
+    assert not bare.is_array and not bare.core
 
 
 @pytest.mark.parametrize(
@@ -52,27 +59,30 @@ def test_read_network_toml_returns_the_network_and_the_array_table(tmp_path):
         ("layers = [8, 4]\narray = 3\n", "must be an [array] table, not 3"),
         (
             "layers = [8, 4]\n[array]\ncore = 2\n",
-            "unknown [array] key(s) core in network file",
+            "unknown [array] key(s) core in config file",
         ),
-        ('layers = [8, 4]\n[array]\ncores = "2"\n', "[array] cores in network file"),
+        ('layers = [8, 4]\n[array]\ncores = "2"\n', "[array] cores in config file"),
         ("layers = [8, 4]\n[array]\nlanes = true\n", "must be an int, not True"),
         ("layers = [8, 4]\n[array]\ndevice = 25\n", "must be a string, not 25"),
-        ("[network]\nlayers = [8, 4]\n[core]\nlanes = 2\n", "has a [core] table"),
+        (
+            "[network]\nlayers = [8, 4]\n[core]\nlanes = 2\n[array]\ncores = 1\n",
+            "has a [core] table",
+        ),
     ],
 )
-def test_read_network_toml_rejects_bad_array_tables(tmp_path, text, message):
+def test_load_config_rejects_bad_array_tables(tmp_path, text, message):
     with pytest.raises(MappingError) as info:
-        read_network_toml(_write(tmp_path, text))
+        load_config(_write(tmp_path, text))
     assert message in str(info.value)
     if "unknown" in message:
         assert "allowed keys: cores, lanes, device, lr_range" in str(info.value)
 
 
-def test_read_network_toml_reports_missing_files_and_bad_toml(tmp_path):
+def test_load_config_reports_missing_files_and_bad_toml(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
-        read_network_toml(tmp_path / "nope.toml")
+        load_config(tmp_path / "nope.toml")
     with pytest.raises(ConfigError, match="is not valid TOML"):
-        read_network_toml(_write(tmp_path, "layers = [8, 4\n"))
+        load_config(_write(tmp_path, "layers = [8, 4\n"))
 
 
 def test_cli_generates_the_array_the_mapping_places(tmp_path, capsys):
