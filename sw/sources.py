@@ -57,6 +57,22 @@ SOURCES: dict[str, Source] = {
             "scikit-learn's breast cancer table, 30 features scaled to 0..255, 2 classes (bundled)",
             "spikeforge.sw.data:load_breast_cancer",
         ),
+        Source(
+            "nmnist",
+            "N-MNIST release folder (Train/<digit>/*.bin, Test/<digit>/*.bin), binned to 17x17x2 "
+            "= 578 inputs over 300 ms, 10 classes",
+            "spikeforge.sw.events:load_nmnist",
+            path="required",
+            temporal=True,
+        ),
+        Source(
+            "shd",
+            "Spiking Heidelberg Digits folder (shd_train.h5, shd_test.h5), 700 channels binned to "
+            "140 inputs over 1 s, 20 classes",
+            "spikeforge.sw.events:load_shd",
+            path="required",
+            temporal=True,
+        ),
     )
 }
 
