@@ -46,7 +46,7 @@ from filelock import FileLock, Timeout
 from spikeforge.codesign.energy import energy_estimate
 from spikeforge.codesign.mapping import map_network
 from spikeforge.codesign.resources import compose, synth_core, synth_glue
-from spikeforge.codesign.space import DEFAULT_DATASET, DesignSpace, point_config, point_id
+from spikeforge.codesign.space import DesignSpace, point_config, point_id
 from spikeforge.codesign.traffic import traffic_summary
 from spikeforge.hw.array import layer_groups
 from spikeforge.hw.array_cycles import array_step_cycles
@@ -58,7 +58,7 @@ from spikeforge.sw.config import ConfigError
 from spikeforge.sw.data import Dataset, load_dataset
 from spikeforge.sw.encoders import quantize
 from spikeforge.sw.golden import GoldenModel
-from spikeforge.sw.sources import parse_spec
+from spikeforge.sw.sources import DEFAULT_DATASET, parse_spec
 from spikeforge.sw.train import eval_inputs, int_accuracy, train_int
 
 __all__ = [

@@ -50,7 +50,6 @@ from spikeforge.cluster import dask_client
 from spikeforge.codesign.mapping import map_network
 from spikeforge.codesign.report import ACCURACY_LABELS
 from spikeforge.codesign.space import (
-    DEFAULT_DATASET,
     EXECUTION_KEYS,
     TRAINING_KEYS,
     DesignSpace,
@@ -60,6 +59,7 @@ from spikeforge.codesign.space import (
 from spikeforge.hw.devices import DEFAULT_DEVICE
 from spikeforge.sw.config import ConfigError, check_int
 from spikeforge.sw.data import load_dataset
+from spikeforge.sw.sources import DEFAULT_DATASET
 from spikeforge.sw.train import check_dataset
 
 __all__ = ["SweepError", "objectives", "run_sweep"]

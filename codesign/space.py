@@ -24,8 +24,9 @@ file declares its own (docs/codesign.md). Every value is checked when the space 
 point whose combination the mapping compiler or the config rejects is recorded as failed with
 that reason, not dropped.
 
-**Data.** ``[training] dataset = "NAME[:PATH]"`` (default :data:`DEFAULT_DATASET`) names any
-source of :data:`~spikeforge.sw.sources.SOURCES`; a spike-train source needs
+**Data.** ``[training] dataset = "NAME[:PATH]"`` (default
+:data:`~spikeforge.sw.sources.DEFAULT_DATASET`) names any source of
+:data:`~spikeforge.sw.sources.SOURCES`; a spike-train source needs
 ``encoder = "spikes"`` under ``[network]``. The spec is part of every point's id and training
 cache entry. A point trains on the training split less a stratified fifth and is scored on that
 fifth, the validation split (:meth:`~spikeforge.sw.data.Dataset.holdout`): the sweep tunes on
@@ -45,12 +46,11 @@ from typing import Any
 
 from spikeforge.hw.devices import DEFAULT_DEVICE, DEVICE_NAMES
 from spikeforge.sw.config import CHOICES, RANGES, ConfigError, SnnConfig, check_int
-from spikeforge.sw.sources import parse_spec
+from spikeforge.sw.sources import DEFAULT_DATASET, parse_spec
 
 __all__ = [
     "BUILTIN_SPACES",
     "DEFAULTS",
-    "DEFAULT_DATASET",
     "DIMENSIONS",
     "EXECUTION_KEYS",
     "MAX_REPLICAS",
@@ -89,9 +89,6 @@ TRAINING_KEYS = {
     "train_timeout": (1, 10**6),
     "max_replicas": (1, 4096),
 }
-DEFAULT_DATASET = "digits"
-"""``training.dataset`` of a space that names none (a spec ``NAME[:PATH]``,
-:mod:`spikeforge.sw.sources`)."""
 MAX_REPLICAS = 32
 """Default of ``training.max_replicas``: points whose network configs share a shape
 (:data:`~spikeforge.sw.replicas.SHARED_FIELDS`) and are asked together train as replicas of one

@@ -18,7 +18,7 @@ from spikeforge import __version__
 from spikeforge.board_cli import add_board_parsers, add_target_flags, train_on_target
 from spikeforge.fuzz_cli import add_fuzz_parser
 from spikeforge.nir_cli import add_nir_parsers
-from spikeforge.sw.sources import SOURCES
+from spikeforge.sw.sources import DEFAULT_DATASET, SOURCES
 from spikeforge.sweep_cli import add_sweep_parser
 
 __all__ = ["build_parser", "main"]
@@ -482,11 +482,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, default=20, help="[default: 20]")
     train.add_argument(
         "--dataset",
-        default="digits",
+        default=DEFAULT_DATASET,
         metavar="NAME[:PATH]",
         help="dataset source, and the file or folder it reads for your own data: "
         + "; ".join(f"{s.name}: {s.summary}" for s in SOURCES.values())
-        + " [default: digits]",
+        + f" [default: {DEFAULT_DATASET}]",
     )
     train.add_argument(
         "--validation",

@@ -13,6 +13,7 @@ from spikeforge.loader import Config
 from spikeforge.sw.checkpoint import load_checkpoint
 from spikeforge.sw.config import ConfigError, SnnConfig, check_int
 from spikeforge.sw.data import Dataset, load_dataset
+from spikeforge.sw.sources import DEFAULT_DATASET
 from spikeforge.sw.train import (
     SCHEDULES,
     FloatOptions,
@@ -62,7 +63,7 @@ def training_data(dataset: str | Dataset, net: SnnConfig, *, validation: bool = 
 def train(
     config: Config | SnnConfig,
     *,
-    dataset: str | Dataset = "digits",
+    dataset: str | Dataset = DEFAULT_DATASET,
     epochs: int = 20,
     mode: str = "int",
     out: str | Path | None = None,

@@ -16,9 +16,12 @@ from typing import Any
 
 from .config import ConfigError
 
-__all__ = ["PATH_MODES", "SOURCES", "Source", "parse_spec"]
+__all__ = ["DEFAULT_DATASET", "PATH_MODES", "SOURCES", "Source", "parse_spec"]
 
 PATH_MODES = ("none", "required", "optional")
+
+DEFAULT_DATASET = "digits"
+"""The dataset of ``spikeforge train``, ``sf.train`` and a sweep that names none."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,22 @@ SOURCES: dict[str, Source] = {
             "Randman (Zenke & Vogels 2021): 10 classes of random manifolds of spike times, 20 "
             "inputs firing once each, 1,000 samples (generated, deterministic)",
             "spikeforge.sw.randman:load_randman",
+            temporal=True,
+        ),
+        Source(
+            "nmnist",
+            "N-MNIST release folder (Train/<digit>/*.bin, Test/<digit>/*.bin), binned to 17x17x2 "
+            "= 578 inputs over 300 ms, 10 classes",
+            "spikeforge.sw.events:load_nmnist",
+            path="required",
+            temporal=True,
+        ),
+        Source(
+            "shd",
+            "Spiking Heidelberg Digits folder (shd_train.h5, shd_test.h5), 700 channels binned to "
+            "140 inputs over 1 s, 20 classes",
+            "spikeforge.sw.events:load_shd",
+            path="required",
             temporal=True,
         ),
     )

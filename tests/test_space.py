@@ -8,7 +8,6 @@ from spikeforge.codesign.evaluate import train_entry
 from spikeforge.codesign.mapping import map_network
 from spikeforge.codesign.space import (
     BUILTIN_SPACES,
-    DEFAULT_DATASET,
     DesignSpace,
     load_space,
     point_config,
@@ -16,6 +15,7 @@ from spikeforge.codesign.space import (
 )
 from spikeforge.sw import sources
 from spikeforge.sw.config import ConfigError
+from spikeforge.sw.sources import DEFAULT_DATASET
 
 
 def test_the_small_space_has_24_mappable_points_over_1_to_4_cores_and_4_to_16_bits():
