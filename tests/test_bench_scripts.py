@@ -121,3 +121,14 @@ def test_link_budget_counts_the_frames_bytes_and_names_the_bound():
     )
     assert rows[-1]["inputs"]["bytes_to_chip"] < rows[-1]["events"]["bytes_to_chip"] / 5
     assert all(w["bound"] in ("link", "core") and w["ratio"] >= 1 for w in ways)
+
+
+def test_randman_table_trains_every_mode_and_reports_the_test_split():
+    out = _run(str(BENCH / "randman_table.py"), "--seeds", "1", "--epochs", "1", "--json")
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["split"] == "test"
+    assert set(summary["runs"]) == {"float", "int bptt", "int sltt"}
+    for rows in summary["runs"].values():
+        assert len(rows) == 1 and 0.0 <= rows[0]["test_accuracy"] <= 1.0
+    bptt, sltt = (summary["runs"][k][0]["test_accuracy"] for k in ("int bptt", "int sltt"))
+    assert (bptt, sltt) == (0.195, 0.155)  # integer training is deterministic on any machine
