@@ -15,9 +15,20 @@ from pathlib import Path
 from typing import Any
 
 from spikeforge import __version__
-from spikeforge.board_cli import add_board_parsers, add_target_flags, train_on_target
-from spikeforge.fuzz_cli import add_fuzz_parser
+from spikeforge.board_cli import BoardCliError, add_board_parsers, add_target_flags, train_on_target
+from spikeforge.fuzz_cli import FuzzArgumentError, add_fuzz_parser
+from spikeforge.hw.params import DEFAULT_CORE_NET
+from spikeforge.loader import NETWORK_KEYS, load_config
 from spikeforge.nir_cli import add_nir_parsers
+from spikeforge.sw.config import (
+    CHOICES,
+    DEFAULT_SCHEDULE,
+    DERIVED_RULES,
+    FIELD_HELP,
+    TRAINING_CHOICES,
+    ConfigError,
+    SnnConfig,
+)
 from spikeforge.sw.sources import DEFAULT_DATASET, SOURCES
 from spikeforge.sweep_cli import add_sweep_parser
 
@@ -39,8 +50,6 @@ def _layers(text: str) -> list[int]:
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per :class:`SnnConfig` field; a flag overrides the same key of ``--config``."""
-    from spikeforge.sw.config import CHOICES, DERIVED_RULES, FIELD_HELP, SnnConfig
-
     group = parser.add_argument_group(
         "network config (flags override --config; see docs/arithmetic.md)"
     )
@@ -75,7 +84,6 @@ def _given(args: argparse.Namespace, keys) -> dict[str, Any]:
 
 def config_from_args(args: argparse.Namespace):
     """The validated network of ``--config`` and the per-field flags (``train``)."""
-    from spikeforge.loader import NETWORK_KEYS, load_config
 
     return load_config(args.config, **_given(args, NETWORK_KEYS)).net
 
@@ -84,9 +92,6 @@ def hardware_from_args(args: argparse.Namespace):
     """The :class:`~spikeforge.loader.Config` of ``generate``, ``synth`` and ``build``: one
     core (``--config`` or the default core, core flags overriding) or, with ``--network``, an
     array (its ``[array]`` table, ``--cores`` and the array flags overriding)."""
-    from spikeforge.hw.params import DEFAULT_CORE_NET
-    from spikeforge.loader import NETWORK_KEYS, load_config
-
     if getattr(args, "network", None) is not None:
         return _array_from_args(args)
     if getattr(args, "cores", None) is not None:
@@ -101,7 +106,6 @@ def hardware_from_args(args: argparse.Namespace):
 def _array_from_args(args: argparse.Namespace):
     """``--network`` (and ``--cores``): the array's config, the flags that do not apply to an
     array refused by name."""
-    from spikeforge.loader import NETWORK_KEYS, load_config
 
     if args.config is not None:
         raise CliError(
@@ -311,7 +315,6 @@ def cmd_synth(args: argparse.Namespace) -> dict[str, Any]:
 
 def _regress_configs(args: argparse.Namespace) -> list[tuple[str, Any]]:
     """``(name, CoreParams)`` of the configs to run: ``--config`` files, else the matrix."""
-    from spikeforge.loader import load_config
     from spikeforge.sim import matrix
 
     todo = []
@@ -478,7 +481,9 @@ def build_parser() -> argparse.ArgumentParser:
             "continues from it."
         ),
     )
-    train.add_argument("--mode", choices=("int", "float"), default="int", help="[default: int]")
+    train.add_argument(
+        "--mode", choices=TRAINING_CHOICES["mode"], default="int", help="[default: int]"
+    )
     train.add_argument("--epochs", type=int, default=20, help="[default: 20]")
     train.add_argument(
         "--dataset",
@@ -505,13 +510,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--lr-schedule",
-        choices=("step", "constant"),
+        choices=TRAINING_CHOICES["schedule"],
         help="step: halve the learning rate at 1/2 and 3/4 of the epochs (int mode: lr_shift+1) "
-        "[default: step in int mode, constant in float mode]",
+        "[default: " + ", ".join(f"{s} in {m} mode" for m, s in DEFAULT_SCHEDULE.items()) + "]",
     )
     train.add_argument("--lr", type=float, default=2e-3, help="float mode: Adam learning rate")
     train.add_argument("--float-batch", type=int, default=16, help="float mode: batch size")
-    train.add_argument("--loss", choices=("mse", "ce"), default="mse", help="float mode: loss")
+    train.add_argument(
+        "--loss", choices=TRAINING_CHOICES["loss"], default="mse", help="float mode: loss"
+    )
     train.add_argument("--json", action="store_true", help="print a JSON summary as last line")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_config_flags(train)
@@ -676,10 +683,7 @@ def user_errors() -> tuple[type[Exception], ...]:
 
     :class:`~spikeforge.sw.config.ConfigError` covers the config's, the mapping's, the
     sweep's, NIR's and the dataset's errors (their classes derive from it)."""
-    from spikeforge.board_cli import BoardCliError
-    from spikeforge.fuzz_cli import FuzzArgumentError
     from spikeforge.sw.checkpoint import CheckpointError
-    from spikeforge.sw.config import ConfigError
 
     return (CliError, ConfigError, CheckpointError, BoardCliError, FuzzArgumentError)
 

@@ -11,7 +11,13 @@ import torch
 
 from spikeforge.loader import Config
 from spikeforge.sw.checkpoint import load_checkpoint
-from spikeforge.sw.config import ConfigError, SnnConfig, check_int
+from spikeforge.sw.config import (
+    DEFAULT_SCHEDULE,
+    TRAINING_CHOICES,
+    ConfigError,
+    SnnConfig,
+    check_int,
+)
 from spikeforge.sw.data import Dataset, load_dataset
 from spikeforge.sw.sources import DEFAULT_DATASET
 from spikeforge.sw.train import (
@@ -26,7 +32,7 @@ from spikeforge.sw.train import (
 
 __all__ = ["MODES", "initial_weights", "network_of", "train", "training_data"]
 
-MODES = ("int", "float")
+MODES = TRAINING_CHOICES["mode"]
 """``int``: the integer golden model, bit-exact with the chip; ``float``: the float
 surrogate-gradient reference."""
 
@@ -131,7 +137,7 @@ def train(
     check_int("epochs", epochs, 1, MAX_EPOCHS)
     if mode not in MODES:
         raise ConfigError(f"mode = {mode!r} is not allowed: choose one of {', '.join(MODES)}")
-    schedule = schedule or ("step" if mode == "int" else "constant")
+    schedule = schedule or DEFAULT_SCHEDULE[mode]
     if schedule not in SCHEDULES:
         raise ConfigError(
             f"schedule = {schedule!r} is not allowed: choose one of {', '.join(SCHEDULES)}"

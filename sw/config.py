@@ -21,10 +21,12 @@ from typing import Any
 
 __all__ = [
     "CHOICES",
+    "DEFAULT_SCHEDULE",
     "DERIVED_RULES",
     "FIELD_HELP",
     "NIR_DT",
     "RANGES",
+    "TRAINING_CHOICES",
     "ConfigError",
     "SnnConfig",
     "check_int",
@@ -45,6 +47,17 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "encoder": ENCODERS,
 }
 """The allowed values of every string field: the CLI's choices and the co-design space's."""
+
+TRAINING_CHOICES: dict[str, tuple[str, ...]] = {
+    "mode": ("int", "float"),
+    "schedule": ("step", "constant"),
+    "loss": ("mse", "ce"),
+}
+"""The allowed values of the trainer's own options (not network fields): the trainer,
+:func:`spikeforge.train` and the CLI's ``train`` flags."""
+
+DEFAULT_SCHEDULE: dict[str, str] = {"int": "step", "float": "constant"}
+"""The learning-rate schedule of each mode when none is given (docs/results.md)."""
 
 RANGES: dict[str, tuple[int, int]] = {
     "layers": (1, 4096),

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import ConfigError, SnnConfig
+from .config import TRAINING_CHOICES, ConfigError, SnnConfig
 from .data import Dataset
 from .encoders import encode, quantize
 from .float_ref import FloatSNN, count_loss
@@ -48,7 +48,7 @@ __all__ = [
     "train_int",
 ]
 
-SCHEDULES = ("step", "constant")
+SCHEDULES = TRAINING_CHOICES["schedule"]
 
 KEY_EPOCH_STRIDE = 1 << 20
 
@@ -87,7 +87,7 @@ class FloatOptions:
             raise ConfigError(
                 f"float batch_size must be an int in [1, 4096], not {self.batch_size!r}"
             )
-        if self.loss not in ("mse", "ce"):
+        if self.loss not in TRAINING_CHOICES["loss"]:
             raise ConfigError(f"loss must be 'mse' or 'ce', not {self.loss!r}")
 
 
