@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from spikeforge.sw.config import NIR_DT
+from spikeforge.sw.config import NIR_DT, SnnConfig
 
 __all__ = ["add_nir_parsers", "cmd_export", "cmd_import"]
 
@@ -74,8 +74,18 @@ def add_nir_parsers(sub) -> None:
     )
     imp.add_argument("model", type=Path, help="the .nir file")
     imp.add_argument("-o", "--out", type=Path, required=True, help="network config to write")
-    imp.add_argument("--w-bits", type=int, default=8, help="weight width [default: 8]")
-    imp.add_argument("--timesteps", type=int, default=16, help="timesteps T [default: 16]")
+    imp.add_argument(
+        "--w-bits",
+        type=int,
+        default=SnnConfig.w_bits,
+        help=f"weight width [default: {SnnConfig.w_bits}]",
+    )
+    imp.add_argument(
+        "--timesteps",
+        type=int,
+        default=SnnConfig.timesteps,
+        help=f"timesteps T [default: {SnnConfig.timesteps}]",
+    )
     imp.add_argument(
         "--dt",
         type=float,

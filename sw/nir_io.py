@@ -388,8 +388,8 @@ def _theta(layers: list[_Layer], w_bits: int, theta: int | None, notes: list[str
 def import_graph(
     graph: nir.NIRGraph,
     *,
-    w_bits: int = 8,
-    timesteps: int = 16,
+    w_bits: int = SnnConfig.w_bits,
+    timesteps: int = SnnConfig.timesteps,
     dt: float = NIR_DT,
     theta: int | None = None,
     approximate: bool = False,
