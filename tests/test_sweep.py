@@ -188,7 +188,7 @@ pnr_timeout = 3
 cores = [1]
 lanes = [5]
 timesteps = [4]
-w_bits = [4, 5]
+w_bits = [4, 6]
 """
 
 
