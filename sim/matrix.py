@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from spikeforge.hw.params import CoreParams
-from spikeforge.sw.config import SnnConfig
+from spikeforge.sw.config import ConfigError, SnnConfig
 
 __all__ = ["AMARANTH", "CI", "CONFIGS", "DIGITS_NET", "FULL", "check_names", "core_params"]
 
@@ -131,7 +131,7 @@ DIGITS_NET = {"layers": (64, 64, 10), "timesteps": 16}
 def core_params(name: str) -> CoreParams:
     """The validated core of matrix entry ``name``."""
     if name not in CONFIGS:
-        raise ValueError(
+        raise ConfigError(
             f"config {name!r} is not in the matrix: choose one of {', '.join(CONFIGS)}"
         )
     net, core = CONFIGS[name]
