@@ -9,14 +9,17 @@ sample counts with :func:`fedavg`. A worker that fails is left out of that round
 
 Sample order and encoding of a local epoch (:func:`local_epoch`): local epoch ``e`` of round
 ``r`` is *global epoch* ``g = r * E + e``; the worker visits its shard in the order
-``torch.randperm(n_k, generator=Generator().manual_seed(seed_word(init_seed, r, k, e)))`` and
-encodes sample ``i`` (a training-split index) with key ``(g + 1) * 2**20 + i`` -- the key the
-centralized trainer gives that sample in epoch ``g`` (:func:`~spikeforge.sw.train.epoch_keys`).
+``torch.randperm(n_k, generator=Generator().manual_seed(init_seed + 7919 * (g + 1) + 104729 *
+k))`` and encodes sample ``i`` (a training-split index) with key ``(g + 1) * 2**20 + i`` -- the
+key the centralized trainer gives that sample in epoch ``g`` (:func:`~spikeforge.sw.train.
+epoch_keys`).
 
-Worker ``k``'s update LFSRs start from ``seed_state(lfsr_seed, layer, j, WORKER_SALT + k)``
-(:func:`worker_lfsr`), so workers round stochastically with independent streams, and carry
-their state from round to round (a chip keeps its LFSRs; a host that restarts a worker writes
-them back).
+Worker 0's update LFSRs start from the chip's own seeds, ``seed_state(lfsr_seed, layer, j)``;
+worker ``k > 0``'s from ``seed_state(lfsr_seed, layer, j, WORKER_SALT + k)``
+(:func:`worker_lfsr`), so workers round stochastically with independent streams. Each carries
+its state from round to round (a chip keeps its LFSRs; a host that restarts a worker writes them
+back). So one worker with ``E = 1`` is exactly the centralized trainer: same order, keys, LFSRs
+and learning-rate steps, and FedAvg of one model is that model.
 
 **Data-parallel** (:func:`data_parallel_step`): ``W`` workers with the same weights each run the
 backward pass on a shard of one mini-batch *without* the update, the host adds their gradient
@@ -55,7 +58,6 @@ __all__ = [
     "parse_partition",
     "participants",
     "partition",
-    "seed_word",
     "worker_lfsr",
 ]
 
@@ -63,16 +65,11 @@ PARTITIONS = ("iid", "dirichlet:ALPHA")
 """How the training split is dealt to workers (``--partition``)."""
 
 WORKER_SALT = 0x5EED_0000
-"""Added to the worker index in :func:`worker_lfsr`'s seed words (keeps worker 0's streams apart
-from the centralized trainer's)."""
+"""Added to the index of worker ``k > 0`` as a fourth seed word of its LFSRs
+(:func:`worker_lfsr`)."""
 
 MAX_KEY_EPOCHS = (1 << 32) // KEY_EPOCH_STRIDE - 1
 """Encoder keys are 32-bit words: global epochs ``g`` must satisfy ``(g + 1) * 2**20 < 2**32``."""
-
-
-def seed_word(*words: int) -> int:
-    """One 32-bit seed from several words (:func:`~spikeforge.sw.lfsr.seed_state`'s mix)."""
-    return int(seed_state(*words))
 
 
 # -- partitions ---------------------------------------------------------------------------------
@@ -139,24 +136,24 @@ def partition(y: torch.Tensor, workers: int, spec: str, seed: int) -> list[torch
 def participants(workers: int, fraction: float, round_: int, seed: int) -> list[int]:
     """The workers of round ``round_``: all when ``fraction == 1``, else
     ``max(1, round(fraction * workers))`` of them drawn without replacement (PCG64 seeded
-    ``seed_word(seed, round_)``), in increasing order."""
+    ``[seed, round_]``), in increasing order."""
     if not 0 < fraction <= 1:
         raise ConfigError(f"participation must be in (0, 1], not {fraction!r}")
     if fraction == 1:
         return list(range(workers))
     m = max(1, round(fraction * workers))
-    rng = np.random.default_rng(seed_word(seed, round_))
+    rng = np.random.default_rng([seed, round_])
     return sorted(int(k) for k in rng.choice(workers, size=m, replace=False))
 
 
 # -- a worker's round -----------------------------------------------------------------------------
 def worker_lfsr(cfg: SnnConfig, worker: int) -> list[torch.Tensor]:
-    """Worker ``worker``'s initial update-LFSR states, one ``[n_out]`` tensor per layer:
+    """Worker ``worker``'s initial update-LFSR states, one ``[n_out]`` tensor per layer: the
+    chip's ``seed_state(lfsr_seed, layer, j)`` for worker 0, else
     ``seed_state(lfsr_seed, layer, j, WORKER_SALT + worker)``."""
+    salt = () if worker == 0 else (WORKER_SALT + worker,)
     return [
-        seed_state(
-            cfg.lfsr_seed, layer, torch.arange(n_out, dtype=torch.int64), WORKER_SALT + worker
-        )
+        seed_state(cfg.lfsr_seed, layer, torch.arange(n_out, dtype=torch.int64), *salt)
         for layer, (n_out, _) in enumerate(cfg.weight_shapes())
     ]
 
@@ -201,9 +198,9 @@ def local_epoch(task: RoundTask, epoch: int, x: torch.Tensor, y: torch.Tensor):
     only the shard's rows are used.
     """
     cfg = task.cfg
-    gen = torch.Generator().manual_seed(seed_word(cfg.init_seed, task.round, task.worker, epoch))
-    idx = task.indices[torch.randperm(len(task.indices), generator=gen)]
     g = task.round * task.local_epochs + epoch
+    gen = torch.Generator().manual_seed(cfg.init_seed + 7919 * (g + 1) + 104729 * task.worker)
+    idx = task.indices[torch.randperm(len(task.indices), generator=gen)]
     return encode(x[idx], (g + 1) * KEY_EPOCH_STRIDE + idx, cfg), y[idx]
 
 
