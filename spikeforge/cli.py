@@ -16,6 +16,7 @@ from typing import Any
 
 from spikeforge import __version__
 from spikeforge.board_cli import BoardCliError, add_board_parsers, add_target_flags, train_on_target
+from spikeforge.federate_cli import add_federate_parser
 from spikeforge.fuzz_cli import FuzzArgumentError, add_fuzz_parser
 from spikeforge.hw.params import DEFAULT_CORE_NET
 from spikeforge.loader import NETWORK_KEYS, load_config
@@ -671,6 +672,7 @@ def build_parser() -> argparse.ArgumentParser:
     reg.add_argument("--no-progress", action="store_true", help="no progress bar")
     reg.set_defaults(func=cmd_regress)
     add_sweep_parser(sub)
+    add_federate_parser(sub, _add_config_flags, config_from_args)
     add_fuzz_parser(sub)
     add_nir_parsers(sub)
     add_board_parsers(sub, _add_core_flags, _add_config_flags, _add_array_flags)

@@ -33,7 +33,7 @@ import distributed
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from spikeforge.cluster import dask_client
+from spikeforge.cluster import check_scheduler, dask_client
 from spikeforge.loader import Config
 from spikeforge.sw.checkpoint import load_checkpoint, save_checkpoint
 from spikeforge.sw.config import DEFAULT_SCHEDULE, ConfigError, SnnConfig, check_int
@@ -192,22 +192,26 @@ def _resume(path: Path, net: SnnConfig, settings: dict[str, Any]) -> dict[str, A
 
 
 def _run_round(client, tasks: dict[int, RoundTask], args: tuple, timeout: float):
-    """Submit every task; wait at most ``timeout`` s; ``(results, dropped)`` by worker."""
+    """Submit every task and take each result off the cluster as soon as it is done (a result
+    left in a worker's memory would be lost with that worker); after ``timeout`` s cancel the
+    rest. ``(results, dropped)`` by worker, ``dropped`` with the reason."""
     tag = uuid.uuid4().hex[:8]
     futures = {
-        k: client.submit(worker_round, t, *args, key=f"federate-r{t.round}-w{k}-{tag}", pure=False)
+        client.submit(worker_round, t, *args, key=f"federate-r{t.round}-w{k}-{tag}", pure=False): k
         for k, t in tasks.items()
     }
-    with contextlib.suppress(TimeoutError):  # the unfinished ones are dropped below
-        distributed.wait(list(futures.values()), timeout=timeout)
     results, dropped = {}, {}
-    for k, fut in futures.items():
-        if fut.status == "finished":
-            results[k] = fut.result()
-        elif fut.status == "error":
-            exc = fut.exception()
-            dropped[k] = f"{type(exc).__name__}: {exc}"
-        else:
+    done = distributed.as_completed(futures, with_results=True, raise_errors=False, timeout=timeout)
+    with contextlib.suppress(TimeoutError):  # the unfinished ones are dropped below
+        for fut, value in done:
+            k = futures[fut]
+            if fut.status == "error":  # the worker's failure, whatever it is, drops the worker
+                exc = fut.exception()
+                dropped[k] = f"{type(exc).__name__}: {exc}"
+            else:
+                results[k] = value
+    for fut, k in futures.items():
+        if k not in results and k not in dropped:
             fut.cancel()
             dropped[k] = f"no result within the round's {timeout:g} s"
     return results, dropped
@@ -294,6 +298,9 @@ def federate(
     }
     ds, _, x_te = _split(dataset, net, validation)
     _check_settings(net, ds, settings, round_timeout)
+    if scheduler is not None:
+        check_scheduler(scheduler)
+    check_int("dask_workers", dask_workers, 1, MAX_WORKERS)
     out = Path(out) if out is not None else Path("runs") / f"federate-{net.config_hash}"
     ckpt = out / CHECKPOINT
     if not resume and ckpt.exists():
