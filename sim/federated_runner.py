@@ -102,7 +102,9 @@ def run_federation(
     return b, result
 
 
-def run_rtl_round(task: RoundTask, dataset_spec: str, build_dir: Path) -> dict[str, Any]:
+def run_rtl_round(
+    task: RoundTask, dataset_spec: str, build_dir: Path, *, validation: bool = False
+) -> dict[str, Any]:
     """Run ``task`` on the Verilated array of ``task.cfg`` in a simulator subprocess.
 
     Parameters
@@ -115,6 +117,9 @@ def run_rtl_round(task: RoundTask, dataset_spec: str, build_dir: Path) -> dict[s
     build_dir : Path
         Where the build lives (``array-<hash>``, shared by every round of the network) and the
         run's folder (removed when the round succeeds).
+    validation : bool
+        ``task.indices`` index the training split less its stratified fifth
+        (:meth:`~spikeforge.sw.data.Dataset.holdout`).
 
     Returns
     -------
@@ -147,6 +152,7 @@ def run_rtl_round(task: RoundTask, dataset_spec: str, build_dir: Path) -> dict[s
         "kind": "round",
         "cores": [p.to_dict() for p in array_cores(task.cfg)],
         "dataset": dataset_spec,
+        "validation": validation,
         "stall": 0.0,
         "seed": 0,
         "steps": task.local_epochs * len(task.indices),

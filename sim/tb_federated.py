@@ -5,8 +5,9 @@ planning pass records the packets (:class:`~spikeforge.sim.plan.ArrayRecorder`),
 plays them from ``cmd.hex`` with ``stall`` idle and backpressure cycles, and a checking pass
 runs the same scenario over the captured answers (:class:`~spikeforge.sim.plan.ArrayReplayer`).
 
-Case keys: ``cores`` (``CoreParams.to_dict`` per core), ``dataset`` (a spec), ``stall``,
-``seed`` (of the idle/backpressure generators), ``steps`` (training steps in all: the
+Case keys: ``cores`` (``CoreParams.to_dict`` per core), ``dataset`` (a spec), ``validation``
+(the training split less its stratified fifth, :meth:`~spikeforge.sw.data.Dataset.holdout`),
+``stall``, ``seed`` (of the idle/backpressure generators), ``steps`` (training steps in all: the
 simulated-time limit) and ``kind``:
 
 * ``"federation"`` -- :func:`~spikeforge.sim.federation.federate` with ``federation`` (its
@@ -56,6 +57,8 @@ def scenario(case: dict, cores: list[CoreParams]):
     figures so far, where the scenario has any)."""
     cfg = cores[0].net
     ds = load_dataset(case["dataset"], timesteps=cfg.timesteps)
+    if case.get("validation"):
+        ds = ds.holdout()
     x, y = quantize(ds.x_train, ds.x_max, cfg.in_bits), ds.y_train
     if case["kind"] == "federation":
         kw = dict(case["federation"])

@@ -18,6 +18,7 @@ _API = {
     "train": "spikeforge.training",
     "initial_weights": "spikeforge.training",
     "generate": "spikeforge.generation",
+    "federate": "spikeforge.federation",
     "Generated": "spikeforge.generation",
     "export_nir": "spikeforge.api",
     "import_nir": "spikeforge.api",

@@ -8,9 +8,12 @@
     imported = sf.import_nir("model.nir", w_bits=8, timesteps=16)
     toml, weights = sf.save_import(imported, "net.toml")
     sf.export_nir("runs/train/checkpoint.pt", "trained.nir")
+    fed = sf.federate(config, workers=5, rounds=20, partition_spec="dirichlet:0.5")
 
 Each lives in the module that owns it: :mod:`spikeforge.loader` (:func:`load_config`),
-:mod:`spikeforge.training` (:func:`train`), :mod:`spikeforge.generation` (:func:`generate`);
+:mod:`spikeforge.training` (:func:`train`), :mod:`spikeforge.generation` (:func:`generate`),
+:mod:`spikeforge.federation` (:func:`~spikeforge.federation.federate`, imported on first use:
+it brings Dask);
 the NIR functions are here.
 """
 

@@ -63,10 +63,12 @@ __all__ = [
 
 BACKENDS = {
     "golden": "spikeforge.sw.federated:local_round",
-    "rtl": "spikeforge.sim.federated_rtl:rtl_round",
+    "rtl": "spikeforge.sim.federated_runner:run_rtl_round",
 }
-"""Where a worker trains: the integer golden model, or the generated Verilog of a core array
-under Verilator (``module:function(task, x, y, build_dir)``; imported in the worker)."""
+"""Where a worker trains, imported in the worker: the integer golden model
+(``local_round(task, x, y)``), or the generated Verilog of a core array, one per layer, under
+Verilator (``run_rtl_round(task, spec, build_dir, validation=...)``: the simulation reads the
+dataset by its spec)."""
 
 ROUND_TIMEOUT = 3600.0
 """Seconds a round waits for its workers by default."""
@@ -142,12 +144,12 @@ def worker_round(
 ) -> dict[str, Any]:
     """One worker's round (a Dask task): load the training split (cached per process), train
     ``task`` on ``backend``, return its weights, LFSR states and sample count."""
-    ds, x, _ = _split(dataset, task.cfg, validation)
     module, name = BACKENDS[backend].split(":")
     run = getattr(importlib.import_module(module), name)
-    if backend == "golden":
-        return run(task, x, ds.y_train)
-    return run(task, x, ds.y_train, Path(build_dir))
+    if backend == "rtl":
+        return run(task, dataset, Path(build_dir), validation=validation)
+    ds, x, _ = _split(dataset, task.cfg, validation)
+    return run(task, x, ds.y_train)
 
 
 def _check_settings(net: SnnConfig, ds: Dataset, s: dict[str, Any], round_timeout: float) -> None:
@@ -298,6 +300,8 @@ def federate(
     }
     ds, _, x_te = _split(dataset, net, validation)
     _check_settings(net, ds, settings, round_timeout)
+    if backend == "rtl" and not isinstance(dataset, str):
+        raise ConfigError("backend 'rtl' reads the dataset by its spec: give a NAME[:PATH]")
     if scheduler is not None:
         check_scheduler(scheduler)
     check_int("dask_workers", dask_workers, 1, MAX_WORKERS)

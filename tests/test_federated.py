@@ -5,6 +5,7 @@ worker process killed mid-round and a host that stops and resumes."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 
@@ -247,18 +248,21 @@ def test_a_killed_worker_is_dropped_and_the_round_completes(digits, cluster, tmp
     address, client = cluster
     client.run(_die_in, 1, 2)
     rows = []
-    fed = federate(
-        NET,
-        dataset=digits,
-        workers=WORKERS,
-        rounds=ROUNDS,
-        scheduler=address,
-        out=tmp_path,
-        on_round=rows.append,
-    )
+    try:
+        fed = federate(
+            NET,
+            dataset=digits,
+            workers=WORKERS,
+            rounds=ROUNDS,
+            scheduler=address,
+            out=tmp_path,
+            on_round=rows.append,
+        )
+    finally:
+        client.restart()  # fresh worker processes: none patched
     # worker 2's process died; Dask also fails any task queued on that process (collateral)
     dropped = {int(k) for k in rows[1]["dropped"]}
-    assert 2 in dropped and 0 < len(dropped) < WORKERS
+    assert 2 in dropped and 0 < len(dropped) < WORKERS, rows
     assert all("KilledWorker" in why for why in rows[1]["dropped"].values()), rows[1]["dropped"]
     assert [r["finished"] for r in rows] == [[0, 1, 2], sorted({0, 1, 2} - dropped), [0, 1, 2]]
     assert rows[1]["bytes_received"] == (WORKERS - len(dropped)) * rows[1]["bytes_sent"] // 3
@@ -335,3 +339,21 @@ def test_bad_settings_are_refused_before_any_work(digits, tmp_path, kwargs, mess
     with pytest.raises(ConfigError, match=message):
         federate(NET, dataset=digits, out=tmp_path, **kwargs)
     assert not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_the_cli_federates_and_refuses_bad_arguments(tmp_path, capsys):
+    from spikeforge.cli import main
+
+    out = tmp_path / "run"
+    argv = ["federate", "--workers", "2", "--rounds", "1", "--layers", "64,16,10"]
+    argv += ["--dask-workers", "1", "--out", str(out), "--json", "--no-progress"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["settings"]["workers"] == 2 and len(summary["rounds"]) == 1
+    assert summary["rounds"][0]["finished"] == [0, 1] and summary["test_accuracy"] > 0.3
+    assert summary["traffic"]["model_bytes_int"] == (64 * 16 + 16 * 10) * 12 // 8
+    assert {p.name for p in out.iterdir()} >= {"federate.json", "rounds.csv", "accuracy.png"}
+    with pytest.raises(SystemExit) as exit_:
+        main(["federate", "--partition", "shards", "--out", str(tmp_path / "bad")])
+    assert exit_.value.code == 2
+    assert "partition 'shards' is unknown" in capsys.readouterr().err
