@@ -104,7 +104,7 @@ async def data_parallel(
     corrupt : int or None
         At that mini-batch the host writes back chip 0's accumulators alone.
     info : callable
-        Gets the figures after every mini-batch.
+        Gets the figures after every chip compared and every mini-batch.
 
     Returns
     -------
@@ -169,6 +169,7 @@ async def data_parallel(
             if check:
                 compare_tensors(f"mini-batch {b}, chip {k}", "gradient accumulator", want, got)
                 figures["chips_checked"] += 1
+                info(figures)
             accs.append(got if check else want)
         total = sum_accumulators(cfg, accs) if corrupt != b else accs[0]
         await write_grads(session, total)
