@@ -1,11 +1,14 @@
-"""Federated rounds on the Verilated array, one simulator process per run (``tb_federated``).
+"""Federated rounds and data-parallel mini-batches on the Verilated array, one simulator process
+per run (``tb_federated``).
 
 * :func:`run_federation` -- ``W`` workers x ``R`` rounds of FedAvg with every worker round on the
   array, checked bit for bit against the golden federation;
 * :func:`run_rtl_round` -- one :class:`~spikeforge.sw.federated.RoundTask` on the array, a
-  synchronous function a Dask task can call: it returns ``local_round``'s dict.
+  synchronous function a Dask task can call: it returns ``local_round``'s dict;
+* :func:`run_data_parallel` -- data-parallel mini-batches, the array playing every chip in turn,
+  checked bit for bit against one golden chip training the whole mini-batch.
 
-Both build the network's array (one core per layer, :func:`array_cores`) inside the
+All build the network's array (one core per layer, :func:`array_cores`) inside the
 fast-transactor wrapper in ``build_dir/array-<hash>`` (``hash``: of the cores' parameters), so
 every run of one network shares one build, reused while the Verilog is unchanged
 (:func:`~spikeforge.sim.rtl_runner.build`; concurrent builds of one folder take turns on its
@@ -30,7 +33,14 @@ from spikeforge.sim.rtl_runner import Build, RunResult, build_fast_array, run
 from spikeforge.sw.config import SnnConfig
 from spikeforge.sw.federated import RoundTask
 
-__all__ = ["RtlRoundError", "array_build", "array_cores", "run_federation", "run_rtl_round"]
+__all__ = [
+    "RtlRoundError",
+    "array_build",
+    "array_cores",
+    "run_data_parallel",
+    "run_federation",
+    "run_rtl_round",
+]
 
 TESTBENCH = "spikeforge.sim.tb_federated"
 
@@ -96,6 +106,83 @@ def run_federation(
             "local_epochs": local_epochs,
             "seed": seed,
             "corrupt": list(corrupt) if corrupt is not None else None,
+        },
+    }
+    result = run(b, folder, case, testbench=TESTBENCH, waves_on_failure=waves_on_failure)
+    return b, result
+
+
+def run_data_parallel(
+    build_dir: Path,
+    folder: Path,
+    *,
+    cfg: SnnConfig,
+    dataset: str = "digits",
+    workers: int = 2,
+    per_shard: int = 2,
+    batches: int = 4,
+    epoch: int = 0,
+    seed: int = 0,
+    stall: float = 0.2,
+    corrupt: int | None = None,
+    waves_on_failure: bool = False,
+) -> tuple[Build, RunResult]:
+    """Build ``cfg``'s array (:func:`array_build`) and run ``batches`` data-parallel
+    mini-batches of ``workers`` x ``per_shard`` samples on it
+    (:func:`~spikeforge.sim.data_parallel_rtl.data_parallel`) in ``folder`` with ``stall`` idle
+    and backpressure cycles generated from ``seed``.
+
+    Parameters
+    ----------
+    build_dir, folder : Path
+        Where the build lives (``array-<hash>``) and the run's folder.
+    cfg : SnnConfig
+        The network; ``cfg.batch_size`` must be ``workers * per_shard`` (the accumulators are
+        built ``acc_bits`` wide for the mini-batch).
+    dataset : str
+        The dataset spec whose training split the epoch orders.
+    workers, per_shard, batches, epoch : int
+        ``W``, each chip's samples per mini-batch, the mini-batches and the epoch they come from.
+    seed : int
+        Of the idle and backpressure generators.
+    stall : float
+        Idle and backpressure probability in ``[0, 1)``.
+    corrupt : int or None
+        At that mini-batch the host writes back chip 0's accumulators alone (a falsification).
+    waves_on_failure : bool
+        Re-run a failure with tracing (a traced build: minutes).
+
+    Returns
+    -------
+    (Build, RunResult)
+
+    Raises
+    ------
+    ValueError
+        ``stall`` is out of range or ``cfg.batch_size`` is not ``workers * per_shard``.
+    """
+    if not 0.0 <= stall < 1.0:
+        raise ValueError(f"stall must lie in [0, 1), not {stall!r}")
+    if cfg.batch_size != workers * per_shard:
+        raise ValueError(
+            f"cfg.batch_size = {cfg.batch_size}, but {workers} workers x {per_shard} samples "
+            f"make a mini-batch of {workers * per_shard}"
+        )
+    cores = array_cores(cfg)
+    b = array_build(cores, build_dir)
+    case = {
+        "kind": "data_parallel",
+        "cores": [p.to_dict() for p in cores],
+        "dataset": dataset,
+        "stall": stall,
+        "seed": seed,
+        "steps": batches * workers * per_shard,
+        "data_parallel": {
+            "workers": workers,
+            "per_shard": per_shard,
+            "batches": batches,
+            "epoch": epoch,
+            "corrupt": corrupt,
         },
     }
     result = run(b, folder, case, testbench=TESTBENCH, waves_on_failure=waves_on_failure)

@@ -1,4 +1,5 @@
-"""cocotb testbench: federated rounds on a core array through the fast transactors.
+"""cocotb testbench: federated rounds and data-parallel mini-batches on a core array through the
+fast transactors.
 
 The design is the array inside ``spikeforge_fast_tb`` (:mod:`~spikeforge.sim.fast_tb`). A
 planning pass records the packets (:class:`~spikeforge.sim.plan.ArrayRecorder`), the wrapper
@@ -13,6 +14,10 @@ simulated-time limit) and ``kind``:
 * ``"federation"`` -- :func:`~spikeforge.sim.federation.federate` with ``federation`` (its
   keywords; ``corrupt`` a ``[worker, round]`` pair or ``null``): every worker round and every
   average compared with the golden federation;
+* ``"data_parallel"`` -- :func:`~spikeforge.sim.data_parallel_rtl.data_parallel` with
+  ``data_parallel`` (its keywords; ``corrupt`` a mini-batch or ``null``): every chip's
+  accumulators and, after every mini-batch, every weight and LFSR state compared with one golden
+  chip training the whole mini-batch;
 * ``"round"`` -- one :func:`~spikeforge.sim.federated_rtl.rtl_local_round` of ``task`` (the
   :class:`~spikeforge.sw.federated.RoundTask`'s fields as lists); ``result.json`` gets the
   weights and LFSR states read back (``weights``, ``lfsr``) for the caller to compare.
@@ -29,6 +34,7 @@ import torch
 from spikeforge.hw.params import CoreParams
 from spikeforge.sim import fast_tb
 from spikeforge.sim.array_session import ArraySession
+from spikeforge.sim.data_parallel_rtl import data_parallel
 from spikeforge.sim.federated_rtl import rtl_local_round
 from spikeforge.sim.federation import federate
 from spikeforge.sim.harness import Outcome, arm_fast, case_timeout_ms, load_case, play_fast
@@ -67,6 +73,12 @@ def scenario(case: dict, cores: list[CoreParams]):
         async def run(session, check, info=lambda figures: None):
             return await federate(session, x, y, check=check, info=info, **kw)
 
+    elif case["kind"] == "data_parallel":
+        kw = dict(case["data_parallel"])
+
+        async def run(session, check, info=lambda figures: None):
+            return await data_parallel(session, x, y, check=check, info=info, **kw)
+
     elif case["kind"] == "round":
         task = round_task(cfg, case["task"])
 
@@ -79,7 +91,9 @@ def scenario(case: dict, cores: list[CoreParams]):
             }
 
     else:
-        raise ValueError(f"case kind must be 'federation' or 'round', not {case['kind']!r}")
+        raise ValueError(
+            f"case kind must be 'federation', 'data_parallel' or 'round', not {case['kind']!r}"
+        )
     return run
 
 

@@ -58,6 +58,7 @@ __all__ = [
     "parse_partition",
     "participants",
     "partition",
+    "sum_accumulators",
     "worker_lfsr",
 ]
 
@@ -269,6 +270,44 @@ def check_data_parallel(cfg: SnnConfig) -> None:
         )
 
 
+def sum_accumulators(cfg: SnnConfig, accs: Sequence[Sequence[torch.Tensor]]) -> list[torch.Tensor]:
+    """The host's sum of the workers' gradient accumulators (docs/arithmetic.md §9.1): per layer
+    ``G = sat_acc(sum_k G_k)``, the exact sum saturated once to ``cfg.acc_bits``.
+
+    Parameters
+    ----------
+    cfg : SnnConfig
+        The network (its ``acc_bits`` and layer shapes).
+    accs : sequence of sequences of torch.Tensor
+        ``accs[k][layer]``: worker ``k``'s accumulators, int64 of the layer's weight shape.
+
+    Returns
+    -------
+    list of torch.Tensor
+        One int64 tensor per layer.
+
+    Raises
+    ------
+    ValueError
+        No worker, or a worker's accumulators are not one int64 tensor of each layer's shape.
+    """
+    if not accs:
+        raise ValueError("need the accumulators of at least one worker")
+    shapes = cfg.weight_shapes()
+    for k, acc in enumerate(accs):
+        if len(acc) != len(shapes):
+            raise ValueError(
+                f"worker {k} has {len(acc)} accumulator tensors, the network {len(shapes)} layers"
+            )
+        for layer, (g, shape) in enumerate(zip(acc, shapes, strict=True)):
+            if tuple(g.shape) != tuple(shape) or g.dtype != torch.int64:
+                raise ValueError(
+                    f"worker {k}'s layer {layer} accumulators are {g.dtype} "
+                    f"{tuple(g.shape)}, not int64 {tuple(shape)}"
+                )
+    return [sat(sum(acc[layer] for acc in accs), cfg.acc_bits) for layer in range(len(shapes))]
+
+
 def data_parallel_step(
     models: Sequence[GoldenModel], xs: Sequence[torch.Tensor], ys: Sequence[torch.Tensor]
 ) -> list[torch.Tensor]:
@@ -292,9 +331,7 @@ def data_parallel_step(
         if len(y):
             traces = model.forward(x)
             model.backward(traces, output_error(cfg, traces[-1].s, y))
-    total = [
-        sat(sum(m.grad_acc[layer] for m in models), cfg.acc_bits) for layer in range(cfg.n_layers)
-    ]
+    total = sum_accumulators(cfg, [m.grad_acc for m in models])
     for model in models:
         model.grad_acc = [t.clone() for t in total]
         model.update()
