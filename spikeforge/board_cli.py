@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import shutil
 import subprocess
 import sys
@@ -28,8 +29,9 @@ class BoardCliError(ValueError):
     """A bad ``spikeforge build``/``program`` argument or a missing piece (a usage error)."""
 
 
-def cmd_build(args: argparse.Namespace) -> dict[str, Any]:
-    from spikeforge.cli import hardware_from_args
+def cmd_build(hardware_from_args, args: argparse.Namespace) -> dict[str, Any]:
+    """``spikeforge build``; ``hardware_from_args(args)`` is the CLI's validated hardware config
+    (given by the CLI, which imports this module)."""
     from spikeforge.hw.bitstream import BoardFitError, build_bitstream
     from spikeforge.hw.board import design_hash
 
@@ -113,7 +115,9 @@ def cmd_program(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
-def add_board_parsers(sub, add_core_flags, add_config_flags, add_array_flags) -> None:
+def add_board_parsers(
+    sub, add_core_flags, add_config_flags, add_array_flags, hardware_from_args
+) -> None:
     from spikeforge.hw.board import BOARDS
 
     build = sub.add_parser(
@@ -139,7 +143,7 @@ def add_board_parsers(sub, add_core_flags, add_config_flags, add_array_flags) ->
     add_array_flags(build)
     add_core_flags(build)
     add_config_flags(build)
-    build.set_defaults(func=cmd_build)
+    build.set_defaults(func=functools.partial(cmd_build, hardware_from_args))
 
     prog = sub.add_parser(
         "program",

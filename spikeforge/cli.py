@@ -675,7 +675,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_federate_parser(sub, _add_config_flags, config_from_args)
     add_fuzz_parser(sub)
     add_nir_parsers(sub)
-    add_board_parsers(sub, _add_core_flags, _add_config_flags, _add_array_flags)
+    add_board_parsers(sub, _add_core_flags, _add_config_flags, _add_array_flags, hardware_from_args)
     return parser
 
 
