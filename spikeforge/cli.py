@@ -680,14 +680,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def user_errors() -> tuple[type[Exception], ...]:
-    """The errors that are the user's (bad arguments, configs, files, datasets): printed as
-    one line with exit status 2. Anything else is a bug and propagates with its traceback.
+    """The errors that are the user's (bad arguments, configs, files, datasets) or their
+    board's (a port that does not open, a core that does not answer): printed as one line with
+    exit status 2. Anything else is a bug and propagates with its traceback.
 
     :class:`~spikeforge.sw.config.ConfigError` covers the config's, the mapping's, the
-    sweep's, NIR's and the dataset's errors (their classes derive from it)."""
+    sweep's, NIR's and the dataset's errors (their classes derive from it);
+    :class:`~spikeforge.sim.session.CoreError` names the core and the command that failed.
+    Imported here, when an error is being handled: the session module brings torch."""
+    from spikeforge.sim.session import CoreError
     from spikeforge.sw.checkpoint import CheckpointError
 
-    return (CliError, ConfigError, CheckpointError, BoardCliError, FuzzArgumentError)
+    return (CliError, ConfigError, CheckpointError, BoardCliError, FuzzArgumentError, CoreError)
 
 
 def main(argv: list[str] | None = None) -> int:

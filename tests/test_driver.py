@@ -116,9 +116,15 @@ def test_the_driver_refuses_a_core_built_from_another_config():
             Board.open(vb.path, array, **vb.link_timing)
 
 
-def test_the_driver_names_a_port_it_cannot_open(tmp_path):
+def test_the_driver_names_a_port_it_cannot_open(tmp_path, capsys):
     with pytest.raises(CoreError, match="cannot open"):
         Board.open(str(tmp_path / "ttyNONE"), CoreParams(net=DIGITS, lanes=5))
+    # the CLI says it in one line (exit status 2), not with a traceback
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--target", str(tmp_path / "ttyNONE"), "--epochs", "1", "--no-progress"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "spikeforge train: error: cannot open" in err and "Traceback" not in err
 
 
 @pytest.mark.rtl
