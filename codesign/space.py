@@ -27,7 +27,8 @@ that reason, not dropped.
 **Data.** ``[training] dataset = "NAME[:PATH]"`` (default
 :data:`~spikeforge.sw.sources.DEFAULT_DATASET`) names any source of
 :data:`~spikeforge.sw.sources.SOURCES`; a spike-train source needs
-``encoder = "spikes"`` under ``[network]``. The spec is part of every point's id and training
+``encoder = "spikes"`` under ``[network]``; a relative ``PATH`` in a space file is read from the
+file's folder. The spec is part of every point's id and training
 cache entry. A point trains on the training split less a stratified fifth and is scored on that
 fifth, the validation split (:meth:`~spikeforge.sw.data.Dataset.holdout`): the sweep tunes on
 it; the test split is measured and reported, never tuned on.
@@ -414,4 +415,16 @@ def load_space(spec: str | Path) -> DesignSpace:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"space file {str(path)!r} is not valid TOML: {exc}") from None
     data.setdefault("name", path.stem)
+    training = data.get("training")
+    if isinstance(training, dict) and isinstance(training.get("dataset"), str):
+        data["training"] = {**training, "dataset": _beside(training["dataset"], path.parent)}
     return DesignSpace.from_dict(data, where=f"space file {str(path)!r}")
+
+
+def _beside(spec: str, folder: Path) -> str:
+    """``spec`` with a relative ``PATH`` made absolute from ``folder`` (the space file's): a
+    space file names its data as it sees them, whatever the current folder."""
+    name, sep, rest = spec.partition(":")
+    if not sep or not rest or Path(rest).is_absolute():
+        return spec
+    return f"{name}:{(folder / rest).resolve()}"

@@ -146,3 +146,16 @@ def test_a_spike_train_source_needs_the_spikes_encoder_fixed_under_network(tmp_p
         DesignSpace.from_dict(space)
     space["network"]["encoder"] = "spikes"
     assert DesignSpace.from_dict(space).dataset == "events"
+
+
+def test_a_relative_dataset_path_is_read_from_the_space_files_folder(tmp_path, monkeypatch):
+    (tmp_path / "spaces" / "data").mkdir(parents=True)
+    f = tmp_path / "spaces" / "mine.toml"
+    f.write_text("[network]\nencoder = 'spikes'\n[training]\ndataset = 'nmnist:data'\n")
+    monkeypatch.chdir(tmp_path)  # where `data` does not exist
+    assert load_space(f).dataset == f"nmnist:{tmp_path / 'spaces' / 'data'}"
+    f.write_text(f"[network]\nencoder = 'spikes'\n[training]\ndataset = 'nmnist:{tmp_path}'\n")
+    assert load_space(f).dataset == f"nmnist:{tmp_path}"  # absolute: as written
+    f.write_text("[network]\nencoder = 'spikes'\n[training]\ndataset = 'nmnist:nope'\n")
+    with pytest.raises(ConfigError, match="spaces/nope does not exist"):
+        load_space(f)
