@@ -214,15 +214,23 @@ def load_nmnist(path: Path | None, timesteps: int | None) -> Dataset:
         files = _nmnist_files(path, split)
         x = _stack((read_nmnist_file(f) for f, _ in files), len(files), t, n, **binning)
         tensors += [x, torch.tensor([label for _, label in files], dtype=torch.int64)]
+    return _spike_dataset(
+        "nmnist", tensors, NMNIST_CLASSES, f"the release's Train and Test folders of {path}"
+    )
+
+
+def _spike_dataset(name: str, tensors: list[torch.Tensor], n_classes: int, split: str) -> Dataset:
+    """A spike-train :class:`Dataset` from ``[x_train, y_train, x_test, y_test]``."""
+    x_train, y_train, x_test, y_test = tensors
     return Dataset(
-        name="nmnist",
-        x_train=tensors[0],
-        y_train=tensors[1],
-        x_test=tensors[2],
-        y_test=tensors[3],
+        name=name,
+        x_train=x_train,
+        y_train=y_train,
+        x_test=x_test,
+        y_test=y_test,
         x_max=1,
-        n_classes=NMNIST_CLASSES,
-        split=f"the release's Train and Test folders of {path}",
+        n_classes=n_classes,
+        split=split,
     )
 
 
@@ -276,13 +284,5 @@ def load_shd(path: Path | None, timesteps: int | None) -> Dataset:
     for split in ("train", "test"):
         samples, labels = _read_shd(path / SHD_FILES[split])
         tensors += [_stack(samples, len(samples), t, n, **binning), labels]
-    return Dataset(
-        name="shd",
-        x_train=tensors[0],
-        y_train=tensors[1],
-        x_test=tensors[2],
-        y_test=tensors[3],
-        x_max=1,
-        n_classes=SHD_CLASSES,
-        split=f"the release's {SHD_FILES['train']} and {SHD_FILES['test']} of {path}",
-    )
+    split = f"the release's {SHD_FILES['train']} and {SHD_FILES['test']} of {path}"
+    return _spike_dataset("shd", tensors, SHD_CLASSES, split)
