@@ -115,6 +115,7 @@ def main() -> None:
             rows,
             args.png,
             title=f"digits, {args.workers} workers, mean of {args.seeds} seeds",
+            label="federated, iid",
             reference={
                 "federated, dirichlet:0.5": means["dirichlet:0.5"],
                 "centralized (same sample visits)": means["centralized"],

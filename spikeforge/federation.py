@@ -32,6 +32,7 @@ from typing import Any
 import distributed
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from spikeforge.cluster import check_scheduler, dask_client
 from spikeforge.loader import Config
@@ -443,6 +444,7 @@ def plot_rounds(
     path: Path,
     *,
     title: str = "",
+    label: str = "federated (global model)",
     reference: dict[str, list[float]] | None = None,
 ) -> Path:
     """Test accuracy per round (``rows``), and optional ``reference`` curves by label (e.g.
@@ -454,11 +456,12 @@ def plot_rounds(
         [r["round"] for r in rows],
         [100 * r["test_accuracy"] for r in rows],
         "o-",
-        label="federated (global model)",
+        label=label,
     )
     for label, curve in (reference or {}).items():
         ax.plot(range(1, len(curve) + 1), [100 * a for a in curve], "--", label=label)
     ax.set_xlabel("round")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
