@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from spikeforge.sw.federated import PARTITIONS
+from spikeforge.sw.config import PARTITIONS
 from spikeforge.sw.sources import DEFAULT_DATASET
 
 __all__ = ["add_federate_parser"]

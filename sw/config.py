@@ -56,6 +56,9 @@ TRAINING_CHOICES: dict[str, tuple[str, ...]] = {
 """The allowed values of the trainer's own options (not network fields): the trainer,
 :func:`spikeforge.train` and the CLI's ``train`` flags."""
 
+PARTITIONS = ("iid", "dirichlet:ALPHA")
+"""How federated training deals the training split to workers (``sw/federated.py``)."""
+
 DEFAULT_SCHEDULE: dict[str, str] = {"int": "step", "float": "constant"}
 """The learning-rate schedule of each mode when none is given (docs/results.md)."""
 

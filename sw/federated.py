@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import ConfigError, SnnConfig, clog2
+from .config import PARTITIONS, ConfigError, SnnConfig, clog2
 from .encoders import encode
 from .fixed import sat
 from .golden import GoldenModel, output_error
@@ -61,9 +61,6 @@ __all__ = [
     "sum_accumulators",
     "worker_lfsr",
 ]
-
-PARTITIONS = ("iid", "dirichlet:ALPHA")
-"""How the training split is dealt to workers (``--partition``)."""
 
 WORKER_SALT = 0x5EED_0000
 """Added to the index of worker ``k > 0`` as a fourth seed word of its LFSRs

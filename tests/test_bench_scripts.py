@@ -43,6 +43,8 @@ def test_train_throughput_prints_rates_and_ratios():
         ("epoch_rtl.py", ["--samples", "0"], "--samples must lie in [1, 1437], not 0"),
         ("epoch_rtl.py", ["--stall", "1"], "--stall must lie in [0, 1), not 1.0"),
         ("sim_speed.py", ["--stall", "-0.1"], "--stall must lie in [0, 1), not -0.1"),
+        ("federated_table.py", ["--rounds", "0"], "--rounds must be >= 1, not 0"),
+        ("federated_table.py", ["--local-epochs", "0"], "--local-epochs must be >= 1, not 0"),
     ],
 )
 def test_throughput_benches_refuse_bad_arguments(script, args, message):

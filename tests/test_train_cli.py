@@ -175,3 +175,13 @@ def test_cli_resume_refuses_a_changed_config(tmp_path, capsys):
         main([*base, "--resume", "--lr-shift", "7"])
     assert exc.value.code == 2
     assert "lr_shift: checkpoint 10, requested 7" in capsys.readouterr().err
+
+
+def test_the_command_line_stays_light():
+    """Building the parser (``spikeforge --help``) imports neither torch nor Dask: each
+    subcommand imports its heavy modules when it runs."""
+    code = "import sys, spikeforge.cli; print(sorted({'torch', 'distributed'} & set(sys.modules)))"
+    proc = subprocess.run(
+        [sys.executable, "-P", "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stdout + proc.stderr
