@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
 .PHONY: help setup demo demo-train test test-fast lint format bench wbits-table core-cycles synth-table \
-	sweep-full regress regress-full sim-speed epoch-rtl federated-table array-scaling fuzz board-sim formal netlist-sim mutate clean
+	sweep-full regress regress-full sim-speed epoch-rtl federated-table traffic-table array-scaling fuzz board-sim formal netlist-sim mutate clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -91,6 +91,9 @@ sim-speed: setup ## cycles/s of the default core, 30% stalls: fast transactors v
 
 epoch-rtl: setup ## a whole digits epoch (1,437 samples) + the test split on a 2-core array's Verilog, bit-exact (~10 min)
 	$(PY) bench/epoch_rtl.py
+
+traffic-table: setup ## off-chip bytes per sample: the chip against the GPU baseline (seconds; docs/energy.md)
+	$(PY) bench/traffic_table.py
 
 federated-table: setup ## 5 workers on digits, IID and Dirichlet(0.5), 20 rounds, against centralized, 3 seeds (~25 min)
 	$(PY) bench/federated_table.py --seeds 3 --png docs/federated.png

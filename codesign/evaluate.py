@@ -504,8 +504,8 @@ def _finish(record, net, cores, trained, core_reports, glue) -> None:
     activity = _activity(net, trained)
     traffic = traffic_summary(net, layers, activity)
     record["chip_bytes"] = traffic["chip_bytes"]
-    record["gpu_bptt_bytes"] = traffic["gpu_bptt_bytes"]
-    record["dram_saving"] = traffic["saving"]
+    record["gpu_bytes"] = traffic["gpu_bytes"]
+    record["traffic_saving"] = traffic["saving"]
     energy = energy_estimate(cores, activity, host_bytes=traffic["chip_bytes"])
     record["energy_nj"] = energy.train_pj / 1000
     record["infer_energy_nj"] = energy.infer_pj / 1000

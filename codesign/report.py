@@ -78,8 +78,8 @@ COLUMNS: tuple[str, ...] = (
     "infer_energy_nj",
     "samples_per_joule",
     "chip_bytes",
-    "gpu_bptt_bytes",
-    "dram_saving",
+    "gpu_bytes",
+    "traffic_saving",
     "seconds",
     "train_cached",
     "workers",
@@ -484,7 +484,7 @@ def _results_table(records: Sequence[Mapping[str, Any]], front: set[str]) -> str
         "nJ / train (est.)",
         "nJ / infer (est.)",
         "samples/J (est.)",
-        "DRAM saving (est.)",
+        "off-chip saving vs GPU (est.)",
         "reason",
     ]
     rows = [
@@ -506,7 +506,7 @@ def _results_table(records: Sequence[Mapping[str, Any]], front: set[str]) -> str
             _dec(r.get("energy_nj")),
             _dec(r.get("infer_energy_nj")),
             _int(r.get("samples_per_joule")),
-            _pct(r.get("dram_saving")),
+            _pct(r.get("traffic_saving")),
             f'<span class="reason">{_esc(r.get("reason") or "")}</span>',
         ]
         for r in records
@@ -569,9 +569,10 @@ cycle model, exact against Verilator, on the spikes of validation samples; <b>LU
 BRAMs and DSPs from Yosys <code>synth_ecp5</code>; <b>Fmax</b> from nextpnr-ecp5, measured for
 the Pareto points ('Fmax unknown': place and route ran past its time limit; 'not measured':
 beyond the space's <code>fmax_points</code>; a dash: not run; the cell's tooltip says why).</p>
-<p>Energy per sample, samples per joule and the DRAM saving are <b>estimates</b>, not
-measurements: per-operation energies times the operations performed, and off-chip traffic
-against a GPU-style BPTT baseline (see <code>docs/energy.md</code>).</p>
+<p>Energy per sample, samples per joule and the off-chip saving are <b>estimates</b>, not
+measurements: per-operation energies times the operations performed, and the chip's host
+stream against a GPU training with PyTorch autograd at mini-batch 128, fp32, the A100's 40 MB L2
+(see <code>docs/energy.md</code>).</p>
 <p>The chosen configurations are the Pareto set on all objectives: no other finished point is
 at least as good in every one and better in one. Each plot shows the front of accuracy against
 that one metric only, so a chosen point can sit off a plot's line. Rebuild a point with its

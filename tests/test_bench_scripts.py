@@ -134,3 +134,12 @@ def test_randman_table_trains_every_mode_and_reports_the_test_split():
         assert len(rows) == 1 and 0.0 <= rows[0]["test_accuracy"] <= 1.0
     bptt, sltt = (summary["runs"][k][0]["test_accuracy"] for k in ("int bptt", "int sltt"))
     assert (bptt, sltt) == (0.195, 0.155)  # integer training is deterministic on any machine
+
+
+def test_the_traffic_table_in_the_docs_is_what_the_script_prints():
+    out = _run(str(BENCH / "traffic_table.py"))
+    doc = (BENCH.parent / "docs" / "energy.md").read_text()
+    lines = out.strip().splitlines()
+    assert len(lines) == 2 + 2 * 4
+    missing = [line for line in lines if line not in doc]
+    assert not missing, f"docs/energy.md lacks (re-run bench/traffic_table.py): {missing}"

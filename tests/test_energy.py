@@ -8,8 +8,10 @@ from spikeforge.codesign.energy import ENERGY_TABLE, energy_estimate, sample_ops
 from spikeforge.codesign.host_stream import train_step_stream
 from spikeforge.codesign.mapping import map_network
 from spikeforge.codesign.traffic import (
+    GpuBaseline,
+    chip_encoded_bytes,
     chip_traffic_bytes,
-    gpu_bptt_traffic_bytes,
+    gpu_traffic,
     traffic_summary,
 )
 from spikeforge.hw.array import layer_groups
@@ -58,14 +60,50 @@ def test_the_chip_traffic_is_the_host_streams_words():
     assert words == (2 + 4 + 67) + 3 * 2 + 4 * 3
 
 
-def test_the_gpu_baseline_formula_on_a_hand_example():
+def test_the_gpu_baseline_on_hand_worked_examples():
+    # a 3 -> 2 layer, T = 2, fp32: 6 weights = 24 B; saved per sample and step: inputs 3 and
+    # membranes 2 per timestep, 2 x 5 x 4 = 40 B; inputs read per sample: 2 x 3 x 4 = 24 B
     net = SnnConfig(layers=(3, 2), timesteps=2)
-    m, n, T = 3, 2, 2
-    assert gpu_bptt_traffic_bytes(net) == 4 * (T * (4 * m + 6 * n + 2 * m * n) + 5 * m * n)
-    assert gpu_bptt_traffic_bytes(net, bytes_per_value=2) == gpu_bptt_traffic_bytes(net) // 2
+    roomy = GpuBaseline(batch=2, cache_bytes=1000)
+    # batch 2: 80 B saved, fits; weights read, gradients written, weights written: 24 B each,
+    # 12 B per sample
+    assert gpu_traffic(net, roomy) == {
+        "inputs": 24.0,
+        "activations": 0.0,
+        "weights": 12.0,
+        "gradients": 12.0,
+        "update": 12.0,
+        "total": 60.0,
+    }
+    # a 148 B cache keeps weights and gradients (48 B) and 100 B of activations; batch 4 saves
+    # 160 B: 60 B spill, written and read back = 120 B per step = 30 B per sample
+    tight = gpu_traffic(net, GpuBaseline(batch=4, cache_bytes=148))
+    assert (tight["activations"], tight["weights"], tight["total"]) == (30.0, 6.0, 72.0)
+    # encoding on the GPU reads the 3 intensity bytes instead of the 24 B of spike frames
+    assert gpu_traffic(net, GpuBaseline(batch=2, cache_bytes=1000, encode=True))["total"] == 39.0
+    with pytest.raises(ValueError, match=r"weights and gradients \(48 B\) do not fit"):
+        gpu_traffic(net, GpuBaseline(cache_bytes=47))
+
+
+def test_the_default_baseline_is_a_batch_of_128_on_an_a100():
+    # 64 -> 10, T = 16: 640 weights = 2,560 B, three passes / 128 = 60 B per sample; spike
+    # frames 16 x 64 x 4 = 4,096 B; saved activations 128 x 16 x 74 x 4 = 606,208 B << 40 MB
+    assert gpu_traffic(SnnConfig(layers=(64, 10)))["total"] == 4156.0
     cfg, _, layers = _array()
     s = traffic_summary(cfg, layers, [[10] * 4, [1] * 4])
-    assert 0.9 < s["saving"] < 1 and s["chip_bytes"] < s["gpu_bptt_bytes"]
+    # T = 4 here: frames 4 x 64 x 4 = 1,024 B, weights 3 x 2,560 / 128 = 60 B
+    assert s["gpu_bytes"] == 1084.0
+    # 40 spikes: route, command, 4 counts, 40 indices, 3 more packets of 2 words, 4 answers
+    assert s["chip_bytes"] == 4 * (2 + 4 + 40 + 3 * 2 + 4)
+    assert s["saving"] == pytest.approx(1 - 224 / 1084)
+
+
+def test_the_chip_encoding_itself_sends_the_packed_intensities():
+    _, _, layers = _array()
+    spikes = [[1] * 10 + [0] * 54] * 4
+    # 40 events and 4 counts become a key and 64 / 4 = 16 words of 8-bit intensities
+    assert chip_encoded_bytes(layers, spikes, 8) == chip_traffic_bytes(layers, spikes) - 4 * 27
+    assert chip_encoded_bytes(layers, spikes, 12) == chip_traffic_bytes(layers, spikes) - 4 * 11
 
 
 def test_bad_input_names_the_parameter():
@@ -79,4 +117,8 @@ def test_bad_input_names_the_parameter():
     with pytest.raises(ValueError, match="host_bytes must be >= 0"):
         energy_estimate(ps, [[1] * 4, [0] * 4], host_bytes=-1)
     with pytest.raises(TypeError, match="net must be an SnnConfig"):
-        gpu_bptt_traffic_bytes("64,10")
+        gpu_traffic("64,10")
+    with pytest.raises(ValueError, match="batch must be an int >= 1, not 0"):
+        GpuBaseline(batch=0)
+    with pytest.raises(ValueError, match="encode must be a bool"):
+        GpuBaseline(encode="yes")
