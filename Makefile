@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
 .PHONY: help setup demo demo-train test test-fast lint format bench wbits-table core-cycles synth-table \
-	sweep-full regress regress-full sim-speed epoch-rtl federated-table traffic-table array-scaling fuzz board-sim formal netlist-sim mutate clean
+	sweep-full regress regress-full sim-speed epoch-rtl federated-table traffic-table fit-table array-scaling fuzz board-sim formal netlist-sim mutate clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -91,6 +91,9 @@ sim-speed: setup ## cycles/s of the default core, 30% stalls: fast transactors v
 
 epoch-rtl: setup ## a whole digits epoch (1,437 samples) + the test split on a 2-core array's Verilog, bit-exact (~10 min)
 	$(PY) bench/epoch_rtl.py
+
+fit-table: setup ## the largest 784-h-10 network each ECP5 holds, by block RAM (seconds; docs/results.md)
+	$(PY) bench/fit_table.py
 
 traffic-table: setup ## off-chip bytes per sample: the chip against the GPU baseline (seconds; docs/energy.md)
 	$(PY) bench/traffic_table.py

@@ -9,7 +9,9 @@ slice of a layer's output neurons. :func:`map_network` places a given number of 
    go to ``k`` contiguous slices as equal as possible (the first slices take the extra group),
    and each slice's core gets the largest divisor of its neuron count that is at most ``lanes``.
 2. Every layer gets the fewest cores whose slices all fit the device's block RAMs
-   (:attr:`~spikeforge.hw.params.CoreParams.bram_estimate`).
+   (:attr:`~spikeforge.hw.params.CoreParams.bram_estimate`), and the whole array must fit one
+   device: the cores' block RAMs together at most the device's (:attr:`Mapping.bram_estimate`;
+   more cores never make a network fit that does not, since every core adds its own buffers).
 3. Spare cores go one at a time to the layer with the most work per core, work being the
    layer's synapses ``n_out * n_in`` (a core's cycles scale with its slice); ties go to the lower
    layer.
@@ -115,6 +117,19 @@ class Mapping:
             sum(s.layer == layer for s in self.slices) for layer in range(self.net.n_layers)
         )
 
+    @property
+    def bram_estimate(self) -> int:
+        """Block RAMs of all cores (:attr:`~spikeforge.hw.params.CoreParams.bram_estimate`)."""
+        return sum(p.bram_estimate for p in self.core_params())
+
+    def bram_by_memory(self) -> dict[str, int]:
+        """Block RAMs of all cores by memory name (``weights``, ``grads``, ...), largest first."""
+        out: dict[str, int] = {}
+        for p in self.core_params():
+            for mem in p.memories:
+                out[mem.name] = out.get(mem.name, 0) + mem.bram_estimate
+        return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
     def core_params(self) -> tuple[CoreParams, ...]:
         """The linked :class:`CoreParams` of every core, in core order (``neurons=None`` for a
         core that holds its whole layer)."""
@@ -171,8 +186,8 @@ class Mapping:
         shapes = self.net.weight_shapes()
         device = ecp5_device(self.device)
         title = (
-            f"network {self.net.layers}, T = {self.net.timesteps}: {self.cores} cores on ECP5 "
-            f"{self.device} ({device.brams} block RAMs each)"
+            f"network {self.net.layers}, T = {self.net.timesteps}: {self.cores} cores on one "
+            f"ECP5 {self.device}, about {self.bram_estimate} of its {device.brams} block RAMs"
         )
         header = f"{'core':>4}  {'layer':>5}  {'neurons':>11}  {'lanes':>5}  {'synapses':>8}  BRAM"
         lines = [title, header]
@@ -322,7 +337,13 @@ def min_cores(
 
 
 def map_network(
-    net: SnnConfig, cores: int, *, lanes: int = 8, device: str = DEFAULT_DEVICE, lr_range: int = 4
+    net: SnnConfig,
+    cores: int,
+    *,
+    lanes: int = 8,
+    device: str = DEFAULT_DEVICE,
+    lr_range: int = 4,
+    check_device: bool = True,
 ) -> Mapping:
     """Place ``net`` on exactly ``cores`` cores.
 
@@ -338,6 +359,9 @@ def map_network(
         ECP5 device every core must fit.
     lr_range : int
         Learning-rate range of every core.
+    check_device : bool
+        Check that the whole array's block RAMs fit one ``device`` (``False`` only to plan:
+        the host stream or cycles of a network that does not fit yet).
 
     Returns
     -------
@@ -357,6 +381,8 @@ def map_network(
     if cores < 1:
         raise MappingError(f"cores = {cores} is out of range: allowed at least 1")
     _check_args(net, lanes, device, lr_range)
+    if not isinstance(check_device, bool):
+        raise TypeError(f"check_device must be a bool, not {check_device!r}")
     shapes = net.weight_shapes()
     groups = _groups(net, lanes)
     k = _min_per_layer(net, lanes, device, lr_range)
@@ -397,7 +423,24 @@ def map_network(
         for layer, (p, g) in enumerate(groups)
         for s in _layer_slices(layer, p, g, k[layer], lanes)
     ]
-    return Mapping(net=net, slices=tuple(slices), device=device, lr_range=lr_range)
+    mapping = Mapping(net=net, slices=tuple(slices), device=device, lr_range=lr_range)
+    if check_device:
+        _check_device(mapping)
+    return mapping
+
+
+def _check_device(mapping: Mapping) -> None:
+    """A :class:`MappingError` unless the array's block RAMs fit one device; the message names
+    the memories that take them."""
+    brams = ecp5_device(mapping.device).brams
+    total = mapping.bram_estimate
+    if total > brams:
+        parts = ", ".join(f"{name} {n}" for name, n in mapping.bram_by_memory().items() if n)
+        raise MappingError(
+            f"network {mapping.net.layers} on {mapping.cores} cores needs about {total} block "
+            f"RAMs ({parts}) but one ECP5 {mapping.device} has {brams}: it does not fit this "
+            "device at these widths"
+        )
 
 
 def array_table(table: Any, where: str = "the config") -> dict[str, Any]:

@@ -143,3 +143,23 @@ def test_the_traffic_table_in_the_docs_is_what_the_script_prints():
     assert len(lines) == 2 + 2 * 4
     missing = [line for line in lines if line not in doc]
     assert not missing, f"docs/energy.md lacks (re-run bench/traffic_table.py): {missing}"
+
+
+def test_the_fit_table_in_the_docs_is_what_the_script_prints():
+    out = _run(str(BENCH / "fit_table.py"))
+    rows = json.loads(_run(str(BENCH / "fit_table.py"), "--json"))
+    doc = (BENCH.parent / "docs" / "results.md").read_text()
+    missing = [line for line in out.strip().splitlines() if line not in doc]
+    assert not missing, f"docs/results.md lacks (re-run bench/fit_table.py): {missing}"
+    # each row is the largest: 8 more hidden neurons no longer fit the device
+    from spikeforge.codesign.mapping import MappingError, map_network, min_cores
+    from spikeforge.sw.config import SnnConfig
+
+    for r in rows:
+        widths = {"narrow (w4, g6, T8)": {"w_bits": 4, "g_bits": 6, "timesteps": 8}}.get(
+            r["widths"], {}
+        )
+        assert r["bram_estimate"] <= r["brams"]
+        net = SnnConfig(layers=(784, r["hidden"] + 8, 10), **widths)
+        with pytest.raises(MappingError, match=f"one ECP5 {r['device']} has {r['brams']}"):
+            map_network(net, min_cores(net, device=r["device"]), device=r["device"])

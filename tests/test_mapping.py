@@ -91,13 +91,27 @@ def test_core_params_are_linked_and_valid():
     assert layer_groups(split, linked=True) == [[0, 1, 2], [3]]
 
 
-def test_split_to_fit_a_small_device():
+def test_the_whole_array_must_fit_one_device():
+    # min_cores is the per-layer bound: each slice's memories fit the device on their own
     assert min_cores(BIG, device="85k") == 4
     assert min_cores(BIG, device="25k") == 17
-    m = map_network(BIG, 17, device="25k")
-    assert m.cores_per_layer == (16, 1)
-    brams = ecp5_device("25k").brams
-    assert all(p.bram_estimate <= brams for p in m.core_params())
+    # ... but the cores share one device: 784-256-10 needs more than twice an 85k's block RAMs
+    for cores, device in ((17, "25k"), (4, "85k"), (8, "85k")):
+        brams = ecp5_device(device).brams
+        with pytest.raises(
+            MappingError,
+            match=rf"network \(784, 256, 10\) on {cores} cores needs about \d+ block RAMs "
+            rf"\(weights \d+, grads \d+, .*\) but one ECP5 {device} has {brams}: it does not "
+            "fit this device",
+        ):
+            map_network(BIG, cores, device=device)
+    # planning only (the host stream, cycles): the same placement without the check
+    plan = map_network(BIG, 4, check_device=False)
+    assert plan.cores_per_layer == (3, 1) and plan.bram_estimate > 208
+    # the total is the cores' sum; one that fits passes (64-64-10 on a 25k's 56)
+    m = map_network(NET, 4, device="25k")
+    assert m.bram_estimate == sum(p.bram_estimate for p in m.core_params()) <= 56
+    assert sum(m.bram_by_memory().values()) == m.bram_estimate
 
 
 def test_too_few_cores_for_the_layers():
@@ -137,7 +151,9 @@ def test_layer_too_big_for_the_device():
         map_network(net, 10, device="25k")
     with pytest.raises(MappingError, match=message):
         min_cores(net, device="25k")
-    assert map_network(net, 3).cores_per_layer == (2, 1)  # the 85k holds it in two slices
+    # two slices of layer 0 fit an 85k each, but not together with everything else
+    with pytest.raises(MappingError, match=r"needs about 392 block RAMs .* 85k has 208"):
+        map_network(net, 3)
 
 
 @pytest.mark.parametrize(
@@ -202,7 +218,10 @@ def test_to_dict_is_json_and_complete():
 def test_describe_lists_every_core():
     m = map_network(NET, 4)
     lines = m.describe().splitlines()
-    assert lines[0] == "network (64, 64, 10), T = 4: 4 cores on ECP5 85k (208 block RAMs each)"
+    assert lines[0] == (
+        f"network (64, 64, 10), T = 4: 4 cores on one ECP5 85k, about {m.bram_estimate} of its "
+        "208 block RAMs"
+    )
     assert lines[1].split() == ["core", "layer", "neurons", "lanes", "synapses", "BRAM"]
     rows = [line.split() for line in lines[2:]]
     brams = [str(p.bram_estimate) for p in m.core_params()]
