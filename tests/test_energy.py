@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from spikeforge.codesign.energy import ENERGY_TABLE, energy_estimate, sample_ops
+from spikeforge.codesign.energy import energy_estimate, sample_ops
 from spikeforge.codesign.host_stream import train_step_stream
 from spikeforge.codesign.mapping import map_network
 from spikeforge.codesign.traffic import (
@@ -24,17 +24,35 @@ def _array(cores=1, **net):
     return cfg, ps, layer_groups(ps, linked=True)
 
 
-def test_forward_energy_is_the_hand_count_of_a_one_core_layer():
+def test_every_engine_s_energy_is_the_hand_count_of_a_one_core_layer():
+    # 64 -> 10 on one core, T = 4, 8-bit weights, v 16, g 8, acc 11, master 12, current 15
+    # bits, BPTT, no error emitted; 3 + 0 + 1 + 2 = 6 input spikes. Per bit of block RAM
+    # 10/64 = 0.15625 pJ; adds 0.03 + 0.07 (b - 8) / 24 pJ: 15 bits 0.0504167, 16 bits
+    # 0.0533333, 11 bits 0.03875, 12 bits 0.0416667, 8 bits 0.03; an 8 x 8 multiply 0.2 pJ.
     _, ps, _ = _array()
-    p, t, bit = ps[0], ENERGY_TABLE, ENERGY_TABLE["sram_bit_pj"]
-    active = [[3, 0, 1, 2], [0, 0, 0, 0]]
+    parts = sample_ops(ps, [[3, 0, 1, 2], [0, 0, 0, 0]])
+    # FP: 60 events x (weight read 1.25 + add 0.0504167) = 78.025; 40 neuron-steps x (3 adds
+    # 0.16 + membrane read, write and history write 7.5 + spike bit 0.15625) = 312.65
+    assert parts["fp"] == pytest.approx(390.675)
+    # BP: 40 x (2 adds 0.1066667 + multiply 0.2 + history read 2.5 + delta read and write 2.5
+    # + BPTT add 0.03) = 40 x 5.3366667
+    assert parts["bp"] == pytest.approx(213.466667)
+    # WG: 60 x (add 0.03875 + accumulator read and write 3.4375 + delta read 1.25)
+    assert parts["wg"] == pytest.approx(283.575)
+    # update: 640 weights x (add 0.0416667 + master read and write 3.75 + accumulator read and
+    # clear 3.4375) = 640 x 7.2291667
+    assert parts["update"] == pytest.approx(4626.666667)
 
-    def add(b):
-        return t["add8_pj"] + (t["add32_pj"] - t["add8_pj"]) * (b - 8) / 24
 
-    events = 6 * 10
-    fp = events * (8 * bit + add(p.current_bits)) + 10 * 4 * (3 * add(16) + 3 * 16 * bit + bit)
-    assert sample_ops(ps, active)["fp"] == pytest.approx(fp)
+def test_a_core_that_emits_an_error_pays_its_macs():
+    # layer 1 of 4 -> 4 -> 2 (n = 2, m = 4, T = 2), SLTT: per neuron-step 2 adds 0.1066667 +
+    # multiply 0.2 + history read 2.5 + delta read and write 2.5 = 5.3066667, x 4 = 21.2266667;
+    # e_prev: 4 x 2 x 2 = 16 MACs x (8 x 8 multiply 0.2 + add at the 17-bit partial width
+    # 0.05625 + weight read 1.25) = 24.1
+    cfg = SnnConfig(layers=(4, 4, 2), timesteps=2, bptt="sltt")
+    core = map_network(cfg, 2, lanes=2).core_params()[1]
+    assert core.emits_error and core.partial_bits == 17
+    assert sample_ops([core], [[0, 0]] * 3)["bp"] == pytest.approx(45.326667)
 
 
 def test_energy_grows_with_spikes_and_with_bit_widths():
