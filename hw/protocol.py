@@ -394,10 +394,18 @@ class ArgRead:
     """``(quantity, rows)`` of every readable quantity."""
 
     def ok(self, arg: Any) -> Any:
+        return self.head_ok(arg) & self.span_ok(arg)
+
+    def head_ok(self, arg: Any) -> Any:
+        """The quantity is readable and the first row below its row count."""
+        q, row = arg & 0xF, (arg >> 4) & 0x1FFF
+        return _any((q == quantity) & (row < rows) for quantity, rows in self.rows)
+
+    def span_ok(self, arg: Any) -> Any:
+        """The rows asked for end at or before the quantity's last row (the one check that
+        needs an adder: a core checks it a cycle after :meth:`head_ok`)."""
         q, row, count = arg & 0xF, (arg >> 4) & 0x1FFF, arg >> 17
-        return _any(
-            (q == quantity) & (row < rows) & (row + count <= rows) for quantity, rows in self.rows
-        )
+        return _any((q == quantity) & (row + count <= rows) for quantity, rows in self.rows)
 
 
 @dataclass(frozen=True)

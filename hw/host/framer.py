@@ -190,6 +190,11 @@ class CommandFramer(wiring.Component):
                 ]
                 m.next = after
 
+        span_ok = Signal()  # READ's span check, registered from the command word during
+        # DISPATCH for READ_SPAN: keeps the adder off the path from the arriving word
+        if Opcode.READ in rules.commands:
+            m.d.sync += span_ok.eq(rules.commands[Opcode.READ].arg.span_ok(arg))
+
         with m.FSM():
             with m.State("HEADER"):
                 first = Signal(CommandBeat)  # the packet's first word: held, or arriving now
@@ -207,9 +212,11 @@ class CommandFramer(wiring.Component):
                         abandoned.eq(first.abandon),
                         status.eq(Status.OK),
                     ]
-                    # Every command's argument rule on this word, registered for DISPATCH.
+                    # Every command's argument rule on this word, registered for DISPATCH;
+                    # READ's span (an adder) is checked from the registered word in READ_SPAN.
                     for code, spec in rules.commands.items():
-                        m.d.sync += arg_ok[code].eq(spec.arg.ok(word.arg))
+                        head = spec.arg.head_ok if code == Opcode.READ else spec.arg.ok
+                        m.d.sync += arg_ok[code].eq(head(word.arg))
                     m.next = "DISPATCH"
             with m.State("DISPATCH"):
                 with m.If(abandoned):
@@ -221,12 +228,24 @@ class CommandFramer(wiring.Component):
                                 length_ok = single if spec.payload is Payload.NONE else ~single
                                 with m.If(~arg_ok[code]):
                                     end(Status.BAD_ARG, single)
-                                with m.Elif(~length_ok):
-                                    end(Status.BAD_LENGTH, single)
-                                with m.Else():
-                                    self._start(m, code, arg, index, update_after)
+                                if code == Opcode.READ:  # its span and length next
+                                    with m.Else():
+                                        m.next = "READ_SPAN"
+                                else:
+                                    with m.Elif(~length_ok):
+                                        end(Status.BAD_LENGTH, single)
+                                    with m.Else():
+                                        self._start(m, code, arg, index, update_after)
                         with m.Default():
                             end(Status.BAD_OPCODE, single)
+            if Opcode.READ in rules.commands:
+                with m.State("READ_SPAN"):
+                    with m.If(~span_ok):
+                        end(Status.BAD_ARG, single)
+                    with m.Elif(~single):  # READ has no payload
+                        end(Status.BAD_LENGTH, single)
+                    with m.Else():
+                        self._start(m, Opcode.READ, arg, index, update_after)
             with m.State("DRAIN"):
                 m.d.comb += self.cmd.ready.eq(1)
                 with m.If(self.cmd.valid & (beat.last | beat.abandon)):
