@@ -57,7 +57,7 @@ from spikeforge.sw.checkpoint import load_checkpoint
 from spikeforge.sw.config import ConfigError
 from spikeforge.sw.data import Dataset, load_dataset
 from spikeforge.sw.encoders import quantize
-from spikeforge.sw.golden import GoldenModel
+from spikeforge.sw.golden import GoldenModel, output_error
 from spikeforge.sw.sources import DEFAULT_DATASET, parse_spec
 from spikeforge.sw.train import eval_inputs, int_accuracy, train_int
 
@@ -178,7 +178,9 @@ def _trained(
 ) -> dict[str, Any]:
     """A cache entry's content: ``res`` (a :class:`~spikeforge.sw.train.TrainResult` of training
     on ``validation``), the test accuracy of the model in ``checkpoint`` on ``full``'s test
-    split, and its spikes on the first ``n_act`` validation samples.
+    split, and its spikes on the first ``n_act`` validation samples and which neurons' deltas are
+    nonzero when it trains on them (``nonzero``, packed like ``trains``: what the BP and WG
+    engines skip by, so the cycle model needs it).
 
     ``val_accuracy`` is the objective; ``test_accuracy`` is reported, never tuned on; the
     ``history`` rows are validation accuracies per epoch."""
@@ -186,11 +188,15 @@ def _trained(
     model = GoldenModel.from_state(cfg, blob["state"])
     x_test = quantize(full.x_test, full.x_max, cfg.in_bits)
     x = eval_inputs(cfg, quantize(validation.x_test[:n_act], validation.x_max, cfg.in_bits))
+    test_accuracy = int_accuracy(model, x_test, full.y_test)
     traces = model.forward(x)
     trains = [x.tolist()] + [tr.s.tolist() for tr in traces]  # [layer][sample][t][neuron]
+    labels = validation.y_test[:n_act]
+    model.backward(traces, output_error(cfg, traces[-1].s, labels))  # a copy: nothing is kept
+    nonzero = [(tr.delta != 0).to(torch.int64).tolist() for tr in traces]
     return {
         "val_accuracy": res.test_accuracy,
-        "test_accuracy": int_accuracy(model, x_test, full.y_test),
+        "test_accuracy": test_accuracy,
         "train_accuracy": res.train_accuracy,
         "history": [
             {"epoch": row["epoch"], "val_accuracy": row["test_accuracy"]} for row in res.history
@@ -199,6 +205,7 @@ def _trained(
         "train_seconds": seconds,
         "spikes": [[[sum(row) for row in sample] for sample in layer] for layer in trains],
         "trains": [[_pack(sample) for sample in layer] for layer in trains],
+        "nonzero": [[_pack(sample) for sample in layer] for layer in nonzero],
     }
 
 
@@ -347,10 +354,16 @@ def _unpack(rows: list[str], n: int) -> list[list[int]]:
 def _cycles(cores, layers, net, trained) -> tuple[float, float]:
     sizes = net.layers
     n_samples = len(trained["trains"][0])
+    if "nonzero" not in trained:
+        raise PointFailed(
+            "the cached training result has no delta activity (it predates the event-driven "
+            "backward's cycle model): delete its cache entry and run the point again"
+        )
     train, infer = 0.0, 0.0
     for k in range(n_samples):
         spikes = [_unpack(trained["trains"][i][k], n) for i, n in enumerate(sizes)]
-        c = array_step_cycles(cores, layers, spikes)
+        deltas = [_unpack(trained["nonzero"][i][k], n) for i, n in enumerate(sizes[1:])]
+        c = array_step_cycles(cores, layers, spikes, deltas)
         train += c.step
         infer += c.infer
     return train / n_samples, infer / n_samples

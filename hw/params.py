@@ -352,6 +352,15 @@ class CoreParams:
             MemorySpec("membranes", t * g, net.v_bits + 1, p, "u[t] and s[t] history, word (t, g)"),
             MemorySpec("deltas", t * g, net.g_bits, p, "delta[t] history, word (t, g)", 2),
             MemorySpec("errors", t * g, net.g_bits, p, "external error e[t], word (t, g)"),
+            # BP writes it in the delta phase; BP's error phase and WG read it (two ports).
+            MemorySpec(
+                "nonzero",
+                t * (g + 1),
+                max(1, clog2(g + 1)),
+                1,
+                "groups with a nonzero delta[t], word (t, k); word (t, G): their count K[t]",
+                2,
+            ),
             MemorySpec("counts", g, self.count_bits, p, "spike counts, word g"),
             MemorySpec("lfsr", g, 32, p, "update LFSR states, word g"),
             MemorySpec("events", b * t * n, max(1, clog2(n)), 1, f"input spike indices{banks}"),
