@@ -109,7 +109,10 @@ class SpikingCore(wiring.Component):
                 init = [sum(seeds[g * P + q] << (32 * q) for q in range(P)) for g in range(G)]
             # At least 2 words: a 1-word memory would get a zero-width address port, which
             # Verilator rejects.
-            mem = Memory(shape=unsigned(spec.word_bits), depth=max(spec.depth, 2), init=init)
+            attrs = {"ram_style": "distributed"} if spec.distributed else None
+            mem = Memory(
+                shape=unsigned(spec.word_bits), depth=max(spec.depth, 2), init=init, attrs=attrs
+            )
             m.submodules[f"mem_{name}"] = mems[name] = mem
             rd[name] = mem.read_port()
             wr[name] = mem.write_port(granularity=spec.width)

@@ -359,3 +359,27 @@ def test_bp_and_wg_skip_the_zero_delta_groups_exactly():
             assert got["cycles"][key] == want["cycles"][key], (n, key)
     dense, empty = wanted[0]["cycles"], wanted[2]["cycles"]
     assert empty["bp"] < dense["bp"] and empty["wg"] < dense["wg"]
+
+
+def test_nonzero_groups_counts_a_cores_slice_and_the_formulas_take_it():
+    net = SnnConfig(layers=(6, 8), timesteps=3)
+    core = CoreParams(net=net, lanes=2, neurons=(2, 8), emit_error=True)  # groups 2-3 4-5 6-7
+    delta = [
+        [5, 5, 0, 0, 0, 0, 0, 0],  # only neurons outside the slice
+        [0, 0, 0, -1, 0, 0, 7, 0],  # one lane of groups 0 and 2
+        [0, 0, 1, 1, 1, 1, 1, 1],
+    ]
+    assert nonzero_groups(core, delta) == [0, 2, 3]
+    assert nonzero_groups(core, torch.tensor(delta)) == [0, 2, 3]
+    G, n_in = core.groups, core.n_in
+    dense = backward_cycles(core, [G] * 3)
+    # Each timestep issues n_in * max(1, K[t]) error tokens instead of n_in * G.
+    assert dense - backward_cycles(core, [0, 2, 3]) == n_in * ((G - 1) + (G - 2) + 0)
+    active = [2, 0, 4]
+    assert gradient_cycles(core, active, [0, 2, 3]) < gradient_cycles(core, active, [G] * 3)
+    with pytest.raises(ValueError, match="nonzero must have 3 entries in \\[0, 3\\]"):
+        backward_cycles(core, [0, 4, 1])
+    with pytest.raises(ValueError, match="nonzero must have 3 entries"):
+        step_cycles(core, active, [1, 1])
+    with pytest.raises(ValueError, match="delta must have 3 timesteps"):
+        nonzero_groups(core, delta[:2])
