@@ -45,7 +45,7 @@ WG_DEPTH = 2 * READ_LATENCY + 2
 """Cycles from a token to its accumulator write."""
 WG_DRAIN = WG_DEPTH + 1
 WG_TIMESTEP_OVERHEAD = 2 + READ_LATENCY
-"""Wait-for-delta check, event header fetch (READ_LATENCY) and latch."""
+"""Wait-for-delta check, event header and ``K[t]`` fetch (READ_LATENCY) and latch."""
 
 
 def gradient_cycles(p: CoreParams, active: Sequence[int], nonzero: Sequence[int]) -> int:
