@@ -60,7 +60,7 @@ bench: setup ## training throughput: integer golden model vs float reference vs 
 wbits-table: setup ## integer accuracy for w_bits 4, 6, 8, 12, 16 (writes runs/wbits)
 	$(PY) bench/wbits_table.py --out runs/wbits
 
-core-cycles: setup ## default core in Amaranth's simulator: forward cycles vs spike density
+core-cycles: setup ## default core in Amaranth's simulator: forward cycles vs spike density, BP/WG vs delta density
 	$(PY) bench/core_cycles.py
 
 synth-table: setup ## LUT/FF/BRAM/DSP and Fmax of four cores on ECP5 (<= 40 min, runs/synth-table)

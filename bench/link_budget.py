@@ -8,7 +8,8 @@ the update; each one frame, each answered by one status frame), exactly as
 :func:`~spikeforge.hw.serial_protocol.encode_frame` encodes them; the samples per second the
 UART allows at ``--baud`` (10 bits a byte, the two directions one after the other, as a host
 that waits for every answer sends them), against the samples per second the core's cycles
-allow at ``--clock-mhz`` (:func:`~spikeforge.hw.cycles.step_cycles`, plus the encoder's
+allow at ``--clock-mhz`` (:func:`~spikeforge.hw.cycles.step_cycles` with the golden model's
+deltas of the step at the initial weights, plus the encoder's
 :func:`~spikeforge.hw.host.encoder.encode_cycles`). Not counted: the USB round trip of each
 command (an FTDI's latency timer, 1-16 ms), which on a real host bounds both. Run:
 ``.venv/bin/python bench/link_budget.py [--json]``.
@@ -21,6 +22,7 @@ import json
 
 import torch
 
+from spikeforge.hw.backward import nonzero_groups
 from spikeforge.hw.cycles import step_cycles
 from spikeforge.hw.host.encoder import encode_cycles
 from spikeforge.hw.params import DEFAULT_CORE_NET, CoreParams
@@ -34,6 +36,7 @@ from spikeforge.hw.protocol import (
 )
 from spikeforge.hw.serial_protocol import encode_frame
 from spikeforge.sw.config import SnnConfig
+from spikeforge.sw.golden import GoldenModel
 
 DENSITIES = (0.05, 0.1, 0.2, 0.5)
 
@@ -74,9 +77,11 @@ def main() -> None:
     for density in DENSITIES:
         spikes = (torch.rand(p.timesteps, p.n_in, generator=gen) < density).long()
         x = [round(density * (1 << net.in_bits))] * p.n_in
+        step = GoldenModel(net).train_step(spikes[None], labels=torch.tensor([1]))
+        nonzero = nonzero_groups(p, step.traces[0].delta[0])
         cycles = sum(
             v
-            for k, v in step_cycles(p, spikes.sum(1).tolist()).items()
+            for k, v in step_cycles(p, spikes.sum(1).tolist(), nonzero).items()
             if k in ("forward", "backward")
         )
         row = {"density": density, "cycles": cycles}

@@ -57,7 +57,7 @@ from spikeforge.sw.checkpoint import load_checkpoint
 from spikeforge.sw.config import ConfigError
 from spikeforge.sw.data import Dataset, load_dataset
 from spikeforge.sw.encoders import quantize
-from spikeforge.sw.golden import GoldenModel
+from spikeforge.sw.golden import GoldenModel, output_error
 from spikeforge.sw.sources import DEFAULT_DATASET, parse_spec
 from spikeforge.sw.train import eval_inputs, int_accuracy, train_int
 
@@ -129,8 +129,34 @@ def _train(cfg, training: Mapping[str, Any], cache_dir: Path) -> dict[str, Any]:
     result = entry.with_suffix(".json")
     with FileLock(str(entry) + ".lock"):
         if result.is_file():
-            return {**json.loads(result.read_text()), "cached": True}
+            return _cached_result(cfg, training, entry)
         return _train_entry(cfg, training, entry)
+
+
+def _cached_result(cfg, training: Mapping[str, Any], entry: Path) -> dict[str, Any]:
+    """The cached result of ``entry`` (its lock held). One written before the deltas' activity
+    was kept gets it now, from the entry's checkpoint, and is written again."""
+    result = entry.with_suffix(".json")
+    out = json.loads(result.read_text())
+    checkpoint = entry.with_suffix(".pt")
+    if "nonzero" not in out and checkpoint.is_file():
+        validation, _ = _data(cfg, training)
+        n_act = training.get("activity_samples", ACTIVITY_SAMPLES)
+        _, blob = load_checkpoint(checkpoint, cfg, "int")
+        model = GoldenModel.from_state(cfg, blob["state"])
+        x = eval_inputs(cfg, quantize(validation.x_test[:n_act], validation.x_max, cfg.in_bits))
+        out["nonzero"] = _delta_activity(cfg, model, x, validation.y_test[:n_act])
+        result.write_text(json.dumps(out) + "\n")
+    return {**out, "cached": True}
+
+
+def _delta_activity(cfg, model: GoldenModel, x: torch.Tensor, labels: torch.Tensor) -> list:
+    """Which deltas are nonzero when ``model`` trains on ``x`` (its state is left as it was):
+    ``[layer][sample]`` packed like the spike trains (:func:`_pack`)."""
+    model = GoldenModel.from_state(cfg, model.state_dict())
+    traces = model.forward(x)
+    model.backward(traces, output_error(cfg, traces[-1].s, labels))
+    return [[_pack((d != 0).to(torch.int64).tolist()) for d in tr.delta] for tr in traces]
 
 
 @functools.lru_cache(maxsize=4)
@@ -178,7 +204,9 @@ def _trained(
 ) -> dict[str, Any]:
     """A cache entry's content: ``res`` (a :class:`~spikeforge.sw.train.TrainResult` of training
     on ``validation``), the test accuracy of the model in ``checkpoint`` on ``full``'s test
-    split, and its spikes on the first ``n_act`` validation samples.
+    split, and its spikes on the first ``n_act`` validation samples and which neurons' deltas are
+    nonzero when it trains on them (``nonzero``, packed like ``trains``: what the BP and WG
+    engines skip by, so the cycle model needs it).
 
     ``val_accuracy`` is the objective; ``test_accuracy`` is reported, never tuned on; the
     ``history`` rows are validation accuracies per epoch."""
@@ -199,6 +227,7 @@ def _trained(
         "train_seconds": seconds,
         "spikes": [[[sum(row) for row in sample] for sample in layer] for layer in trains],
         "trains": [[_pack(sample) for sample in layer] for layer in trains],
+        "nonzero": _delta_activity(cfg, model, x, validation.y_test[:n_act]),
     }
 
 
@@ -225,7 +254,7 @@ def _train_group(cfgs, training: Mapping[str, Any], cache_dir: Path) -> dict[str
                 cfg, entry = todo[h], train_entry(cache_dir, todo[h], training)
                 result = entry.with_suffix(".json")
                 if result.is_file():
-                    out[h] = {**json.loads(result.read_text()), "cached": True}
+                    out[h] = _guarded_entry(_cached_result, cfg, training, entry)
                 elif entry.with_suffix(".pt").is_file():  # a killed run's epochs: resume alone
                     out[h] = _guarded_entry(_train_entry, cfg, training, entry)
                 else:
@@ -347,10 +376,16 @@ def _unpack(rows: list[str], n: int) -> list[list[int]]:
 def _cycles(cores, layers, net, trained) -> tuple[float, float]:
     sizes = net.layers
     n_samples = len(trained["trains"][0])
+    if "nonzero" not in trained:
+        raise PointFailed(
+            "the cached training result has no delta activity and no checkpoint to take it "
+            "from (the cycle model needs it): delete its cache entry and run the point again"
+        )
     train, infer = 0.0, 0.0
     for k in range(n_samples):
         spikes = [_unpack(trained["trains"][i][k], n) for i, n in enumerate(sizes)]
-        c = array_step_cycles(cores, layers, spikes)
+        deltas = [_unpack(trained["nonzero"][i][k], n) for i, n in enumerate(sizes[1:])]
+        c = array_step_cycles(cores, layers, spikes, deltas)
         train += c.step
         infer += c.infer
     return train / n_samples, infer / n_samples

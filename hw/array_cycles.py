@@ -16,10 +16,12 @@ by timestep and word by word on the links:
   READ_LATENCY + 1`` (the header is fetched again).
 * **backward** -- every core starts BACKWARD in the same cycle (one packet,
   :data:`~spikeforge.hw.protocol.BACKWARD_ALL`). BP's delta phase of ``t`` waits for ``e[t]``;
-  its error phase writes ``e_prev[t][i]`` ``BP_ERROR_STAGES`` cycles after the last group token
-  of ``i``; the reducer joins the partial sums of all cores of the layer and hands each value to
-  the core that owns neuron ``i``. WG follows BP's delta phases as in :func:`gradient_cycles`;
-  the update follows both.
+  its error phase (``max(1, K[t])`` steps per input, ``K[t]`` the core's groups with a nonzero
+  delta, :func:`~spikeforge.hw.backward.nonzero_groups`) writes ``e_prev[t][i]``
+  ``BP_ERROR_STAGES`` cycles after the last step of ``i``; the reducer joins the partial sums
+  of all cores of the layer and hands each value to the core that owns neuron ``i``. WG
+  follows BP's delta phases as in :func:`gradient_cycles` (``a_t K[t]`` tokens); the update
+  follows both.
 
 Backward, a faster slice can fill its error FIFO while the reducer waits for a slower one; its
 BP engine then pauses, and the model follows that exactly (each core's error phase issues only
@@ -34,7 +36,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from spikeforge.hw.backward import BP_DELTA_DRAIN, _tree_levels, bp_error_drain
+from spikeforge.hw.backward import (
+    BP_DELTA_DRAIN,
+    BP_PREFETCH,
+    _tree_levels,
+    bp_error_drain,
+    nonzero_groups,
+)
 from spikeforge.hw.cycles import BACKWARD_HANDSHAKE, UPDATE_HANDSHAKE
 from spikeforge.hw.datapath import READ_LATENCY
 from spikeforge.hw.forward import FP_DEPTH
@@ -49,9 +57,9 @@ FP_STAGES = 2 * READ_LATENCY + 4
 """Cycles from an integrate token to its spike mask entering the emitter FIFO (stage F)."""
 FIFO_LATENCY = 2
 """Cycles from a FIFO write to the word being readable."""
-BP_ERROR_STAGES = READ_LATENCY + 5
-"""Cycles from the last group token of input ``i`` to ``e_prev[t][i]`` entering the emitter
-FIFO, plus the adder tree's levels."""
+BP_ERROR_STAGES = BP_PREFETCH + READ_LATENCY + 5
+"""Cycles from the last error-phase step of input ``i`` to ``e_prev[t][i]`` entering the
+emitter FIFO, plus the adder tree's levels."""
 
 
 ANSWER_CYCLES = 2
@@ -191,9 +199,10 @@ def _peak(entries, times) -> int:
     return sum(1 for ready, _, _ in entries if ready <= end)
 
 
-def _bp_schedule(p: CoreParams, start: int, arrive, pops):
+def _bp_schedule(p: CoreParams, start: int, arrive, pops, nonzero):
     """One core's BP: ``(bp_end, visible[t], ep[t][i])`` -- the last busy cycle, when WG may
-    take ``t``, and when ``e_prev[t][i]`` is readable from the emitter.
+    take ``t``, and when ``e_prev[t][i]`` is readable from the emitter. ``nonzero[t]``: the
+    core's ``K[t]``.
 
     ``arrive[t]``: first cycle the error of ``t`` is in place (None: from the label). ``pops``:
     the cycles the reducer takes this core's values, in order (None: at once); the error phase
@@ -226,7 +235,7 @@ def _bp_schedule(p: CoreParams, start: int, arrive, pops):
         if p.emits_error:
             ep[t] = []
             for _ in range(p.n_in):
-                for _ in range(G):
+                for _ in range(max(1, nonzero[t])):
                     while not room(cycle):
                         cycle += 1
                     cycle += 1
@@ -236,7 +245,7 @@ def _bp_schedule(p: CoreParams, start: int, arrive, pops):
     return cycle - 1, visible, ep
 
 
-def _backward(cores: Sequence[CoreParams], layers, spikes) -> list[int]:
+def _backward(cores: Sequence[CoreParams], layers, spikes, deltas) -> list[int]:
     """Backward with update: per-core BACKWARD counters (cycle 0: every core's start)."""
     T = cores[0].timesteps
     busy = [0] * len(cores)
@@ -247,9 +256,10 @@ def _backward(cores: Sequence[CoreParams], layers, spikes) -> list[int]:
         start = 0
         n_in = cores[group[0]].n_in
         pops = None
+        ks = {n: nonzero_groups(cores[n], deltas[layer]) for n in group}
         while True:  # the reducer's pace and the emitters' room depend on each other
             runs = {
-                n: _bp_schedule(cores[n], start, None if arrive is None else arrive[n], pops)
+                n: _bp_schedule(cores[n], start, None if arrive is None else arrive[n], pops, ks[n])
                 for n in group
             }
             if layer == 0:
@@ -268,7 +278,8 @@ def _backward(cores: Sequence[CoreParams], layers, spikes) -> list[int]:
             wg = start + 1
             for t in reversed(range(T)):
                 wg = max(wg, visible[t]) + 1 + READ_LATENCY + 1
-                wg += active[t] * p.groups + (WG_DRAIN if active[t] else 0)
+                tokens = active[t] * ks[n][t]
+                wg += tokens + (WG_DRAIN if tokens else 0)
             engines = max(bp_end, wg - 1) - start
             busy[n] = engines + BACKWARD_HANDSHAKE + update_cycles(p) + UPDATE_HANDSHAKE
         if layer == 0:
@@ -281,7 +292,10 @@ def _backward(cores: Sequence[CoreParams], layers, spikes) -> list[int]:
 
 
 def array_step_cycles(
-    cores: Sequence[CoreParams], layers: Sequence[Sequence[int]], spikes: Sequence
+    cores: Sequence[CoreParams],
+    layers: Sequence[Sequence[int]],
+    spikes: Sequence,
+    deltas: Sequence,
 ) -> ArrayCycles:
     """Cycles of one training step (FORWARD, then BACKWARD with update) on the array, and of an
     inference pass on the same sample.
@@ -299,9 +313,14 @@ def array_step_cycles(
     spikes : sequence
         ``spikes[0]``: the input spikes ``[T][n_in]``; ``spikes[l + 1]``: layer ``l``'s output
         spikes ``[T][n_l]`` (0/1), as the golden model computes them.
+    deltas : sequence
+        ``deltas[l]``: layer ``l``'s deltas ``[T][n_l]`` of the sample (the golden model's
+        ``traces[l].delta[0]``); each core's BP and WG skip its groups whose delta is zero.
     """
+    if len(deltas) != len(layers):
+        raise ValueError(f"deltas must have one entry per layer ({len(layers)}), not {len(deltas)}")
     fwd, _, peak = _forward(cores, layers, spikes)
-    bwd = _backward(cores, layers, spikes)
+    bwd = _backward(cores, layers, spikes, deltas)
     fwd_wall = _answers([c + STATUS_DELAY for c in fwd])
     bwd_wall = _answers([c + STATUS_DELAY for c in bwd])
     T = cores[0].timesteps

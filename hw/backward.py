@@ -6,22 +6,36 @@ For ``t = T-1 .. 0`` the engine runs two phases:
   ``e[t]``, or ``sat((c - y) << E)`` from the spike counts and the label), ``delta[t+1]``; form
   the surrogate ``g[t]`` (boxcar gate or triangle), add ``m[t] leak(delta[t+1])`` in BPTT mode,
   saturate to ``g_bits`` and write ``delta[t]``. Then ``ready`` drops to ``t``: the WG engine
-  may accumulate timestep ``t`` while this engine goes on.
-* **error phase** (cores with ``emit_error``) -- one token per input ``i`` and group ``g``: the
-  ``P`` lanes multiply ``W[gP + p][i] delta[t][gP + p]`` (transposed weight access: the weight
-  word of group ``g`` and input ``i`` holds exactly those ``P`` weights), an adder tree sums
-  them, the sum accumulates over the ``G`` groups, and ``e_prev[t][i] = sat(rnd(sum, Q))``.
+  may accumulate timestep ``t`` while this engine goes on. As each group's delta is written,
+  a group with any nonzero lane is appended to the nonzero-group list of ``t`` (memory
+  ``nonzero``, word ``(t, k)``); at the end of the phase its length ``K[t]`` goes to word
+  ``(t, G)``. The list of every timestep stays, so the WG engine reads it while it lags behind.
+* **error phase** (cores with ``emit_error``) -- one token per input ``i`` and *nonzero* group
+  ``g`` of ``t`` (a zero group's products are all 0, so skipping it changes no sum): the ``P``
+  lanes multiply ``W[gP + p][i] delta[t][gP + p]`` (transposed weight access: the weight word
+  of group ``g`` and input ``i`` holds exactly those ``P`` weights), an adder tree sums them,
+  the sum accumulates over the groups, and ``e_prev[t][i] = sat(rnd(sum, Q))``. With
+  ``K[t] = 0`` one token per input still runs (group 0, whose delta is zero), so every
+  ``e_prev[t][i]`` is written -- 0 -- and nothing of a previous sample survives. Each token is
+  preceded by a read of the list (``BP_PREFETCH`` cycles: the list word, then the token's
+  weight and delta addresses, registered).
 
 A linked core may wait on top of the formula below: the delta phase of ``t`` starts only when
 the link has delivered ``e[t]`` (``err_avail >= T - t``), and the error phase issues only while
 the ``e_prev`` emitter has room.
 
-Cycles (``G`` groups, ``n_in`` inputs)::
+Cycles (``G`` groups, ``n_in`` inputs, ``K[t]`` nonzero groups of timestep ``t``, from
+:func:`nonzero_groups`)::
 
-    bp cycles = T * (G + BP_DELTA_DRAIN + [emit_error] * (n_in * G + bp_error_drain(P)))
+    bp cycles = sum_t (G + BP_DELTA_DRAIN
+                       + [emit_error] * (n_in * max(1, K[t]) + bp_error_drain(P)))
+
+with ``bp_error_drain(P) = BP_PREFETCH + 5 + READ_LATENCY + ceil(log2 P)``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from amaranth.hdl import Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
@@ -43,15 +57,21 @@ from spikeforge.hw.params import CoreParams
 
 __all__ = [
     "BP_DELTA_DRAIN",
+    "BP_PREFETCH",
     "BackwardEngine",
     "backward_cycles",
     "bp_error_drain",
     "bp_timestep_cycles",
+    "dense_groups",
+    "nonzero_groups",
 ]
 
 BP_DELTA_DEPTH = 7 + READ_LATENCY
 """Cycles from a delta-phase token to its delta write."""
 BP_DELTA_DRAIN = BP_DELTA_DEPTH + 1
+BP_PREFETCH = READ_LATENCY + 1
+"""Cycles from an error-phase step to its token: the nonzero-group list word is read, then the
+token's weight and delta addresses are registered."""
 
 
 def _tree_levels(lanes: int) -> int:
@@ -59,22 +79,69 @@ def _tree_levels(lanes: int) -> int:
 
 
 def bp_error_drain(lanes: int) -> int:
-    """Drain cycles after the last error-phase token: read, multiply, tree, accumulate, round,
-    saturate and write."""
-    return 5 + READ_LATENCY + _tree_levels(lanes)
+    """Drain cycles after the last error-phase step: list read, operand read, multiply, tree,
+    accumulate, round, saturate and write."""
+    return BP_PREFETCH + 5 + READ_LATENCY + _tree_levels(lanes)
 
 
-def bp_timestep_cycles(p: CoreParams) -> int:
-    """Cycles of the BP engine per timestep: delta phase and drain, error phase and drain."""
+def nonzero_groups(p: CoreParams, delta) -> list[int]:
+    """``K[t]``: how many of core ``p``'s neuron groups have a nonzero ``delta[t]`` lane.
+
+    The one definition of the data the BP and WG engines skip by (every cycle model takes it).
+
+    Parameters
+    ----------
+    p : CoreParams
+        The core; its neurons ``p.neuron_range`` of the layer, in groups of ``p.lanes``.
+    delta : sequence
+        One sample's deltas of the whole layer, ``[T][n_layer]`` (nested sequences, or anything
+        with ``tolist()``, such as the golden model's ``trace.delta[b]``).
+
+    Returns
+    -------
+    list of int
+        ``K[t]`` for ``t = 0 .. T-1``, each in ``[0, G]``.
+    """
+    rows = delta.tolist() if hasattr(delta, "tolist") else delta
+    if len(rows) != p.timesteps:
+        raise ValueError(f"delta must have {p.timesteps} timesteps, not {len(rows)}")
+    j0, P = p.neuron_offset, p.lanes
+    out = []
+    for row in rows:
+        if len(row) < p.neuron_range[1]:
+            raise ValueError(f"a delta row has {len(row)} neurons, the core needs {p.neuron_range}")
+        out.append(sum(any(row[j0 + g * P + q] != 0 for q in range(P)) for g in range(p.groups)))
+    return out
+
+
+def dense_groups(p: CoreParams) -> list[int]:
+    """``K[t] = G`` at every timestep: the most the engines can take (a worst-case bound)."""
+    return [p.groups] * p.timesteps
+
+
+def _checked_groups(p: CoreParams, nonzero: Sequence[int]) -> list[int]:
+    ks = [int(k) for k in nonzero]
+    if len(ks) != p.timesteps or any(not 0 <= k <= p.groups for k in ks):
+        raise ValueError(
+            f"nonzero must have {p.timesteps} entries in [0, {p.groups}] (nonzero_groups), "
+            f"not {list(nonzero)!r}"
+        )
+    return ks
+
+
+def bp_timestep_cycles(p: CoreParams, k: int) -> int:
+    """Cycles of the BP engine in a timestep with ``k`` nonzero groups: delta phase and drain,
+    error phase (``n_in * max(1, k)`` tokens) and drain."""
     per_t = p.groups + BP_DELTA_DRAIN
     if p.emits_error:
-        per_t += p.n_in * p.groups + bp_error_drain(p.lanes)
+        per_t += p.n_in * max(1, k) + bp_error_drain(p.lanes)
     return per_t
 
 
-def backward_cycles(p: CoreParams) -> int:
-    """Cycles of the BP engine for one sample (start to done)."""
-    return p.timesteps * bp_timestep_cycles(p)
+def backward_cycles(p: CoreParams, nonzero: Sequence[int]) -> int:
+    """Cycles of the BP engine for one sample (start to done); ``nonzero[t] = K[t]``
+    (:func:`nonzero_groups`)."""
+    return sum(bp_timestep_cycles(p, k) for k in _checked_groups(p, nonzero))
 
 
 class BackwardEngine(wiring.Component):
@@ -96,10 +163,12 @@ class BackwardEngine(wiring.Component):
             **read_port_members("cnt", mem["counts"]),
             **read_port_members("d", mem["deltas"]),
             **write_port_members("d", mem["deltas"]),
+            **write_port_members("nz", mem["nonzero"]),
             **read_port_members("w", mem["weights"]),
         }
         if p.emits_error:
             ports |= {
+                **read_port_members("nz", mem["nonzero"]),
                 **write_port_members("ep", mem["eprev"]),
             }
         if p.errors_in:
@@ -112,18 +181,24 @@ class BackwardEngine(wiring.Component):
         m = Module()
         p = self._p
         P, G, T, n_in = p.lanes, p.groups, p.timesteps, p.n_in
+        RL = READ_LATENCY
 
         t = Signal(index_range(T))
         g = Signal(range(G + 1))
         jbase = Signal(range(p.n_out + P + 1))  # g * P
         tbase = Signal(range(T * G + 1))  # t * G
         nbase = Signal(range(T * G + 1))  # (t + 1) * G
+        zbase = Signal(range(T * (G + 1) + 1))  # t * (G + 1): the nonzero list of t
+        nzk = Signal(range(G + 1))  # nonzero groups of t found so far (K[t] after the phase)
         i = Signal(range(n_in + 1))
-        gbase = Signal(range(G * n_in + 1))  # g * n_in
+        k = Signal(range(G + 1))  # position in the nonzero list
+        klast = Signal(range(G + 1))  # max(1, K[t]) - 1
         ebase = Signal(range(T * n_in + 1))  # t * n_in
         drain = Signal(range(max(BP_DELTA_DRAIN, bp_error_drain(P)) + 1))
         issue_d = Signal()
-        issue_e = Signal()
+        step_e = Signal()  # an error-phase step: the list read of its token
+        issue_e = Signal()  # the token itself, BP_PREFETCH cycles later
+        count_w = Signal()  # K[t] is written
         # Linked cores: timestep t waits for its external error from the link (when BACKWARD
         # uses it); the error phase issues only while the e_prev emitter has room.
         err_ok = Const(1)
@@ -135,8 +210,6 @@ class BackwardEngine(wiring.Component):
             self.u_raddr.eq(tbase + g),
             self.err_raddr.eq(tbase + g),
             self.cnt_raddr.eq(g),
-            self.d_raddr.eq(Mux(issue_e, tbase + g, nbase + g)),
-            self.w_raddr.eq(gbase + i),
             # Live reads: a delta issue's membrane, error and count, delta[t+1] in BPTT below
             # the last timestep; an error issue's delta and weight.
             self.u_ren.eq(issue_d),
@@ -145,7 +218,6 @@ class BackwardEngine(wiring.Component):
             self.d_ren.eq(
                 issue_e | (issue_d & ((t != T - 1) if p.net.bptt == "bptt" else Const(0)))
             ),
-            self.w_ren.eq(issue_e),
         ]
 
         def next_timestep():
@@ -155,6 +227,7 @@ class BackwardEngine(wiring.Component):
             with m.Else():
                 m.d.sync += [t.eq(t - 1), nbase.eq(tbase), tbase.eq(tbase - G)]
                 m.d.sync += [ebase.eq(ebase - n_in), g.eq(0), jbase.eq(0)]
+                m.d.sync += [zbase.eq(zbase - (G + 1)), nzk.eq(0)]
                 m.next = "DELTA"
 
         with m.FSM():
@@ -166,6 +239,8 @@ class BackwardEngine(wiring.Component):
                         t.eq(T - 1),
                         tbase.eq((T - 1) * G),
                         nbase.eq(T * G),
+                        zbase.eq((T - 1) * (G + 1)),
+                        nzk.eq(0),
                         ebase.eq((T - 1) * n_in),
                         g.eq(0),
                         jbase.eq(0),
@@ -181,31 +256,62 @@ class BackwardEngine(wiring.Component):
             with m.State("DELTA_DRAIN"):
                 m.d.sync += drain.eq(drain - 1)
                 with m.If(drain == 0):
+                    # The last delta was written a cycle ago: nzk is K[t].
+                    m.d.comb += count_w.eq(1)
                     m.d.sync += self.ready.eq(t)
                     if p.emits_error:
-                        m.d.sync += [g.eq(0), gbase.eq(0), i.eq(0)]
+                        m.d.sync += [k.eq(0), i.eq(0), klast.eq(Mux(nzk == 0, 0, nzk - 1))]
                         m.next = "ERROR"
                     else:
                         next_timestep()
             if p.emits_error:
                 with m.State("ERROR"):
                     with m.If(ep_room):
-                        m.d.comb += issue_e.eq(1)
-                        with m.If(g == G - 1):
-                            m.d.sync += [g.eq(0), gbase.eq(0), i.eq(i + 1)]
+                        m.d.comb += step_e.eq(1)
+                        with m.If(k == klast):
+                            m.d.sync += [k.eq(0), i.eq(i + 1)]
                             with m.If(i == n_in - 1):
                                 m.d.sync += drain.eq(bp_error_drain(P) - 1)
                                 m.next = "ERROR_DRAIN"
                         with m.Else():
-                            m.d.sync += [g.eq(g + 1), gbase.eq(gbase + n_in)]
+                            m.d.sync += k.eq(k + 1)
                 with m.State("ERROR_DRAIN"):
                     m.d.sync += drain.eq(drain - 1)
                     with m.If(drain == 0):
                         next_timestep()
 
-        self._delta_pipeline(m, issue_d, g, jbase, t, tbase)
-        if p.emits_error:
-            self._error_pipeline(m, issue_e, g, i, ebase)
+        d_valid, d_group, d_nonzero = self._delta_pipeline(m, issue_d, g, jbase, t, tbase)
+        # The nonzero-group list of t: each nonzero group as its delta is written, then K[t].
+        listed = d_valid & d_nonzero
+        with m.If(listed):
+            m.d.sync += nzk.eq(nzk + 1)
+        m.d.comb += [
+            self.nz_wen.eq(listed | count_w),
+            self.nz_waddr.eq(zbase + Mux(count_w, G, nzk)),
+            self.nz_wdata.eq(Mux(count_w, nzk, d_group)),
+        ]
+        if not p.emits_error:
+            m.d.comb += self.d_raddr.eq(nbase + g)
+        else:
+            # Step: read list word k (none when K[t] = 0: group 0, all zero, stands in).
+            m.d.comb += [self.nz_raddr.eq(zbase + k), self.nz_ren.eq(step_e & (nzk != 0))]
+            steps = delay_line(m, step_e, BP_PREFETCH, "es")
+            m.d.comb += issue_e.eq(steps[BP_PREFETCH])
+            firsts = delay_line(m, k == 0, BP_PREFETCH, "esf")
+            lasts = delay_line(m, k == klast, BP_PREFETCH, "esl")
+            idxs = delay_line(m, i, BP_PREFETCH, "esi")
+            gsel = Mux(nzk == 0, 0, self.nz_rdata[: max(1, (G - 1).bit_length())])
+            w_addr = Signal.like(self.w_raddr, name="ew_addr")
+            d_addr = Signal(range(T * G + 1), name="ed_addr")
+            m.d.sync += [w_addr.eq(gsel * n_in + idxs[RL]), d_addr.eq(tbase + gsel)]
+            m.d.comb += [
+                self.w_raddr.eq(w_addr),
+                self.w_ren.eq(issue_e),
+                self.d_raddr.eq(Mux(issue_e, d_addr, nbase + g)),
+            ]
+            self._error_pipeline(
+                m, issue_e, firsts[BP_PREFETCH], lasts[BP_PREFETCH], idxs[BP_PREFETCH], ebase
+            )
         return m
 
     def _delta_pipeline(self, m, issue, g, jbase, t, tbase):
@@ -283,8 +389,11 @@ class BackwardEngine(wiring.Component):
             self.d_wen.eq(valid[BP_DELTA_DEPTH]),
             self.d_waddr.eq(tbase + gs[BP_DELTA_DEPTH]),
         ]
+        nonzero = Signal(name="dnz")
+        m.d.comb += nonzero.eq(self.d_wdata.any())
+        return valid[BP_DELTA_DEPTH], gs[BP_DELTA_DEPTH], nonzero
 
-    def _error_pipeline(self, m, issue, g, i, ebase):
+    def _error_pipeline(self, m, issue, first_tok, last_tok, i, ebase):
         p = self._p
         net = p.net
         gb, wb, mb = net.g_bits, net.w_bits, net.master_bits
@@ -292,8 +401,8 @@ class BackwardEngine(wiring.Component):
         levels = _tree_levels(P)
         depth = READ_LATENCY + 2 + levels  # operands, products, tree: the sum is valid here
         valid = delay_line(m, issue, depth + 3, "ev")
-        first = delay_line(m, g == 0, depth, "ef")
-        last = delay_line(m, g == G - 1, depth, "el")
+        first = delay_line(m, first_tok, depth, "ef")
+        last = delay_line(m, last_tok, depth, "el")
         idx = delay_line(m, i, depth + 3, "ei")
         prod_bits = wb + gb
         prods = []

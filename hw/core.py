@@ -109,15 +109,19 @@ class SpikingCore(wiring.Component):
                 init = [sum(seeds[g * P + q] << (32 * q) for q in range(P)) for g in range(G)]
             # At least 2 words: a 1-word memory would get a zero-width address port, which
             # Verilator rejects.
-            mem = Memory(shape=unsigned(spec.word_bits), depth=max(spec.depth, 2), init=init)
+            attrs = {"ram_style": "distributed"} if spec.distributed else None
+            mem = Memory(
+                shape=unsigned(spec.word_bits), depth=max(spec.depth, 2), init=init, attrs=attrs
+            )
             m.submodules[f"mem_{name}"] = mems[name] = mem
             rd[name] = mem.read_port()
             wr[name] = mem.write_port(granularity=spec.width)
-        rd_b = mems["deltas"].read_port()  # the WG engine's own port (runs beside BP)
+        # The WG engine's own ports (it runs beside BP).
+        second = {"deltas_b": mems["deltas"].read_port(), "nonzero_b": mems["nonzero"].read_port()}
         # Every read word is registered once more right at the block RAM output; with the
         # registered addresses below that makes READ_LATENCY = 3.
         rdata = {}
-        for name, port in [*rd.items(), ("deltas_b", rd_b)]:
+        for name, port in [*rd.items(), *second.items()]:
             rdata[name] = Signal.like(port.data, name=f"{name}_rdata")
             m.d.sync += rdata[name].eq(port.data)
 
@@ -187,6 +191,7 @@ class SpikingCore(wiring.Component):
         rsel("counts", (fp, "cnt"), (bp, "cnt"))
         rsel("deltas", (bp, "d"))
         rsel("errors", (bp, "err"))
+        rsel("nonzero", *([(bp, "nz")] if p.emits_error else []))
         rsel("grads", (wg, "gr"), (upd, "gr"))
         rsel("lfsr", (upd, "lf"))
         bank = host.bank if p.loads_spikes else Const(0)
@@ -195,9 +200,10 @@ class SpikingCore(wiring.Component):
         rsel("event_heads", (fp, "hdr"), (wg, "hdr"), base=heads)
         if p.emits_error:
             rsel("eprev")
-        m.d.sync += rd_b.addr.eq(wg.d_raddr)
-        live["deltas_b"] = Signal(name="deltas_b_live")
-        m.d.sync += live["deltas_b"].eq(wg.busy & wg.d_ren)
+        for name, pre in [("deltas_b", "d"), ("nonzero_b", "nz")]:
+            m.d.sync += second[name].addr.eq(getattr(wg, f"{pre}_raddr"))
+            live[name] = Signal(name=f"{name}_live")
+            m.d.sync += live[name].eq(wg.busy & getattr(wg, f"{pre}_ren"))
 
         m.d.comb += [
             fp.w_rdata.eq(rdata["weights"]),
@@ -209,6 +215,7 @@ class SpikingCore(wiring.Component):
             bp.cnt_rdata.eq(rdata["counts"]),
             bp.d_rdata.eq(rdata["deltas"]),
             wg.d_rdata.eq(rdata["deltas_b"]),
+            wg.nz_rdata.eq(rdata["nonzero_b"]),
             bp.err_rdata.eq(rdata["errors"]),
             wg.gr_rdata.eq(rdata["grads"]),
             upd.gr_rdata.eq(rdata["grads"]),
@@ -227,6 +234,9 @@ class SpikingCore(wiring.Component):
         wport("membranes", fp.u_waddr, fp.u_wdata, word_en(specs["membranes"], fp.u_wen))
         wport("counts", fp.cnt_waddr, fp.cnt_wdata, word_en(specs["counts"], fp.cnt_wen))
         wport("deltas", bp.d_waddr, bp.d_wdata, word_en(specs["deltas"], bp.d_wen))
+        wport("nonzero", bp.nz_waddr, bp.nz_wdata, word_en(specs["nonzero"], bp.nz_wen))
+        if p.emits_error:
+            m.d.comb += bp.nz_rdata.eq(rdata["nonzero"])
         if p.emits_error:
             wport("eprev", bp.ep_waddr, bp.ep_wdata, word_en(specs["eprev"], bp.ep_wen))
         # Input events: from the link during FORWARD (a linked core of a layer > 0), else from
@@ -293,8 +303,8 @@ class SpikingCore(wiring.Component):
 
         if rw_check.enabled():
             checks = rw_check.RwChecks(m, "core")
-            for name, port in [*rd.items(), ("deltas_b", rd_b)]:
-                w = wr["deltas" if name == "deltas_b" else name]
+            for name, port in [*rd.items(), *second.items()]:
+                w = wr[name.removesuffix("_b")]
                 checks.memory(name, port.addr, live[name], w.addr, w.en)
             checks.count(self.rw_checked, host.rw_checked)
         return m

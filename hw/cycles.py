@@ -6,6 +6,8 @@ counters (COUNTERS command) in simulation.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from spikeforge.hw.backward import backward_cycles
 from spikeforge.hw.forward import forward_cycles
 from spikeforge.hw.gradient import gradient_cycles
@@ -20,8 +22,12 @@ UPDATE_HANDSHAKE = 2
 """Extra cycles when BACKWARD also applies the update (its start and final check)."""
 
 
-def step_cycles(p: CoreParams, active: list[int], *, update: bool = True) -> dict[str, int]:
-    """Cycles of one training sample for ``active[t]`` input spikes per timestep.
+def step_cycles(
+    p: CoreParams, active: Sequence[int], nonzero: Sequence[int], *, update: bool = True
+) -> dict[str, int]:
+    """Cycles of one training sample for ``active[t]`` input spikes and ``nonzero[t]`` groups
+    with a nonzero delta per timestep (:func:`~spikeforge.hw.backward.nonzero_groups` of the
+    sample's golden deltas: the BP and WG engines skip the zero groups).
 
     ``backward`` is the BACKWARD command's total: BP and WG run side by side, the update
     (``update=True``) follows both::
@@ -36,8 +42,8 @@ def step_cycles(p: CoreParams, active: list[int], *, update: bool = True) -> dic
     out = {
         "forward": forward_cycles(p, active),
         "lanes_busy": p.groups * sum(a + 1 for a in active),
-        "bp": backward_cycles(p),
-        "wg": gradient_cycles(p, active),
+        "bp": backward_cycles(p, nonzero),
+        "wg": gradient_cycles(p, active, nonzero),
         "update": update_cycles(p) if update else 0,
     }
     out["backward"] = max(out["bp"], out["wg"]) + BACKWARD_HANDSHAKE

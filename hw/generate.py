@@ -59,15 +59,19 @@ LINT_WAIVERS = {
 
 def _cycle_formulas(params: CoreParams) -> dict[str, Any]:
     """The engines' documented cycle formulas, and their values for this core."""
-    error = f" + n_in*G + {backward.bp_error_drain(params.lanes)}" if params.emits_error else ""
+    error = (
+        f" + n_in*max(1, K_t) + {backward.bp_error_drain(params.lanes)}"
+        if params.emits_error
+        else ""
+    )
     return {
         "forward": f"{1 + READ_LATENCY} + sum_t (G*(a_t + 1) + {forward.FP_DEPTH})",
-        "bp": f"T*(G + {backward.BP_DELTA_DRAIN}{error})",
-        "wg": f"sum_t ({gradient.WG_TIMESTEP_OVERHEAD} + a_t*G + [a_t>0]*{gradient.WG_DRAIN})"
-        " when not waiting for BP",
+        "bp": f"sum_t (G + {backward.BP_DELTA_DRAIN}{error}), K_t: groups with a nonzero delta[t]",
+        "wg": f"sum_t ({gradient.WG_TIMESTEP_OVERHEAD} + [a_t*K_t>0]*(a_t*K_t + "
+        f"{gradient.WG_DRAIN})) when not waiting for BP",
         "update": f"G*(n_in + {2 + READ_LATENCY}) + {update.UPDATE_DRAIN}",
         "forward_dense": forward.forward_cycles(params, [params.n_in] * params.timesteps),
-        "bp_value": backward.backward_cycles(params),
+        "bp_dense": backward.backward_cycles(params, backward.dense_groups(params)),
         "update_value": update.update_cycles(params),
     }
 

@@ -1,14 +1,20 @@
 """WG engine: event-driven weight-gradient accumulation (docs/arithmetic.md section 5.1).
 
 For ``t = T-1 .. 0``, as soon as the BP engine has written ``delta[t]`` (its ``ready`` has
-reached ``t``), the engine walks the active input spikes ``i`` of timestep ``t`` and, per neuron
-group ``g``, adds ``delta[t][gP .. gP+P-1]`` to the accumulators ``G[gP .. gP+P-1][i]``
-(adds only, saturating to ``acc_bits`` at every add, in exactly the golden model's order).
-It runs while the BP engine computes ``e_prev[t]`` and ``delta[t-1]``.
+reached ``t``), the engine walks the active input spikes ``i`` of timestep ``t`` and, per
+*nonzero* neuron group ``g`` of ``t`` (the BP engine's list, memory ``nonzero``), adds
+``delta[t][gP .. gP+P-1]`` to the accumulators ``G[gP .. gP+P-1][i]`` (adds only, saturating to
+``acc_bits`` at every add, in exactly the golden model's order). A skipped group's delta is 0:
+``sat(acc + 0) = acc`` for an accumulator already in range, so skipping it changes nothing. It
+runs while the BP engine computes ``e_prev[t]`` and ``delta[t-1]``.
 
-Cycles for ``a_t`` active inputs, when it never waits for the BP engine::
+Each token reads its event and its list word (which group) together; the delta and the
+accumulator are read once both are known, so the pipeline is as deep as without the list.
 
-    wg cycles = sum_t ( WG_TIMESTEP_OVERHEAD + a_t * G + [a_t > 0] * WG_DRAIN )
+Cycles for ``a_t`` active inputs and ``K[t]`` nonzero groups, when it never waits for the BP
+engine::
+
+    wg cycles = sum_t ( WG_TIMESTEP_OVERHEAD + [a_t K[t] > 0] * (a_t * K[t] + WG_DRAIN) )
 
 plus the cycles spent waiting for ``delta[t]``; :func:`gradient_cycles` models both engines'
 schedule exactly.
@@ -16,7 +22,9 @@ schedule exactly.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, signed
+from collections.abc import Sequence
+
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -37,26 +45,30 @@ WG_DEPTH = 2 * READ_LATENCY + 2
 """Cycles from a token to its accumulator write."""
 WG_DRAIN = WG_DEPTH + 1
 WG_TIMESTEP_OVERHEAD = 2 + READ_LATENCY
-"""Wait-for-delta check, event header fetch (READ_LATENCY) and latch."""
+"""Wait-for-delta check, event header and ``K[t]`` fetch (READ_LATENCY) and latch."""
 
 
-def gradient_cycles(p: CoreParams, active: list[int]) -> int:
+def gradient_cycles(p: CoreParams, active: Sequence[int], nonzero: Sequence[int]) -> int:
     """Busy cycles of the WG engine in a BACKWARD, waiting for the BP engine included.
 
-    Both engines start together. BP's timestep ``k = T-1-t`` begins ``1 + k * bp_per_t`` cycles
-    after the start and makes ``delta[t]`` visible ``G + BP_DELTA_DRAIN`` cycles later; WG
-    spends at least one cycle in WAIT per timestep, then fetches the event header
-    (``READ_LATENCY + 1``), issues ``a_t * G`` tokens and drains.
+    Both engines start together. BP's timestep ``t`` begins ``1 +`` the BP cycles of the
+    timesteps ``T-1 .. t+1`` after the start and makes ``delta[t]`` visible ``G +
+    BP_DELTA_DRAIN`` cycles later; WG spends at least one cycle in WAIT per timestep, then
+    fetches the event header and ``K[t]`` (``READ_LATENCY + 1``), issues ``a_t * K[t]`` tokens
+    and drains (nothing when ``a_t K[t] = 0``). ``nonzero[t] = K[t]``
+    (:func:`~spikeforge.hw.backward.nonzero_groups`).
     """
-    from spikeforge.hw.backward import BP_DELTA_DRAIN, bp_timestep_cycles
+    from spikeforge.hw.backward import BP_DELTA_DRAIN, _checked_groups, bp_timestep_cycles
 
-    per_t = bp_timestep_cycles(p)
+    ks = _checked_groups(p, nonzero)
     cur = 1
-    for k, t in enumerate(reversed(range(p.timesteps))):
-        visible = 1 + k * per_t + p.groups + BP_DELTA_DRAIN
+    begin = 1  # BP's timestep t begins here
+    for t in reversed(range(p.timesteps)):
+        visible = begin + p.groups + BP_DELTA_DRAIN
+        begin += bp_timestep_cycles(p, ks[t])
         cur = max(cur, visible) + 1 + READ_LATENCY + 1
-        a = active[t]
-        cur += a * p.groups + (WG_DRAIN if a else 0)
+        tokens = active[t] * ks[t]
+        cur += tokens + (WG_DRAIN if tokens else 0)
     return cur - 1
 
 
@@ -75,6 +87,7 @@ class GradientEngine(wiring.Component):
                 **read_port_members("hdr", mem["event_heads"]),
                 **read_port_members("ev", mem["events"]),
                 **read_port_members("d", mem["deltas"]),
+                **read_port_members("nz", mem["nonzero"]),
                 **read_port_members("gr", mem["grads"]),
                 **write_port_members("gr", mem["grads"]),
             }
@@ -91,20 +104,23 @@ class GradientEngine(wiring.Component):
 
         t = Signal(index_range(T))
         tbase = Signal(range(T * G + 1))
-        g = Signal(range(G + 1))
-        gbase = Signal(range(G * n_in + 1))
+        zbase = Signal(range(T * (G + 1) + 1))  # t * (G + 1): BP's nonzero list of t
+        kk = Signal(range(G + 1))  # position in the list
+        nzk = Signal(range(G + 1))  # K[t]
         k = Signal(range(n_in + 1))
         ev_ptr = Signal(pb + 1)
         count = Signal(cnt_w + 1)
         drain = Signal(range(WG_DRAIN + 1))
         issue = Signal()
+        head = Signal()
 
         m.d.comb += [
             self.hdr_raddr.eq(t),
             self.ev_raddr.eq(ev_ptr),
-            self.d_raddr.eq(tbase + g),
-            self.ev_ren.eq(issue),  # live reads: an issue's event and delta
-            self.d_ren.eq(issue),
+            # A token reads its list word; HEAD reads K[t] beside the header.
+            self.nz_raddr.eq(zbase + Mux(issue, kk, G)),
+            self.ev_ren.eq(issue),  # live reads: an issue's event and list word, K[t]
+            self.nz_ren.eq(issue | head),
         ]
 
         def next_timestep():
@@ -112,13 +128,18 @@ class GradientEngine(wiring.Component):
                 m.d.sync += self.busy.eq(0)
                 m.next = "IDLE"
             with m.Else():
-                m.d.sync += [t.eq(t - 1), tbase.eq(tbase - G)]
+                m.d.sync += [t.eq(t - 1), tbase.eq(tbase - G), zbase.eq(zbase - (G + 1))]
                 m.next = "WAIT"
 
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [self.busy.eq(1), t.eq(T - 1), tbase.eq((T - 1) * G)]
+                    m.d.sync += [
+                        self.busy.eq(1),
+                        t.eq(T - 1),
+                        tbase.eq((T - 1) * G),
+                        zbase.eq((T - 1) * (G + 1)),
+                    ]
                     m.next = "WAIT"
             with m.State("WAIT"):
                 with m.If(self.ready <= t):
@@ -126,29 +147,29 @@ class GradientEngine(wiring.Component):
             for wait in range(READ_LATENCY):  # address out; its data READ_LATENCY later
                 with m.State(f"HEAD{wait}" if wait else "HEAD"):
                     if wait == 0:
-                        m.d.comb += self.hdr_ren.eq(1)  # the header HEAD_LATCH takes
+                        m.d.comb += [self.hdr_ren.eq(1), head.eq(1)]  # what HEAD_LATCH takes
                     m.next = f"HEAD{wait + 1}" if wait + 1 < READ_LATENCY else "HEAD_LATCH"
             with m.State("HEAD_LATCH"):
                 m.d.sync += [
                     ev_ptr.eq(self.hdr_rdata[:pb]),
                     count.eq(self.hdr_rdata[pb:]),
+                    nzk.eq(self.nz_rdata),
                     k.eq(0),
-                    g.eq(0),
-                    gbase.eq(0),
+                    kk.eq(0),
                 ]
-                with m.If(self.hdr_rdata[pb:] == 0):
+                with m.If((self.hdr_rdata[pb:] == 0) | (self.nz_rdata == 0)):
                     next_timestep()
                 with m.Else():
                     m.next = "ISSUE"
             with m.State("ISSUE"):
                 m.d.comb += issue.eq(1)
-                with m.If(g == G - 1):
-                    m.d.sync += [g.eq(0), gbase.eq(0), k.eq(k + 1), ev_ptr.eq(ev_ptr + 1)]
+                with m.If(kk == nzk - 1):
+                    m.d.sync += [kk.eq(0), k.eq(k + 1), ev_ptr.eq(ev_ptr + 1)]
                     with m.If(k == count - 1):
                         m.d.sync += drain.eq(WG_DRAIN - 1)
                         m.next = "DRAIN"
                 with m.Else():
-                    m.d.sync += [g.eq(g + 1), gbase.eq(gbase + n_in)]
+                    m.d.sync += kk.eq(kk + 1)
             with m.State("DRAIN"):
                 m.d.sync += drain.eq(drain - 1)
                 with m.If(drain == 0):
@@ -156,23 +177,25 @@ class GradientEngine(wiring.Component):
 
         valid = delay_line(m, issue, WG_DEPTH, "wv")
         RL = READ_LATENCY
-        gbs = delay_line(m, gbase, RL + 1, "wgb")
-        # RL: event index and deltas arrive; RL+1: accumulator address; 2RL+1: accumulators
-        # arrive; 2RL+2: the saturated sums are written back.
+        # RL: event index and group arrive; RL+1: delta and accumulator addresses; 2RL+1:
+        # delta and accumulators arrive; 2RL+2: the saturated sums are written back.
+        grp = self.nz_rdata[: max(1, (G - 1).bit_length())]
         i_ev = Signal(index_range(n_in), name="wi")
-        m.d.sync += i_ev.eq(self.ev_rdata)
+        gbase = Signal(range(G * n_in + 1), name="wgb")
+        d_addr = Signal(range(T * G + 1), name="wdaddr")
+        m.d.sync += [i_ev.eq(self.ev_rdata), gbase.eq(grp * n_in), d_addr.eq(tbase + grp)]
         addr = Signal.like(self.gr_raddr, name="waddr")
         m.d.comb += [
-            addr.eq(gbs[RL + 1] + i_ev),
+            addr.eq(gbase + i_ev),
             self.gr_raddr.eq(addr),
             self.gr_ren.eq(valid[RL + 1]),  # the accumulator an issue adds to
+            self.d_raddr.eq(d_addr),
+            self.d_ren.eq(valid[RL + 1]),  # and its delta
         ]
         addrs = delay_line(m, addr, RL + 1, "waddr")
         for q in range(P):
-            d_a = Signal(signed(gb), name=f"wd_{q}")
-            m.d.sync += d_a.eq(lane(self.d_rdata, q, gb))
-            d_b = delay_line(m, d_a, RL, f"wd{q}")[-1]
             acc = Signal(signed(ab_), name=f"wacc_{q}")
+            d_b = lane(self.d_rdata, q, gb)
             m.d.sync += acc.eq(sat(lane(self.gr_rdata, q, ab_) + d_b, ab_))
             m.d.comb += self.gr_wdata[q * ab_ : (q + 1) * ab_].eq(acc)
         m.d.comb += [self.gr_wen.eq(valid[WG_DEPTH]), self.gr_waddr.eq(addrs[-1])]

@@ -27,6 +27,9 @@ BUS_BITS = 32
 WRITE_BUFFER = 512
 """Default WRITE staging buffer, in values (one ECP5 block RAM of 512 x 36)."""
 MAX_WRITE_BUFFER = 1 << 16
+DISTRIBUTED_DEPTH = 256
+"""Deepest nonzero-group list kept in distributed RAM (16 ``TRELLIS_DPR16X4`` per 4 bits and
+read port); a deeper one takes block RAM."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,9 @@ class MemorySpec:
     owner: str = "core"
     """``"core"``: built by the core and shared by its engines; ``"host"``: private to the host
     controller (the WRITE staging buffer)."""
+    distributed: bool = False
+    """Asked of Yosys as distributed RAM (``ram_style``), not block RAM: a small memory that a
+    block would waste."""
 
     @property
     def word_bits(self) -> int:
@@ -60,14 +66,15 @@ class MemorySpec:
     def bram_estimate(self) -> int:
         """ECP5 block RAMs as Yosys maps this memory.
 
-        Up to 16 words go to distributed RAM (``TRELLIS_DPR16X4``). A one-field memory takes the
+        Up to 16 words, and a memory marked :attr:`distributed`, go to distributed RAM
+        (``TRELLIS_DPR16X4``). A one-field memory takes the
         cheapest of the ``DP16KD`` shapes (16384 x 1 ... 1024 x 18, and 512 x 36 as
         ``PDPW16KD``). Multi-lane memories use 512 x 36 blocks whose write enables cover 9-bit
         bytes, so a lane written on its own occupies whole bytes: ``36 // (9 * ceil(width /
         9))`` lanes per block. Each extra read port duplicates the blocks. (The default core: 19
         estimated, 19 ``DP16KD`` in Yosys before the staging buffer and the event banks.)
         """
-        if self.depth <= 16:
+        if self.depth <= 16 or self.distributed:
             return 0
         if self.lanes == 1:
             blocks = min(
@@ -352,6 +359,16 @@ class CoreParams:
             MemorySpec("membranes", t * g, net.v_bits + 1, p, "u[t] and s[t] history, word (t, g)"),
             MemorySpec("deltas", t * g, net.g_bits, p, "delta[t] history, word (t, g)", 2),
             MemorySpec("errors", t * g, net.g_bits, p, "external error e[t], word (t, g)"),
+            # BP writes it in the delta phase; BP's error phase and WG read it (two ports).
+            MemorySpec(
+                "nonzero",
+                t * (g + 1),
+                max(1, clog2(g + 1)),
+                1,
+                "groups with a nonzero delta[t], word (t, k); word (t, G): their count K[t]",
+                2,
+                distributed=t * (g + 1) <= DISTRIBUTED_DEPTH,
+            ),
             MemorySpec("counts", g, self.count_bits, p, "spike counts, word g"),
             MemorySpec("lfsr", g, 32, p, "update LFSR states, word g"),
             MemorySpec("events", b * t * n, max(1, clog2(n)), 1, f"input spike indices{banks}"),

@@ -33,7 +33,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.hw.backward import backward_cycles
+from spikeforge.hw.backward import backward_cycles, dense_groups
 from spikeforge.hw.datapath import index_range
 from spikeforge.hw.forward import forward_cycles
 from spikeforge.hw.gradient import gradient_cycles
@@ -116,12 +116,13 @@ def route_answers(view, alone, cores: int):
 
 def default_timeout(cores: Sequence[CoreParams]) -> int:
     """The watchdog's cycles at reset: 4x the longest a training step can keep a core busy
-    (every core's dense FORWARD, BACKWARD and update one after another, as if nothing ran in
-    parallel), rounded up to a power of two and at least 2**16."""
+    (every core's dense FORWARD, BACKWARD -- every delta group nonzero -- and update one after
+    another, as if nothing ran in parallel), rounded up to a power of two and at least 2**16."""
     total = 0
     for p in cores:
-        dense = [p.n_in] * p.timesteps
-        total += forward_cycles(p, dense) + max(backward_cycles(p), gradient_cycles(p, dense))
+        dense, groups = [p.n_in] * p.timesteps, dense_groups(p)
+        total += forward_cycles(p, dense)
+        total += max(backward_cycles(p, groups), gradient_cycles(p, dense, groups))
         total += update_cycles(p)
     return max(1 << 16, 1 << (4 * total - 1).bit_length())
 

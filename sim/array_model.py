@@ -31,5 +31,6 @@ def model_steps(
     for x, y in zip(xs, labels, strict=True):
         result = golden.train_step(x, labels=y)
         spikes = [result.traces[0].x[0].tolist()] + [tr.s[0].tolist() for tr in result.traces]
-        out.append(array_step_cycles(cores, groups, spikes))
+        deltas = [tr.delta[0].tolist() for tr in result.traces]
+        out.append(array_step_cycles(cores, groups, spikes, deltas))
     return out

@@ -295,7 +295,7 @@ class _CoreFuzz:
         w_before, lfsr_before = self.weights().clone(), self.lfsr().clone()
         ref = self.model.step(x, label, lr_shift=lr)
         active = [int(v) for v in ref["x"].sum(1)]
-        cycles = step_cycles(p, active)
+        cycles = step_cycles(p, active, ref["nonzero"])
         ext = 0 if self.output else 2
         packets: list[tuple[str, list[list[int]]]] = [
             ("lr", [[command(Opcode.SET_LR, lr)]]),
@@ -477,7 +477,8 @@ class _ArrayFuzz:
         self.golden.lr_shift = lr
         result = self.golden.train_step(x, labels=torch.tensor([label]))
         spikes = [result.traces[0].x[0].tolist()] + [tr.s[0].tolist() for tr in result.traces]
-        walls = array_step_cycles(self.cores, self.layers, spikes)
+        deltas = [tr.delta[0].tolist() for tr in result.traces]
+        walls = array_step_cycles(self.cores, self.layers, spikes, deltas)
         stream = train_step_stream(self.layers, x[0].tolist(), label)
         valid = [list(p.words) for p in stream]
         self.kind("step")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from spikeforge.hw.backward import nonzero_groups
 from spikeforge.hw.params import CoreParams
 from spikeforge.sw.fixed import shr_floor
 from spikeforge.sw.golden import GoldenModel, StepResult
@@ -49,8 +50,10 @@ def core_expected(
 class CoreModel:
     """The golden model of the whole network, seen from the core computing ``params.layer``.
 
-    :meth:`step` trains one sample and returns the core's inputs (``x``, ``e``, ``label``) and
-    every value the core must produce, keyed like the host quantities.
+    :meth:`step` trains one sample and returns the core's inputs (``x``, ``e``, ``label``),
+    ``nonzero`` (its groups with a nonzero delta per timestep, what its BP and WG engines take:
+    :func:`~spikeforge.hw.backward.nonzero_groups`) and every value the core must produce,
+    keyed like the host quantities.
     """
 
     def __init__(self, params: CoreParams, weights: list[torch.Tensor]):
@@ -66,4 +69,10 @@ class CoreModel:
         tr = res.traces[p.layer]
         j = slice(p.neuron_offset, p.neuron_offset + p.n_out)
         expected = core_expected(p, res, self.model, self.weights_before)
-        return {"x": tr.x[0], "e": tr.e[0][:, j], "label": label, "expected": expected}
+        return {
+            "x": tr.x[0],
+            "e": tr.e[0][:, j],
+            "label": label,
+            "nonzero": nonzero_groups(p, tr.delta[0]),
+            "expected": expected,
+        }

@@ -40,7 +40,7 @@ async def cycle_counters_follow_the_cycle_model(dut):
         s = CoreSession(params, transport.call)
         ref = await first_step(s, seed=case["seed"], density=case["density"])
         active = [int(v) for v in ref["x"].sum(1)]
-        want = step_cycles(params, active, update=False)
+        want = step_cycles(params, active, ref["nonzero"], update=False)
         await s.set_lr(net.lr_shift)
         await s.load_spikes(ref["x"])
         await s.forward()
@@ -48,7 +48,8 @@ async def cycle_counters_follow_the_cycle_model(dut):
         await backward(s, ref)
         await s.update()
         got = await s.counters()
-        _check(got, {**want, "update": step_cycles(params, active)["update"]},
+        upd = step_cycles(params, active, ref["nonzero"])["update"]
+        _check(got, {**want, "update": upd},
                ("forward", "lanes_busy", "bp", "wg", "update", "backward"), "UPDATE")  # fmt: skip
         await s.load_spikes(ref["x"])
         await s.forward()

@@ -9,6 +9,7 @@ import torch
 from spikeforge.codesign.mapping import map_network
 from spikeforge.hw.array import layer_groups
 from spikeforge.hw.array_cycles import array_step_cycles
+from spikeforge.hw.backward import nonzero_groups
 from spikeforge.hw.forward import forward_cycles
 from spikeforge.hw.params import CoreParams
 from spikeforge.hw.protocol import (
@@ -88,7 +89,7 @@ def test_links_under_random_stalls_lose_and_duplicate_nothing(link_stall):
         cores, weights_for_seed(net, 2), steps=2, stalls=1, link_stall=link_stall
     )
     for result, (_, counters) in zip(expected, got, strict=True):
-        free = array_step_cycles(cores, layer_groups(cores), _spikes(result))
+        free = array_step_cycles(cores, layer_groups(cores), _spikes(result), _deltas(result))
         slower = [counters[n]["forward"] > free.forward[n] for n in range(1, len(cores))]
         assert any(slower)  # the gates really stalled the links
 
@@ -169,6 +170,11 @@ def _spikes(result) -> list:
     return [result.traces[0].x[0].tolist()] + [tr.s[0].tolist() for tr in result.traces]
 
 
+def _deltas(result) -> list:
+    """Every layer's deltas of one golden training step (what the BP and WG engines skip by)."""
+    return [tr.delta[0].tolist() for tr in result.traces]
+
+
 @pytest.mark.parametrize(
     ("layers", "timesteps", "cores", "lanes"),
     [
@@ -185,7 +191,13 @@ def test_the_cycle_model_predicts_every_cores_counters(layers, timesteps, cores,
     net = SnnConfig(layers=layers, timesteps=timesteps, surrogate="triangle")
     params = map_network(net, cores, lanes=lanes).core_params()
     expected, got = _train_on_array(params, weights_for_seed(net, 1), steps=1, stalls=0)
-    model = array_step_cycles(params, layer_groups(params), _spikes(expected[0]))
+    model = array_step_cycles(
+        params, layer_groups(params), _spikes(expected[0]), _deltas(expected[0])
+    )
+    ks = [nonzero_groups(p, _deltas(expected[0])[p.layer]) for p in params]
+    assert any(0 < k < p.groups for p, row in zip(params, ks, strict=True) for k in row) or all(
+        p.groups == 1 for p in params
+    )
     counters = got[0][1]
     assert [counters[n]["forward"] for n in range(cores)] == model.forward
     assert [counters[n]["backward"] for n in range(cores)] == model.backward

@@ -16,7 +16,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spikeforge.hw.backward import backward_cycles
+from spikeforge.hw.backward import backward_cycles, nonzero_groups
 from spikeforge.hw.cycles import step_cycles
 from spikeforge.hw.forward import forward_cycles
 from spikeforge.hw.gradient import gradient_cycles
@@ -94,13 +94,14 @@ def test_cycle_counters_follow_the_documented_formulas(case):
     ref = CoreModel(params, weights_for_seed(net, 0)).step(xs[0], int(labels[0, 0]))
     fwd, bwd = _counters(params, ref["x"], ref["label"], ref["e"])
     active = [int(v) for v in xs[0, 0].sum(1)]
+    nonzero = ref["nonzero"]
     assert fwd["forward"] == forward_cycles(params, active)
     assert fwd["lanes_busy"] == params.groups * sum(a + 1 for a in active)
-    assert bwd["bp"] == backward_cycles(params)
-    assert bwd["wg"] == gradient_cycles(params, active)
+    assert bwd["bp"] == backward_cycles(params, nonzero)
+    assert bwd["wg"] == gradient_cycles(params, active, nonzero)
     assert bwd["update"] == update_cycles(params)
     # BACKWARD ran without the update bit (the update came as its own command).
-    model = step_cycles(params, active, update=False)
+    model = step_cycles(params, active, nonzero, update=False)
     assert bwd["backward"] == model["backward"]
     assert (fwd["forward"], fwd["lanes_busy"]) == (model["forward"], model["lanes_busy"])
 
@@ -245,7 +246,9 @@ def test_backward_with_update_follows_the_cycle_model():
         return await s.counters()
 
     got = run_core(params, script)
-    model = step_cycles(params, [int(v) for v in spikes.sum(1)], update=True)
+    golden = GoldenModel(net, init_weights(net)).train_step(spikes[None], labels=torch.tensor([2]))
+    nonzero = nonzero_groups(params, golden.traces[0].delta[0])
+    model = step_cycles(params, [int(v) for v in spikes.sum(1)], nonzero, update=True)
     assert got == {k: model[k] for k in got}
 
 
@@ -279,3 +282,104 @@ def test_bad_neuron_slices_are_rejected(core, message):
     net = SnnConfig(layers=(6, 8, 4), timesteps=2)
     with pytest.raises((ConfigError, TypeError), match=message):
         CoreParams(net=net, layer=0, **{"lanes": 1, **core})
+
+
+def _errors_for(params: CoreParams, pattern: list[int], value: int) -> torch.Tensor:
+    """External errors ``e[t][j]`` with ``pattern[t]`` nonzero groups: groups ``(3k + t) % G``,
+    one lane each (lane ``t % P``), so the lists are out of order and a group is nonzero by any
+    one of its lanes."""
+    P, G = params.lanes, params.groups
+    e = torch.zeros(params.timesteps, params.n_out, dtype=torch.int64)
+    for t, k in enumerate(pattern):
+        for n in range(k):
+            e[t, ((3 * n + t) % G) * P + t % P] = value
+    return e
+
+
+def test_bp_and_wg_skip_the_zero_delta_groups_exactly():
+    """An external-error core (every delta equals its error: an all-wide boxcar, no temporal
+    term) through samples whose nonzero groups per timestep go from all (``K[t] = G``) to none
+    (``K[t] = 0``), without an update in between: every delta, ``e_prev`` (written, as zeros, also
+    where ``K[t] = 0`` after a dense sample left nonzero values there) and the gradients summed
+    over the samples bit-exact, and the BP and WG counters on the cycle model at each density."""
+    base = SnnConfig(layers=(10, 8), timesteps=4)
+    net = SnnConfig(
+        layers=(10, 8), timesteps=4, bptt="sltt", surrogate_shift=base.v_bits - 2, g_bits=12
+    )
+    params = CoreParams(net=net, lanes=2, emit_error=True)
+    G = params.groups
+    assert G == 4
+    patterns = [[G] * 4, [0, 2, 0, 1], [0] * 4, [1, 3, G, 0]]
+    xs, _ = samples(net, 3, steps=len(patterns), density=0.6)
+    weights = weights_for_seed(net, 0)
+    golden = GoldenModel(net, weights)
+    wanted = []
+    for n, pattern in enumerate(patterns):
+        x = xs[n, 0]
+        e = _errors_for(params, pattern, 300 - 200 * (n % 2))
+        traces = golden.forward(x[None])
+        golden.backward(traces, e[None])
+        delta = traces[0].delta[0]
+        assert nonzero_groups(params, delta) == pattern  # the densities are the intended ones
+        active = [int(v) for v in x.sum(1)]
+        wanted.append(
+            {
+                "x": x,
+                "e": e,
+                "cycles": step_cycles(params, active, pattern, update=False),
+                "deltas": delta,
+                "eprev": traces[0].e_prev[0],
+                "grads": golden.grad_acc[0].clone(),
+            }
+        )
+    assert wanted[0]["eprev"].any()  # a dense sample leaves nonzero e_prev behind
+
+    async def script(host):
+        s = CoreSession(params, host.call)
+        await s.write(Quantity.WEIGHTS, weights[0])
+        got = []
+        for want in wanted:
+            await s.load_spikes(want["x"])
+            await s.forward()
+            await s.write(Quantity.ERRORS, want["e"])
+            await s.backward(update=False, external_error=True)
+            got.append(
+                {
+                    "cycles": await s.counters(),
+                    **{q: await s.read(getattr(Quantity, q.upper())) for q in ("deltas", "eprev")},
+                    "grads": await s.read(Quantity.GRADS),
+                }
+            )
+        return got
+
+    for n, (got, want) in enumerate(zip(run_core(params, script), wanted, strict=True)):
+        for q in ("deltas", "eprev", "grads"):
+            assert torch.equal(got[q], want[q]), (n, q)
+        for key in ("bp", "wg", "backward"):
+            assert got["cycles"][key] == want["cycles"][key], (n, key)
+    dense, empty = wanted[0]["cycles"], wanted[2]["cycles"]
+    assert empty["bp"] < dense["bp"] and empty["wg"] < dense["wg"]
+
+
+def test_nonzero_groups_counts_a_cores_slice_and_the_formulas_take_it():
+    net = SnnConfig(layers=(6, 8), timesteps=3)
+    core = CoreParams(net=net, lanes=2, neurons=(2, 8), emit_error=True)  # groups 2-3 4-5 6-7
+    delta = [
+        [5, 5, 0, 0, 0, 0, 0, 0],  # only neurons outside the slice
+        [0, 0, 0, -1, 0, 0, 7, 0],  # one lane of groups 0 and 2
+        [0, 0, 1, 1, 1, 1, 1, 1],
+    ]
+    assert nonzero_groups(core, delta) == [0, 2, 3]
+    assert nonzero_groups(core, torch.tensor(delta)) == [0, 2, 3]
+    G, n_in = core.groups, core.n_in
+    dense = backward_cycles(core, [G] * 3)
+    # Each timestep issues n_in * max(1, K[t]) error tokens instead of n_in * G.
+    assert dense - backward_cycles(core, [0, 2, 3]) == n_in * ((G - 1) + (G - 2) + 0)
+    active = [2, 0, 4]
+    assert gradient_cycles(core, active, [0, 2, 3]) < gradient_cycles(core, active, [G] * 3)
+    with pytest.raises(ValueError, match="nonzero must have 3 entries in \\[0, 3\\]"):
+        backward_cycles(core, [0, 4, 1])
+    with pytest.raises(ValueError, match="nonzero must have 3 entries"):
+        step_cycles(core, active, [1, 1])
+    with pytest.raises(ValueError, match="delta must have 3 timesteps"):
+        nonzero_groups(core, delta[:2])

@@ -324,3 +324,31 @@ def test_max_replicas_is_a_checked_training_key_outside_the_point_id(tmp_path):
         DesignSpace.from_dict({**SPACE, "training": {"max_replicas": 0}})
     with pytest.raises(ConfigError, match=r"--max-replicas = 0 is out of range: allowed \[1, "):
         run_sweep(small, tmp_path, max_replicas=0)
+
+
+def test_an_entry_cached_before_the_delta_activity_gets_it_from_its_checkpoint(tmp_path, alone):
+    """The cycle model needs which deltas are nonzero (BP and WG skip zero groups); an entry
+    written without them is completed from its checkpoint, once, equal to a fresh training's,
+    by the single stage and by the group stage."""
+    cache_alone, want = alone
+    for n, stage in enumerate(
+        (
+            lambda cfg: train_stage(cfg, TRAINING, str(tmp_path)),
+            lambda cfg: pick_trained(
+                train_group_stage([cfg], TRAINING, str(tmp_path)), cfg.config_hash
+            ),
+        )
+    ):
+        cfg = CFGS[n]
+        src, dst = (train_entry(c, cfg, TRAINING) for c in (cache_alone, tmp_path))
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        old = json.loads(src.with_suffix(".json").read_text())
+        assert old["nonzero"] == want[n]["nonzero"] and any(
+            int(row, 16) for layer in old["nonzero"] for sample in layer for row in sample
+        )
+        del old["nonzero"]
+        dst.with_suffix(".json").write_text(json.dumps(old) + "\n")
+        dst.with_suffix(".pt").write_bytes(src.with_suffix(".pt").read_bytes())
+        res = stage(cfg)
+        assert res["cached"] is True and _differences(res, want[n]) == [], n
+        assert json.loads(dst.with_suffix(".json").read_text())["nonzero"] == want[n]["nonzero"]
