@@ -119,7 +119,8 @@ def test_cli_takes_cores_from_the_array_table_and_prints_the_mapping(tmp_path, c
     out = tmp_path / "array"
     assert main(["generate", "--network", str(toml), "-o", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "network (8, 8, 4), T = 2: 3 cores on ECP5 85k" in text
+    title = "network (8, 8, 4), T = 2: 3 cores on one ECP5 85k, about 5 of its 208 block RAMs"
+    assert title in text
     assert f"wrote {out / 'spikeforge_array.v'} and {out / 'manifest.json'} (array " in text
     assert "3 cores, layers [0, 1] [2])" in text
     man = json.loads((out / "manifest.json").read_text())
