@@ -326,6 +326,7 @@ def test_the_cli_federates_and_refuses_bad_arguments(tmp_path, capsys):
     out = tmp_path / "run"
     argv = ["federate", "--workers", "2", "--rounds", "1", "--layers", "64,16,10"]
     argv += ["--dask-workers", "1", "--out", str(out), "--json", "--no-progress"]
+    argv += ["--round-timeout", "600"]  # a stuck cluster fails the test, never hangs the suite
     assert main(argv) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["settings"]["workers"] == 2 and len(summary["rounds"]) == 1
