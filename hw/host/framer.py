@@ -67,6 +67,11 @@ def engine_members(p: CoreParams) -> dict:
     }
 
 
+def _length_ok(spec, single):
+    """A command's packet length rule: one word without payload, more with one."""
+    return single if spec.payload is Payload.NONE else ~single
+
+
 class CommandFramer(wiring.Component):
     """Packet framing, argument and length checks, command sequencing and status words.
 
@@ -225,7 +230,7 @@ class CommandFramer(wiring.Component):
                     with m.Switch(op):
                         for code, spec in rules.commands.items():
                             with m.Case(code):
-                                length_ok = single if spec.payload is Payload.NONE else ~single
+                                length_ok = _length_ok(spec, single)
                                 with m.If(~arg_ok[code]):
                                     end(Status.BAD_ARG, single)
                                 if code == Opcode.READ:  # its span and length next
@@ -242,7 +247,7 @@ class CommandFramer(wiring.Component):
                 with m.State("READ_SPAN"):
                     with m.If(~span_ok):
                         end(Status.BAD_ARG, single)
-                    with m.Elif(~single):  # READ has no payload
+                    with m.Elif(~_length_ok(rules.commands[Opcode.READ], single)):
                         end(Status.BAD_LENGTH, single)
                     with m.Else():
                         self._start(m, Opcode.READ, arg, index, update_after)
