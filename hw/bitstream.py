@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 from spikeforge.hw import rw_check
 from spikeforge.hw.board import BoardTop, Design, board
 from spikeforge.hw.synth import tool_path
+from spikeforge.toolchain import run_tool
 
 __all__ = ["BoardBuild", "BoardFitError", "build_bitstream", "tool_environment"]
 
@@ -112,12 +112,9 @@ def build_bitstream(
             )
         plan.extract(out)
         script = f"build_{NAME}.sh"
-        try:
-            done = subprocess.run(
-                ["sh", script], cwd=out, capture_output=True, text=True, timeout=timeout
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise RuntimeError(f"the board build took more than {timeout:g} s") from exc
+        done = run_tool(["sh", script], cwd=out, timeout=timeout)
+        if done.timed_out:
+            raise RuntimeError(f"the board build took more than {timeout:g} s")
     finally:
         for k, v in saved.items():
             if v is None:
@@ -137,7 +134,7 @@ def build_bitstream(
             raise BoardFitError(
                 f"the design does not fit {board_name}: " + "; ".join(over), overflows=over
             )
-        tail = "\n".join((log or done.stderr or done.stdout).splitlines()[-20:])
+        tail = "\n".join((log or done.output).splitlines()[-20:])
         raise RuntimeError(f"the board build failed (exit {done.returncode}):\n{tail}")
     report = json.loads((out / f"{NAME}.report.json").read_text())
     resources = {

