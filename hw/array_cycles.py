@@ -34,7 +34,7 @@ most entries one would hold, so a caller can see when that assumption fails (abo
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from spikeforge.hw.backward import (
     BP_DELTA_DRAIN,
@@ -51,7 +51,7 @@ from spikeforge.hw.links import LANDED, LINK_FIFO_DEPTH
 from spikeforge.hw.params import CoreParams
 from spikeforge.hw.update import update_cycles
 
-__all__ = ["ArrayCycles", "array_step_cycles"]
+__all__ = ["PHASES", "ArrayCycles", "array_step_cycles"]
 
 FP_STAGES = 2 * READ_LATENCY + 4
 """Cycles from an integrate token to its spike mask entering the emitter FIFO (stage F)."""
@@ -62,8 +62,10 @@ BP_ERROR_STAGES = BP_PREFETCH + READ_LATENCY + 5
 emitter FIFO, plus the adder tree's levels."""
 
 
-ANSWER_CYCLES = 2
-"""Response-merger cycles per one-word answer packet (lock, then the word)."""
+ANSWER_CYCLES = 1
+"""Response-merger cycles per one-word answer packet when answers wait back to back (the next
+packet is locked in the cycle the last word of the one before leaves); a lone answer takes two
+(lock, then the word)."""
 STATUS_DELAY = 2
 """Cycles from an engine's last busy cycle to its status word reaching the response merger."""
 HOST_FIXED = 21
@@ -88,6 +90,8 @@ class ArrayCycles:
     step: int
     fifo_peak: int
     infer: int
+    phases: dict[str, int] = field(default_factory=dict)
+    """The step's cycles by phase (:data:`PHASES`, in order; they add up to ``step``)."""
 
     def to_dict(self) -> dict:
         return {
@@ -98,12 +102,27 @@ class ArrayCycles:
             "step": self.step,
             "fifo_peak": self.fifo_peak,
             "infer": self.infer,
+            "phases": dict(self.phases),
         }
+
+
+PHASES = {
+    "load": "LOAD_SPIKES words, one decoder bubble per timestep and one per command",
+    "load_answers": "the first layer's LOAD_SPIKES answers",
+    "forward": "FORWARD to the slowest core's status word (its FP counter + STATUS_DELAY)",
+    "forward_answers": "FORWARD answers after the slowest core's status word",
+    "label_answers": "the last layer's SET_LABEL answers",
+    "backward": "BACKWARD (with update) to the slowest core's status word",
+    "backward_answers": "BACKWARD answers after the slowest core's status word",
+    "host_fixed": "HOST_FIXED: the four host round trips",
+}
+"""The phases of :attr:`ArrayCycles.phases` and what each counts."""
 
 
 def _answers(ready: Sequence[int]) -> int:
     """Cycle of the last answer word when the cores' status words are ready at ``ready``; the
-    merger takes one packet at a time, the earliest (lowest core on ties) first."""
+    merger takes one packet at a time, the earliest (lowest core on ties) first, and locks the
+    next one in the cycle the word before leaves (``free``)."""
     free, last = 0, 0
     for r in sorted(ready):
         lock = max(r, free)
@@ -300,9 +319,11 @@ def array_step_cycles(
     """Cycles of one training step (FORWARD, then BACKWARD with update) on the array, and of an
     inference pass on the same sample.
 
-    ``step = L + T + 1 + 2 (k_first + k_last) + forward wall + backward wall + HOST_FIXED`` and
-    ``infer = L + T + 1 + 2 k_first + forward wall + HOST_FIXED_INFER``, with ``L`` the
-    LOAD_SPIKES words (``2 + T +`` input spikes) and ``k`` the cores of the first/last layer.
+    ``step = L + T + 1 + (k_first + 1) + (k_last + 1) + forward wall + backward wall +
+    HOST_FIXED`` and ``infer = L + T + 1 + (k_first + 1) + forward wall + HOST_FIXED_INFER``,
+    with ``L`` the LOAD_SPIKES words (``2 + T +`` input spikes) and ``k`` the cores of the
+    first/last layer (``k`` answers back to back: the first takes two cycles, every further
+    one one).
 
     Parameters
     ----------
@@ -326,9 +347,22 @@ def array_step_cycles(
     T = cores[0].timesteps
     load_words = 2 + T + sum(sum(row) for row in spikes[0])
     # LOAD_SPIKES: every word, one decoder bubble per timestep and one per command, then the
-    # first layer's answers; SET_LABEL: the last layer's answers.
-    load = load_words + T + 1 + ANSWER_CYCLES * len(layers[0])
-    host = load + ANSWER_CYCLES * len(layers[-1])
+    # first layer's answers (all ready in the same cycle); SET_LABEL: the last layer's answers.
+    load_answers = 1 + _answers([0] * len(layers[0]))
+    label_answers = 1 + _answers([0] * len(layers[-1]))
+    load = load_words + T + 1 + load_answers
+    host = load + label_answers
+    fwd_busy, bwd_busy = max(fwd) + STATUS_DELAY, max(bwd) + STATUS_DELAY
+    phases = {
+        "load": load_words + T + 1,
+        "load_answers": load_answers,
+        "forward": fwd_busy,
+        "forward_answers": fwd_wall - fwd_busy,
+        "label_answers": label_answers,
+        "backward": bwd_busy,
+        "backward_answers": bwd_wall - bwd_busy,
+        "host_fixed": HOST_FIXED,
+    }
     return ArrayCycles(
         forward=fwd,
         backward=bwd,
@@ -337,4 +371,5 @@ def array_step_cycles(
         step=host + fwd_wall + bwd_wall + HOST_FIXED,
         fifo_peak=peak,
         infer=load + fwd_wall + HOST_FIXED_INFER,
+        phases=phases,
     )

@@ -143,6 +143,31 @@ def test_a_broadcast_command_is_answered_once_by_every_core():
         assert words[1] | words[2] << 32 == int(cores[n].core_hash, 16)
 
 
+def test_answers_waiting_together_leave_back_to_back():
+    """The response merger locks the next packet in the cycle the last word of the one before
+    leaves: four cores' one-word answers to one broadcast take four consecutive cycles (the
+    cycle model's ``ANSWER_CYCLES = 1``), each core once, lowest first."""
+    net = SnnConfig(layers=(4, 4, 4, 2), timesteps=2)
+    cores = _linked(net, (0, 2, (0, 2)), (0, 2, (2, 4)), (1, 2, None), (2, 2, None))
+
+    async def script(host):
+        ctx, dut = host.ctx, host.dut
+        await host.send([route(0, 4), command(Opcode.SET_LR, cores[0].lr_min)])
+        ctx.set(dut.rsp.ready, 1)
+        seen = []
+        for cycle in range(200):
+            *_, valid, beat = await ctx.tick().sample(dut.rsp.valid, dut.rsp.payload)
+            if valid:
+                seen.append((cycle, beat.data, beat.last))
+        return seen
+
+    seen = run_array(cores, script, deadline=DEADLINE)
+    assert [status_core(d) for _, d, _ in seen] == [0, 1, 2, 3]
+    assert all(last and parse_status(d) == (Opcode.SET_LR, Status.OK) for _, d, last in seen)
+    first = seen[0][0]
+    assert [c for c, _, _ in seen] == [first, first + 1, first + 2, first + 3]
+
+
 @pytest.mark.parametrize(
     ("order", "message"),
     [
