@@ -10,9 +10,16 @@ in the list (``eff = cycles(C0) * C0 / (cycles(C) * C)``), the model's mean cycl
 worst per-step error, the cycles of one inference pass (LOAD_SPIKES and FORWARD, measured and
 modelled), the Verilator build seconds and the simulation seconds.
 
+It then prints where each core count's cycles go: the model's per-phase breakdown of the mean
+step (:data:`~spikeforge.hw.array_cycles.PHASES`: the input-spike load, answers, the forward
+and backward walls, the host's fixed round trips) and, measured, the slowest core's FORWARD and
+BACKWARD counters of the last step next to the model's. ``--model-only`` prints the model's
+columns and the breakdown without building anything (seconds).
+
 Run: ``.venv/bin/python bench/array_scaling.py [--layers 128,256] [--timesteps 8]
 [--cores 1,2,4,8,16] [--lanes 8] [--steps 3] [--density 0.2] [--out build/array-scaling]
-[--json]``. Results also go to ``OUT/results.json`` (rerunning reuses the builds).
+[--model-only] [--json]``. Results also go to ``OUT/results.json`` (rerunning reuses the
+builds).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import time
 from pathlib import Path
 
 from spikeforge.codesign.mapping import map_network
+from spikeforge.hw.array_cycles import PHASES
 from spikeforge.sim.array_model import model_steps
 from spikeforge.sim.regress import run_array
 from spikeforge.sw.config import SnnConfig
@@ -32,6 +40,28 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(v) for v in text.split(","))
+
+
+def _phases(model) -> dict[str, float]:
+    """The model's mean cycles per phase over the steps."""
+    return {k: sum(m.phases[k] for m in model) / len(model) for k in PHASES}
+
+
+def model_only(net: SnnConfig, cores: int, args: argparse.Namespace) -> dict:
+    mapping = map_network(net, cores, lanes=args.lanes)
+    params = mapping.core_params()
+    model = model_steps(params, seed=args.seed, steps=args.steps, density=args.density)
+    steps = [m.step for m in model]
+    return {
+        "cores": cores,
+        "cores_per_layer": list(mapping.cores_per_layer),
+        "mean_cycles": sum(steps) / len(steps),
+        "model_cycles": steps,
+        "model_infer_cycles": model[0].infer,
+        "fifo_peak": max(m.fifo_peak for m in model),
+        "phases": _phases(model),
+        "model_counters": [max(model[-1].forward), max(model[-1].backward)],
+    }
 
 
 def measure(net: SnnConfig, cores: int, args: argparse.Namespace) -> dict:
@@ -66,6 +96,11 @@ def measure(net: SnnConfig, cores: int, args: argparse.Namespace) -> dict:
         "infer_cycles": infer,
         "model_infer_cycles": model[0].infer,
         "fifo_peak": max(m.fifo_peak for m in model),
+        "phases": _phases(model),
+        "model_counters": [max(model[-1].forward), max(model[-1].backward)],
+        "counters": [
+            max(c[k] for c in r.detail["counters"].values()) for k in ("forward", "backward")
+        ],
         "build_seconds": round(b.seconds, 1),
         "build_cached": b.cached,
         "sim_seconds": round(r.seconds, 1),
@@ -83,24 +118,41 @@ def main() -> None:
     ap.add_argument("--density", type=float, default=0.2)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", type=Path, default=ROOT / "build" / "array-scaling")
+    ap.add_argument("--model-only", action="store_true")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     net = SnnConfig(layers=args.layers, timesteps=args.timesteps)
     rows = []
     for cores in args.cores:
+        if args.model_only:
+            rows.append(model_only(net, cores, args))
+            continue
         rows.append(measure(net, cores, args))
         print(f"... {cores} cores done", flush=True)
     base = rows[0]
     for row in rows:
         row["speedup"] = base["mean_cycles"] / row["mean_cycles"]
         row["efficiency"] = row["speedup"] * base["cores"] / row["cores"]
-    args.out.mkdir(parents=True, exist_ok=True)
     summary = {"network": list(args.layers), "timesteps": args.timesteps, "rows": rows}
-    (args.out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(
         f"network {args.layers}, T = {args.timesteps}, density {args.density}, lanes <= "
         f"{args.lanes}, {args.steps} steps per core count"
     )
+    if args.model_only:
+        print(
+            f"{'cores':>5} {'per layer':>14} {'model':>9} {'speed-up':>8} {'eff':>6} {'infer':>6}"
+        )
+        for row in rows:
+            print(
+                f"{row['cores']:>5} {row['cores_per_layer']!s:>14} {row['mean_cycles']:>9.0f} "
+                f"{row['speedup']:>8.2f} {row['efficiency']:>6.1%} {row['model_infer_cycles']:>6}"
+            )
+        _breakdown(rows)
+        if args.json:
+            print(json.dumps(summary))
+        return
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(
         f"{'cores':>5} {'per layer':>14} {'cycles/sample':>13} {'speed-up':>8} {'eff':>6} "
         f"{'model':>9} {'err':>6} {'infer':>6} {'model':>6} {'build s':>7} {'sim s':>6}"
@@ -115,8 +167,25 @@ def main() -> None:
             f"{'cached' if row['build_cached'] else row['build_seconds']:>7} "
             f"{row['sim_seconds']:>6.1f}"
         )
+    _breakdown(rows)
+    for row in rows:
+        fw, bw = row["counters"]
+        mfw, mbw = row["model_counters"]
+        print(
+            f"{row['cores']:>5} cores, slowest core's counters (last step): FORWARD {fw} "
+            f"(model {mfw}), BACKWARD {bw} (model {mbw})"
+        )
     if args.json:
         print(json.dumps(summary))
+
+
+def _breakdown(rows: list[dict]) -> None:
+    """Where the cycles of a mean step go, phase by phase (the model), per core count."""
+    print("cycles per phase (model, mean step):")
+    print(f"{'phase':>17} " + " ".join(f"{row['cores']:>7}" for row in rows))
+    for key in PHASES:
+        print(f"{key:>17} " + " ".join(f"{row['phases'][key]:>7.0f}" for row in rows))
+    print(f"{'step':>17} " + " ".join(f"{row['mean_cycles']:>7.0f}" for row in rows))
 
 
 if __name__ == "__main__":

@@ -54,14 +54,16 @@ def train_step_stream(
     LOAD_SPIKES to the first layer's cores, FORWARD to every core, SET_LABEL to the last layer's
     cores, then one BACKWARD with update (:data:`BACKWARD_ALL`) to every core: each takes its
     error from its error link, the last layer from its label, and all start in the same cycle.
-    Each packet's answers come before the next is sent, so a host that waits for every answer
-    (the serial link's) runs the same stream. ``update=False`` leaves the update bit out (the
-    gradients stay for a READ; an UPDATE packet applies them).
+    FORWARD follows LOAD_SPIKES at once (``wait=False``: each first-layer core holds it until
+    its load is done, and the load's answers leave while FORWARD runs); every other packet's
+    answers come before the next is sent. A host that waits for every answer (the serial
+    link's) runs the same stream. ``update=False`` leaves the update bit out (the gradients
+    stay for a READ; an UPDATE packet applies them).
     """
     everyone, first, last = _phases(layers)
     backward = BACKWARD_ALL if update else BACKWARD_ALL & ~1
     return [
-        _packet(first, Opcode.LOAD_SPIKES, 0, spike_words(spikes), wait=True),
+        _packet(first, Opcode.LOAD_SPIKES, 0, spike_words(spikes), wait=False),
         _packet(everyone, Opcode.FORWARD, 0, wait=True),
         _packet(last, Opcode.SET_LABEL, int(label), wait=True),
         _packet(everyone, Opcode.BACKWARD, backward, wait=True),
@@ -97,7 +99,7 @@ def stream_template(layers: Sequence[Sequence[int]]) -> list[dict[str, Any]]:
                 "command_word": f"{command(op, arg):#010x}" if arg is not None else None,
                 "payload": what,
                 "answers": len(cores),
-                "wait_for_answers": True,
+                "wait_for_answers": name != "LOAD_SPIKES",
             }
         )
     return out

@@ -34,7 +34,7 @@ most entries one would hold, so a caller can see when that assumption fails (abo
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from spikeforge.hw.backward import (
     BP_DELTA_DRAIN,
@@ -51,7 +51,7 @@ from spikeforge.hw.links import LANDED, LINK_FIFO_DEPTH
 from spikeforge.hw.params import CoreParams
 from spikeforge.hw.update import update_cycles
 
-__all__ = ["ArrayCycles", "array_step_cycles"]
+__all__ = ["PHASES", "ArrayCycles", "array_step_cycles"]
 
 FP_STAGES = 2 * READ_LATENCY + 4
 """Cycles from an integrate token to its spike mask entering the emitter FIFO (stage F)."""
@@ -62,16 +62,24 @@ BP_ERROR_STAGES = BP_PREFETCH + READ_LATENCY + 5
 emitter FIFO, plus the adder tree's levels."""
 
 
-ANSWER_CYCLES = 2
-"""Response-merger cycles per one-word answer packet (lock, then the word)."""
+ANSWER_CYCLES = 1
+"""Response-merger cycles per one-word answer packet when answers wait back to back (the next
+packet is locked in the cycle the last word of the one before leaves); a lone answer takes two
+(lock, then the word)."""
 STATUS_DELAY = 2
 """Cycles from an engine's last busy cycle to its status word reaching the response merger."""
-HOST_FIXED = 21
-"""Cycles of a training step that depend on nothing above: the host's four round trips through
-the driver, router, cores' command decoders, response FIFOs and monitor (measured once under
-cocotb + Verilator with no idle or backpressure; docs/array.md)."""
-HOST_FIXED_INFER = 10
-"""The same for an inference pass (LOAD_SPIKES and FORWARD: two round trips)."""
+FORWARD_LEAD = 1
+"""Cycles the first layer's cores start FORWARD after the others when it follows their
+LOAD_SPIKES at once (each holds FORWARD until its load is done); measured in Amaranth
+(``tests/test_array.py``, every core's counters)."""
+HOST_FIXED = 17
+"""Cycles of a training step that depend on nothing above: the host's three round trips (FORWARD
+follows LOAD_SPIKES at once) through the driver, router, cores' command decoders, response FIFOs
+and monitor (measured once under cocotb + Verilator with no idle or backpressure; docs/array.md;
+21 when the host waited for the LOAD_SPIKES answers)."""
+HOST_FIXED_INFER = 6
+"""The same for an inference pass (LOAD_SPIKES and FORWARD, sent back to back: one round trip;
+10 when the host waited for the LOAD_SPIKES answers)."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +96,8 @@ class ArrayCycles:
     step: int
     fifo_peak: int
     infer: int
+    phases: dict[str, int] = field(default_factory=dict)
+    """The step's cycles by phase (:data:`PHASES`, in order; they add up to ``step``)."""
 
     def to_dict(self) -> dict:
         return {
@@ -98,12 +108,27 @@ class ArrayCycles:
             "step": self.step,
             "fifo_peak": self.fifo_peak,
             "infer": self.infer,
+            "phases": dict(self.phases),
         }
+
+
+PHASES = {
+    "load": "LOAD_SPIKES words, one decoder bubble per timestep and one per command",
+    "forward": "FORWARD to the slowest core's status word (its FP counter + STATUS_DELAY, + "
+    "FORWARD_LEAD on the first layer)",
+    "forward_answers": "FORWARD answers after the slowest core's status word",
+    "label_answers": "the last layer's SET_LABEL answers",
+    "backward": "BACKWARD (with update) to the slowest core's status word",
+    "backward_answers": "BACKWARD answers after the slowest core's status word",
+    "host_fixed": "HOST_FIXED: the host's three round trips and LOAD_SPIKES to FORWARD",
+}
+"""The phases of :attr:`ArrayCycles.phases` and what each counts."""
 
 
 def _answers(ready: Sequence[int]) -> int:
     """Cycle of the last answer word when the cores' status words are ready at ``ready``; the
-    merger takes one packet at a time, the earliest (lowest core on ties) first."""
+    merger takes one packet at a time, the earliest (lowest core on ties) first, and locks the
+    next one in the cycle the word before leaves (``free``)."""
     free, last = 0, 0
     for r in sorted(ready):
         lock = max(r, free)
@@ -133,8 +158,12 @@ def _serialize(entries, merge_free, first_free):
     return times, free
 
 
-def _forward(cores: Sequence[CoreParams], layers, spikes) -> tuple[list[int], list[list[int]], int]:
-    """Forward: per-core FP busy cycles and per-layer avail times (cycles after the start)."""
+def _forward(
+    cores: Sequence[CoreParams], layers, spikes, lead: int = 0
+) -> tuple[list[int], list[list[int]], int]:
+    """Forward: per-core FP busy cycles (from each core's start) and per-layer avail times
+    (cycles after the start of the cores of layers above the first, which start ``lead``
+    cycles before the first layer's)."""
     T = cores[0].timesteps
     busy = [0] * len(cores)
     avail = None  # avail[t] of the current layer's receivers: first cycle avail > t
@@ -172,6 +201,7 @@ def _forward(cores: Sequence[CoreParams], layers, spikes) -> tuple[list[int], li
                     for g in range(G):
                         pc = sum(out[t][j0 + g * P + q] for q in range(P))
                         ready = E[t] + (g + 1) * (active[t] + 1) - 1 + FP_STAGES + FIFO_LATENCY
+                        ready += lead if layer == 0 else 0
                         row.append((ready, pc, g == G - 1))
                     entries.append(row)
                 per_source.append(entries)
@@ -300,9 +330,12 @@ def array_step_cycles(
     """Cycles of one training step (FORWARD, then BACKWARD with update) on the array, and of an
     inference pass on the same sample.
 
-    ``step = L + T + 1 + 2 (k_first + k_last) + forward wall + backward wall + HOST_FIXED`` and
-    ``infer = L + T + 1 + 2 k_first + forward wall + HOST_FIXED_INFER``, with ``L`` the
-    LOAD_SPIKES words (``2 + T +`` input spikes) and ``k`` the cores of the first/last layer.
+    ``step = L + T + 1 + forward wall + (k_last + 1) + backward wall + HOST_FIXED`` and
+    ``infer = L + T + 1 + forward wall + HOST_FIXED_INFER``, with ``L`` the LOAD_SPIKES words
+    (``2 + T +`` input spikes) and ``k_last`` the cores of the last layer (``k`` answers back to
+    back: the first takes two cycles, every further one one). FORWARD follows LOAD_SPIKES at
+    once; the forward wall runs from the start of the cores above the first layer (the first
+    layer's start :data:`FORWARD_LEAD` later) and includes the first layer's LOAD answers.
 
     Parameters
     ----------
@@ -319,16 +352,31 @@ def array_step_cycles(
     """
     if len(deltas) != len(layers):
         raise ValueError(f"deltas must have one entry per layer ({len(layers)}), not {len(deltas)}")
-    fwd, _, peak = _forward(cores, layers, spikes)
+    fwd, _, peak = _forward(cores, layers, spikes, FORWARD_LEAD)
     bwd = _backward(cores, layers, spikes, deltas)
-    fwd_wall = _answers([c + STATUS_DELAY for c in fwd])
+    # FORWARD follows LOAD_SPIKES without waiting for its answers: the first layer's LOAD
+    # answers leave as FORWARD starts, long before any FORWARD answer is ready.
+    first = set(layers[0])
+    ready = [c + STATUS_DELAY + (FORWARD_LEAD if n in first else 0) for n, c in enumerate(fwd)]
+    fwd_wall = _answers([0] * len(layers[0]) + ready)
     bwd_wall = _answers([c + STATUS_DELAY for c in bwd])
     T = cores[0].timesteps
     load_words = 2 + T + sum(sum(row) for row in spikes[0])
-    # LOAD_SPIKES: every word, one decoder bubble per timestep and one per command, then the
-    # first layer's answers; SET_LABEL: the last layer's answers.
-    load = load_words + T + 1 + ANSWER_CYCLES * len(layers[0])
-    host = load + ANSWER_CYCLES * len(layers[-1])
+    # LOAD_SPIKES: every word, one decoder bubble per timestep and one per command (FORWARD
+    # follows at once); SET_LABEL: the last layer's answers (all ready in the same cycle).
+    label_answers = 1 + _answers([0] * len(layers[-1]))
+    load = load_words + T + 1
+    host = load + label_answers
+    fwd_busy, bwd_busy = max(ready), max(bwd) + STATUS_DELAY
+    phases = {
+        "load": load,
+        "forward": fwd_busy,
+        "forward_answers": fwd_wall - fwd_busy,
+        "label_answers": label_answers,
+        "backward": bwd_busy,
+        "backward_answers": bwd_wall - bwd_busy,
+        "host_fixed": HOST_FIXED,
+    }
     return ArrayCycles(
         forward=fwd,
         backward=bwd,
@@ -337,4 +385,5 @@ def array_step_cycles(
         step=host + fwd_wall + bwd_wall + HOST_FIXED,
         fifo_peak=peak,
         infer=load + fwd_wall + HOST_FIXED_INFER,
+        phases=phases,
     )

@@ -419,6 +419,17 @@ class ResponseMerger(wiring.Component):
         # The cut answer's opcode, kept apart: the same core's watchdog may fire again (its
         # next packet) while the cut word waits for the host, and that sets ``late_op``.
         cut_op = Signal(8)
+        # Pipelined lock: in the cycle a packet's last word leaves, the next answer of a core
+        # or the router is locked (the lowest other waiting source), so back-to-back one-word
+        # answers take one cycle each. The source just answered is left out (its ``valid`` is
+        # that word's), and so are TIMEOUT answers: they are picked between packets only, so
+        # their victim's state cannot change under a word that waits for the host.
+        others = Signal(C + 1)
+        m.d.comb += others.eq(eligible[: C + 1] & ~Cat(*[sel == n for n in range(C + 1)]))
+        then = Signal.like(sel)
+        for n in reversed(range(C + 1)):
+            with m.If(others[n]):
+                m.d.comb += then.eq(n)
         with m.If(~locked & (eligible != 0)):
             m.d.sync += [locked.eq(1), sel.eq(pick), victim.eq(lowest)]
 
@@ -458,7 +469,7 @@ class ResponseMerger(wiring.Component):
         ]
         take = locked & valid & self.o.ready
         with m.If(take & last):
-            m.d.sync += [locked.eq(0), cut.eq(0)]
+            m.d.sync += [locked.eq(others != 0), cut.eq(0), sel.eq(then)]
         m.d.comb += self.own.ready.eq(take & (sel == C) & ~cut)
         with m.If(take & (sel == C + 1)):
             with m.Switch(victim):

@@ -91,19 +91,23 @@ class ArraySession:
         echo, status = parse_status(words[-1])
         return status_core(words[-1]), echo, status, words[:-1]
 
-    async def collect(self, expect: dict[int, Opcode]) -> dict[int, list[int]]:
-        """One response packet from each core of ``expect`` (any order); their data words."""
+    async def collect(
+        self, expect: dict[int, Opcode] | dict[int, list[Opcode]]
+    ) -> dict[int, list[int]]:
+        """One response packet from each core of ``expect`` (any order), or one per opcode of a
+        core's list (in that order: one core's answers keep the order of its packets); the data
+        words of each core's last answer."""
+        queues = {n: [op] if isinstance(op, Opcode) else list(op) for n, op in expect.items()}
         out: dict[int, list[int]] = {}
-        while len(out) < len(expect):
-            missing = ", ".join(f"core {n} ({expect[n].name})" for n in expect if n not in out)
+        while any(queues.values()):
+            missing = ", ".join(f"core {n} ({q[0].name})" for n, q in queues.items() if q)
             core, echo, status, words = await self._next(missing)
-            if core not in expect or core in out:
+            if not queues.get(core):
                 raise CoreError(f"unexpected response from core {core:#x} ({status.name})")
-            if echo != int(expect[core]):
-                raise CoreError(
-                    f"core {core}: the answer to {expect[core].name} echoes opcode {echo:#x}"
-                )
-            check_answer(f"core {core}", expect[core], 0, status)
+            op = queues[core].pop(0)
+            if echo != int(op):
+                raise CoreError(f"core {core}: the answer to {op.name} echoes opcode {echo:#x}")
+            check_answer(f"core {core}", op, 0, status)
             out[core] = words
         return out
 
@@ -181,17 +185,27 @@ class ArraySession:
         return [await self.read_layer(layer, Quantity.WEIGHTS) for layer in range(len(self.layers))]
 
     async def forward(self, x: torch.Tensor) -> None:
-        """Input spikes ``x`` ``[T, n_in]`` to the first layer, then FORWARD on every core."""
-        await self.call(self.layers[0], Opcode.LOAD_SPIKES, 0, spike_words(x.tolist()))
-        await self.call(self.all_cores, Opcode.FORWARD)
+        """Input spikes ``x`` ``[T, n_in]`` to the first layer, then FORWARD on every core.
+
+        FORWARD follows LOAD_SPIKES without waiting for its answers (each first-layer core holds
+        it until its load is done); both are collected after. A bad load is still reported (its
+        status raises :class:`~spikeforge.sim.session.CoreError`); the FORWARD that ran on the
+        previous spikes changed no weight or learning state."""
+        await self.post(self.layers[0], Opcode.LOAD_SPIKES, 0, spike_words(x.tolist()))
+        await self.post(self.all_cores, Opcode.FORWARD)
+        expect: dict[int, list[Opcode]] = {n: [Opcode.FORWARD] for n in self.all_cores}
+        for n in self.layers[0]:
+            expect[n].insert(0, Opcode.LOAD_SPIKES)
+        await self.collect(expect)
 
     async def train_step(self, x: torch.Tensor, label: int, *, update: bool = True) -> None:
         """Forward, the output error from ``label``, backward and (``update``) the update on
         every core (the packets of :func:`~spikeforge.codesign.host_stream.train_step_stream`)."""
-        pending: dict[int, Opcode] = {}
+        pending: dict[int, list[Opcode]] = {}
         for packet in train_step_stream(self.layers, x.tolist(), int(label), update=update):
             await self._send(list(packet.words))
-            pending |= packet.answers
+            for n, op in packet.answers.items():
+                pending.setdefault(n, []).append(op)
             if packet.wait:
                 await self.collect(pending)
                 pending = {}

@@ -16,6 +16,7 @@ from spikeforge.hw.protocol import (
     ARRAY_TAG,
     ROUTE,
     Opcode,
+    Quantity,
     Status,
     command,
     parse_status,
@@ -141,6 +142,80 @@ def test_a_broadcast_command_is_answered_once_by_every_core():
     assert sorted(answers) == [0, 1, 2, 3]
     for n, words in answers.items():
         assert words[1] | words[2] << 32 == int(cores[n].core_hash, 16)
+
+
+def test_a_bad_load_before_forward_is_reported_and_changes_no_learning_state():
+    """FORWARD follows LOAD_SPIKES without waiting for its answers: a bad payload (an index
+    ``>= n_in``) is still answered ``BAD_SPIKES`` by every first-layer core, the FORWARD that
+    runs on the previous spikes answers ``OK`` everywhere, no weight or LFSR state changes, and
+    the next training step is bit-exact again."""
+    net = SnnConfig(layers=(4, 4, 2), timesteps=2, surrogate="triangle")
+    cores = _linked(net, (0, 2, (0, 2)), (0, 2, (2, 4)), (1, 2, None))
+    weights = weights_for_seed(net, 3)
+    xs, labels = samples(net, 5, steps=2, density=0.6)
+    golden = GoldenModel(net, weights)
+    expected = [golden.train_step(x, labels=y) for x, y in zip(xs, labels, strict=True)]
+
+    async def script(host):
+        s = ArraySession(cores, host.send, host.recv)
+        await s.write_weights(weights)
+        await s.train_step(xs[0][0], int(labels[0][0]))
+        before = [
+            await s.read_layer(n, q) for n in (0, 1) for q in (Quantity.WEIGHTS, Quantity.LFSR)
+        ]
+        await s.post([0, 1], Opcode.LOAD_SPIKES, 0, [1, 4, 0])  # index 4 of 4 inputs
+        await s.post([0, 1, 2], Opcode.FORWARD)
+        answers = []
+        for _ in range(5):
+            word = (await host.recv())[-1]
+            answers.append((status_core(word), *parse_status(word)))
+        after = [
+            await s.read_layer(n, q) for n in (0, 1) for q in (Quantity.WEIGHTS, Quantity.LFSR)
+        ]
+        await s.train_step(xs[1][0], int(labels[1][0]))
+        return answers, before, after, await s.read_weights()
+
+    answers, before, after, final = run_array(cores, script, deadline=DEADLINE)
+    assert sorted(answers) == sorted(
+        [
+            (0, Opcode.LOAD_SPIKES, Status.BAD_SPIKES),
+            (0, Opcode.FORWARD, Status.OK),
+            (1, Opcode.LOAD_SPIKES, Status.BAD_SPIKES),
+            (1, Opcode.FORWARD, Status.OK),
+            (2, Opcode.FORWARD, Status.OK),
+        ]
+    )
+    for n in (0, 1):  # one core's answers keep the order of its packets
+        mine = [op for core, op, _ in answers if core == n]
+        assert mine == [Opcode.LOAD_SPIKES, Opcode.FORWARD]
+    assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
+    for layer in range(2):
+        assert torch.equal(final[layer], expected[1].weights[layer]), layer
+
+
+def test_answers_waiting_together_leave_back_to_back():
+    """The response merger locks the next packet in the cycle the last word of the one before
+    leaves: four cores' one-word answers to one broadcast take four consecutive cycles (the
+    cycle model's ``ANSWER_CYCLES = 1``), each core once, lowest first."""
+    net = SnnConfig(layers=(4, 4, 4, 2), timesteps=2)
+    cores = _linked(net, (0, 2, (0, 2)), (0, 2, (2, 4)), (1, 2, None), (2, 2, None))
+
+    async def script(host):
+        ctx, dut = host.ctx, host.dut
+        await host.send([route(0, 4), command(Opcode.SET_LR, cores[0].lr_min)])
+        ctx.set(dut.rsp.ready, 1)
+        seen = []
+        for cycle in range(200):
+            *_, valid, beat = await ctx.tick().sample(dut.rsp.valid, dut.rsp.payload)
+            if valid:
+                seen.append((cycle, beat.data, beat.last))
+        return seen
+
+    seen = run_array(cores, script, deadline=DEADLINE)
+    assert [status_core(d) for _, d, _ in seen] == [0, 1, 2, 3]
+    assert all(last and parse_status(d) == (Opcode.SET_LR, Status.OK) for _, d, last in seen)
+    first = seen[0][0]
+    assert [c for c, _, _ in seen] == [first, first + 1, first + 2, first + 3]
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ def test_a_training_step_is_four_packets_with_the_answers_they_draw():
         (route(0, 5), command(Opcode.BACKWARD, BACKWARD_ALL)),
     ]
     assert list(stream[0].words[2:]) == spike_words(spikes) == [2, 1, 2, 1, 0]
-    assert all(p.wait for p in stream)
+    assert [p.wait for p in stream] == [False, True, True, True]  # FORWARD follows the load
     assert stream[1].answers == dict.fromkeys(range(5), Opcode.FORWARD)
 
 
