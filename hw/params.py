@@ -27,6 +27,8 @@ BUS_BITS = 32
 WRITE_BUFFER = 512
 """Default WRITE staging buffer, in values (one ECP5 block RAM of 512 x 36)."""
 MAX_WRITE_BUFFER = 1 << 16
+MAX_FUSED_TIMESTEPS = 64
+"""Most timesteps of a :attr:`CoreParams.fused_grads` core (one adder per timestep per lane)."""
 DISTRIBUTED_DEPTH = 256
 """Deepest nonzero-group list kept in distributed RAM (16 ``TRELLIS_DPR16X4`` per 4 bits and
 read port); a deeper one takes block RAM."""
@@ -137,6 +139,13 @@ class CoreParams:
         one byte per input per sample on the link instead of events per timestep. Needs a core
         that loads its spikes from the host and ``encoder = 'rate'``; costs a memory of
         ``n_in`` x (32 + ``in_bits``) bits and two 32-bit constant multipliers.
+    fused_grads : bool
+        No gradient memory and no WG engine: the update engine forms every accumulator ``G[j][i]``
+        when it applies it, from the delta history and a mask of the input spikes ``x[t][i]``
+        (memory ``mask``, ``n_in`` words of ``T`` bits, which the update builds from the event
+        memory), in the golden order ``t = T-1 .. 0`` saturating at every add. Exact for the
+        hardware's batch of 1: the update must follow every BACKWARD (a second BACKWARD before
+        it replaces the gradient instead of adding to it), and GRADS cannot be read or written.
     """
 
     net: SnnConfig
@@ -149,6 +158,7 @@ class CoreParams:
     device: str = DEFAULT_DEVICE
     write_buffer: int | None = None
     rate_encoder: bool = False
+    fused_grads: bool = False
     _resolved_emit: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -167,6 +177,19 @@ class CoreParams:
             raise ConfigError(
                 "rate_encoder needs a core that loads its input spikes from the host (the first "
                 "layer) and encoder = 'rate'"
+            )
+        if not isinstance(self.fused_grads, bool):
+            raise ConfigError(f"fused_grads must be true or false, not {self.fused_grads!r}")
+        if self.fused_grads and net.batch_size != 1:
+            raise ConfigError(
+                f"fused_grads with batch_size = {net.batch_size}: a fused core forms the gradient "
+                "of one sample at its update (no accumulator memory); allowed: batch_size = 1"
+            )
+        if self.fused_grads and net.timesteps > MAX_FUSED_TIMESTEPS:
+            raise ConfigError(
+                f"fused_grads with timesteps = {net.timesteps}: the update's adder chain and its "
+                f"input mask hold at most {MAX_FUSED_TIMESTEPS} timesteps; allowed: "
+                f"[1, {MAX_FUSED_TIMESTEPS}]"
             )
         if self.neurons is not None:
             if isinstance(self.neurons, list):
@@ -352,12 +375,15 @@ class CoreParams:
         net = self.net
         b = self.event_banks
         banks = " (two banks: LOAD_SPIKES fills the spare one)" if b == 2 else ""
+        fused = self.fused_grads
+        second = 1 if fused else 2  # the WG engine's read ports
+        grads = "gradient accumulators, word (g, i)"
         mems = [
             MemorySpec("weights", g * n, net.master_bits, p, "master weights, word (g, i)"),
-            MemorySpec("grads", g * n, net.acc_bits, p, "gradient accumulators, word (g, i)"),
+            *([] if fused else [MemorySpec("grads", g * n, net.acc_bits, p, grads)]),
             # a lane is u and the forward engine's spike bit (hw.datapath.membrane_layout)
             MemorySpec("membranes", t * g, net.v_bits + 1, p, "u[t] and s[t] history, word (t, g)"),
-            MemorySpec("deltas", t * g, net.g_bits, p, "delta[t] history, word (t, g)", 2),
+            MemorySpec("deltas", t * g, net.g_bits, p, "delta[t] history, word (t, g)", second),
             MemorySpec("errors", t * g, net.g_bits, p, "external error e[t], word (t, g)"),
             # BP writes it in the delta phase; BP's error phase and WG read it (two ports).
             MemorySpec(
@@ -366,7 +392,7 @@ class CoreParams:
                 max(1, clog2(g + 1)),
                 1,
                 "groups with a nonzero delta[t], word (t, k); word (t, G): their count K[t]",
-                2,
+                second,
                 distributed=t * (g + 1) <= DISTRIBUTED_DEPTH,
             ),
             MemorySpec("counts", g, self.count_bits, p, "spike counts, word g"),
@@ -379,6 +405,8 @@ class CoreParams:
                 "stage", self.write_buffer, BUS_BITS, 1, "WRITE staging buffer", owner="host"
             ),
         ]
+        if fused:
+            mems.append(MemorySpec("mask", n, t, 1, "input spikes x[t][i] (bit t), word i"))
         if self.emits_error:
             what = "partial sum of e_prev[t][i]" if self.split else "e_prev[t][i]"
             mems.append(MemorySpec("eprev", t * n, self.eprev_bits, 1, what))
@@ -433,6 +461,7 @@ class CoreParams:
             "net": self.net.to_dict(),
             "net_hash": self.net.config_hash,
             **({"rate_encoder": True} if self.rate_encoder else {}),
+            **({"fused_grads": True} if self.fused_grads else {}),
             "layer": self.layer,
             "lanes": self.lanes,
             "lr_range": self.lr_range,
@@ -500,6 +529,7 @@ CORE_KEYS = frozenset(
         "device",
         "write_buffer",
         "rate_encoder",
+        "fused_grads",
     }
 )
 

@@ -89,6 +89,23 @@ CONFIGS: dict[str, tuple[dict, dict]] = {
         {"layer": 0, "lanes": 3, "neurons": (2, 8), "emit_error": True},
     ),
     "default-core": ({"layers": (64, 64), "timesteps": 8}, {"lanes": 8, "emit_error": True}),
+    # -- fused gradients (no gradient memory: the update forms G from deltas and the mask) --
+    "fused-saturating": (
+        {"layers": (8, 4), "timesteps": 6, **_SATURATING},
+        {"lanes": 2, "emit_error": True, "fused_grads": True},
+    ),
+    "fused-hidden-saturating": (
+        {"layers": (6, 8, 4), "timesteps": 8, "lr_shift": 4, **_SATURATING},
+        {"layer": 0, "lanes": 2, "fused_grads": True},
+    ),
+    "fused-hidden-sltt-nearest": (
+        {"layers": (7, 6, 4), "timesteps": 3, "bptt": "sltt", "rounding": "nearest"},
+        {"layer": 0, "lanes": 3, "fused_grads": True},
+    ),
+    "fused-t16-split": (
+        {"layers": (6, 8, 6), "timesteps": 16, "surrogate": "triangle", "reset": "zero"},
+        {"layer": 1, "lanes": 2, "neurons": (2, 6), "fused_grads": True},
+    ),
     "digits-output": ({"layers": (64, 64, 10), "timesteps": 16}, {"layer": 1, "lanes": 10}),
 }
 

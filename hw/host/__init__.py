@@ -32,7 +32,6 @@ from spikeforge.hw.params import CoreParams
 from spikeforge.hw.protocol import (
     BUS_BITS,
     QUANTITIES,
-    WRITABLE,
     CoreRules,
     ReadArg,
     command_signature,
@@ -73,7 +72,7 @@ class HostController(wiring.Component):
             "wdata": Out(BUS_BITS),
             **engine_members(p),
             "lane_work": In(1),
-            **{f"wen_{QUANTITIES[q].memory}": Out(1) for q in WRITABLE},
+            **{f"wen_{QUANTITIES[q].memory}": Out(1) for q in CoreRules.of(p).writable},
             **{f"rd_{n}": In(specs[n].word_bits) for n in readable_memories(p)},
             **{f"ren_{n}": Out(1) for n in readable_memories(p)},
             **rw_check.members(),
@@ -143,7 +142,7 @@ class HostController(wiring.Component):
             self.wlane.eq(writer.wlane),
             self.wdata.eq(writer.wdata),
         ]
-        for q in WRITABLE:
+        for q in CoreRules.of(p).writable:
             wen = getattr(self, f"wen_{QUANTITIES[q].memory}")
             m.d.comb += wen.eq(writer.wen & (framer.arg.quantity == q))
         # LOAD_SPIKES (cores that load their own spikes).

@@ -29,7 +29,6 @@ from spikeforge.hw.datapath import delay_line, index_range
 from spikeforge.hw.params import CoreParams
 from spikeforge.hw.protocol import (
     BUS_BITS,
-    WRITABLE,
     CoreRules,
     Quantity,
     WriteArg,
@@ -77,7 +76,7 @@ class ValueWriter(wiring.Component):
                 "ok": Out(1),
                 "ended": Out(1),
                 "clipped": Out(1),
-                "rows": Out(range(max(self._rules.chunk_rows(q) for q in WRITABLE) + 1)),
+                "rows": Out(range(max(map(self._rules.chunk_rows, self._rules.writable)) + 1)),
                 "commit": In(1),
                 "walk_setup": Out(1),
                 "walk_step": Out(1),
@@ -107,7 +106,7 @@ class ValueWriter(wiring.Component):
         # The packet's length as rows x row length, counted without a multiplier: the rows it
         # carries (fewer than chunk_rows at the end of the quantity) and the position in a row.
         big_row = max(max(shape[1] for shape in rules.shapes.values()), 2)
-        rows = Signal(range(max(rules.chunk_rows(q) for q in WRITABLE) + 1))
+        rows = Signal(range(max(rules.chunk_rows(q) for q in rules.writable) + 1))
         row_len = Signal(range(big_row + 1))
         rows_seen = self.rows  # whole rows taken so far
         col = Signal(range(big_row + 1))
@@ -122,7 +121,7 @@ class ValueWriter(wiring.Component):
         stores = Signal(2)  # a word in stage A, in stage B
         where_a, where_b = Signal.like(count), Signal.like(count)
         with m.Switch(q):
-            for quantity in WRITABLE:
+            for quantity in rules.writable:
                 with m.Case(quantity):
                     if quantity == Quantity.LFSR:  # a zero state would never step: 1
                         m.d.sync += [replace.eq(word == 0), replacement.eq(1)]
@@ -149,7 +148,7 @@ class ValueWriter(wiring.Component):
             m.d.sync += self.clipped.eq(1)
         with m.If(self.start):
             with m.Switch(self.arg.quantity):
-                for quantity in WRITABLE:
+                for quantity in rules.writable:
                     outer, inner = rules.shapes[quantity]
                     chunk = rules.chunk_rows(quantity)
                     with m.Case(quantity):
