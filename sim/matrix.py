@@ -4,8 +4,9 @@ regression in CI and ``spikeforge regress`` all draw their configs from here.
 Each entry is ``(network keywords, core keywords)`` for ``CoreParams(net=SnnConfig(**net),
 **core)``. :data:`CI` is the Verilator subset ``make test`` runs (it covers ``w_bits`` 4 and 16,
 one lane and one lane per neuron, T = 1 and T = 16, BPTT and SLTT, both surrogates, both resets,
-nearest and stochastic rounding, a non-square layer, a hidden layer fed an external error and
-the output layer of two); :data:`FULL` adds the rest for ``make regress-full``.
+nearest and stochastic rounding, a non-square layer, a hidden layer fed an external error,
+the output layer of two and a core with fused gradients); :data:`FULL` adds the rest for
+``make regress-full``.
 """
 
 from __future__ import annotations
@@ -119,6 +120,7 @@ CI: tuple[str, ...] = (  # the issue-4 matrix, plus one core of a layer split ac
     "saturating",
     "default-shape",
     "split-hidden-slice",
+    "fused-hidden-saturating",
 )
 """The Verilator configs ``make test`` runs (3 seeds each)."""
 

@@ -205,3 +205,21 @@ def test_host_flows_that_need_grads_refuse_fused_cores():
     ):
         with pytest.raises(ConfigError, match=r"core\(s\) 0 have fused_grads = true"):
             asyncio.run(flow)
+
+
+@pytest.mark.rtl
+def test_a_fused_core_under_verilator_is_bit_exact_and_a_falsified_value_fails():
+    """The Verilated core on the order-sensitive sample (the CI matrix runs this config's three
+    seeds with every protocol check); a falsified golden value must fail the same build."""
+    from pathlib import Path
+
+    from spikeforge.sim.regress import run_config
+
+    name = "fused-hidden-saturating"
+    folder = Path(__file__).resolve().parents[1] / "build" / "rtl" / "test_fused"
+    kw = {"fast": True, "checks": False, "waves_on_failure": False}
+    good = run_config(name, core_params(name), folder, seeds=[3], density=1.0, **kw)
+    assert good.passed, good.report()
+    bad = run_config(name, core_params(name), folder, seeds=[3], steps=1, corrupt=True, **kw)
+    assert not bad.passed
+    assert "step 0, seed 3: first mismatch in deltas" in bad.runs[0][1].message
