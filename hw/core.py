@@ -32,9 +32,11 @@ from amaranth.lib.wiring import In, Out
 
 from spikeforge.hw import rw_check
 from spikeforge.hw.backward import BackwardEngine, bp_error_drain
+from spikeforge.hw.datapath import READ_LATENCY, delay_line
 from spikeforge.hw.forward import FP_IN_FLIGHT, ForwardEngine
 from spikeforge.hw.gradient import GradientEngine
 from spikeforge.hw.host import HostController, readable_memories
+from spikeforge.hw.host.writer import STAGE_LATENCY
 from spikeforge.hw.links import (
     ErrorEmitter,
     ErrorReceiver,
@@ -115,7 +117,8 @@ class SpikingCore(wiring.Component):
             )
             m.submodules[f"mem_{name}"] = mems[name] = mem
             rd[name] = mem.read_port()
-            wr[name] = mem.write_port(granularity=spec.width)
+            # A packed memory takes whole words only (its lanes share the write enable).
+            wr[name] = mem.write_port(granularity=None if spec.packed else spec.width)
         fused = p.fused_grads
         # The WG engine's own ports (it runs beside BP); a fused core has no WG engine.
         second = (
@@ -297,7 +300,36 @@ class SpikingCore(wiring.Component):
                 en = Mux(busy, word_en(spec, o_wen), en)
             wport(name, addr, data, en)
 
-        shared_wport("weights", host.wen_weights, (upd.busy, upd.w_waddr, upd.w_wdata, upd.w_wen))
+        if specs["weights"].packed:
+            # A host WRITE's value replaces one lane of the word the walker's address read:
+            # that word arrives READ_LATENCY after the walker's step, the value STAGE_LATENCY.
+            spec = specs["weights"]
+            late = READ_LATENCY - STAGE_LATENCY
+            h_wen, h_addr, h_lane, h_data = (
+                delay_line(m, sig, late, f"rmw_{sig.name}")[-1]
+                for sig in (host.wen_weights, host.waddr, host.wlane, host.wdata)
+            )
+            old = rdata["weights"]
+            merged = Cat(
+                *(
+                    Mux(
+                        h_lane == q,
+                        h_data[: spec.width],
+                        old[q * spec.width : (q + 1) * spec.width],
+                    )
+                    for q in range(spec.lanes)
+                )
+            )
+            wport(
+                "weights",
+                Mux(upd.busy, upd.w_waddr, h_addr),
+                Mux(upd.busy, upd.w_wdata, merged),
+                Mux(upd.busy, upd.w_wen, h_wen),
+            )
+        else:
+            shared_wport(
+                "weights", host.wen_weights, (upd.busy, upd.w_waddr, upd.w_wdata, upd.w_wen)
+            )
         if fused:
             wport("mask", upd.mk_waddr, upd.mk_wdata, word_en(specs["mask"], upd.mk_wen))
         else:

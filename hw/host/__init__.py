@@ -33,6 +33,7 @@ from spikeforge.hw.protocol import (
     BUS_BITS,
     QUANTITIES,
     CoreRules,
+    Quantity,
     ReadArg,
     command_signature,
     response_signature,
@@ -127,7 +128,10 @@ class HostController(wiring.Component):
             m.d.comb += getattr(responder, f"rd_{name}").eq(getattr(self, f"rd_{name}"))
             read_here = [q for q in CoreRules.of(p).shapes if QUANTITIES[q].memory == name]
             here = Cat(*(framer.arg.quantity == q for q in read_here)).any()
-            m.d.comb += getattr(self, f"ren_{name}").eq(framer.issue & here)
+            live = framer.issue & here
+            if name == "weights" and p.dense_weights:  # the read of a read-merge-write
+                live |= writer.walk_step & (framer.arg.quantity == Quantity.WEIGHTS)
+            m.d.comb += getattr(self, f"ren_{name}").eq(live)
         # WRITE: stage, then commit the value the walker points at.
         m.d.comb += [
             writer.start.eq(framer.wr_start),
