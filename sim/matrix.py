@@ -5,8 +5,8 @@ Each entry is ``(network keywords, core keywords)`` for ``CoreParams(net=SnnConf
 **core)``. :data:`CI` is the Verilator subset ``make test`` runs (it covers ``w_bits`` 4 and 16,
 one lane and one lane per neuron, T = 1 and T = 16, BPTT and SLTT, both surrogates, both resets,
 nearest and stochastic rounding, a non-square layer, a hidden layer fed an external error,
-the output layer of two and a core with fused gradients); :data:`FULL` adds the rest for
-``make regress-full``.
+the output layer of two and a core with fused gradients and dense weights); :data:`FULL` adds
+the rest for ``make regress-full``.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ CONFIGS: dict[str, tuple[dict, dict]] = {
     ),
     "fused-hidden-saturating": (
         {"layers": (6, 8, 4), "timesteps": 8, "lr_shift": 4, **_SATURATING},
-        {"layer": 0, "lanes": 2, "fused_grads": True},
+        {"layer": 0, "lanes": 2, "fused_grads": True, "dense_weights": True},
     ),
     "fused-hidden-sltt-nearest": (
         {"layers": (7, 6, 4), "timesteps": 3, "bptt": "sltt", "rounding": "nearest"},
