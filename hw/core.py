@@ -213,6 +213,13 @@ class SpikingCore(wiring.Component):
         gather = upd if fused else wg  # who reads the events besides FP
         rsel("lfsr", (upd, "lf"))
         bank = host.bank if p.loads_spikes else Const(0)
+        if fused and p.loads_spikes:
+            # The update builds its mask from the events FORWARD used, even if a LOAD_SPIKES
+            # between BACKWARD and UPDATE has flipped the banks since.
+            fwd_bank = Signal(name="fwd_bank")
+            with m.If(host.fp_start):
+                m.d.sync += fwd_bank.eq(host.bank)
+            bank = Mux(upd.busy, fwd_bank, host.bank)
         events, heads = Mux(bank, p.timesteps * p.n_in, 0), Mux(bank, p.timesteps, 0)
         rsel("events", (fp, "ev"), (gather, "ev"), base=events)
         rsel("event_heads", (fp, "hdr"), (gather, "hdr"), base=heads)

@@ -27,7 +27,7 @@ from spikeforge.sim.checker import Mismatch
 from spikeforge.sim.data_parallel_rtl import data_parallel, read_grads, write_grads
 from spikeforge.sim.matrix import CONFIGS, core_params
 from spikeforge.sim.model import CoreModel
-from spikeforge.sim.scenario import train_and_check
+from spikeforge.sim.scenario import backward, train_and_check
 from spikeforge.sim.session import CoreSession
 from spikeforge.sim.stimulus import samples, weights_for_seed
 from spikeforge.sw.config import ConfigError, SnnConfig
@@ -223,3 +223,28 @@ def test_a_fused_core_under_verilator_is_bit_exact_and_a_falsified_value_fails()
     bad = run_config(name, core_params(name), folder, seeds=[3], steps=1, corrupt=True, **kw)
     assert not bad.passed
     assert "step 0, seed 3: first mismatch in deltas" in bad.runs[0][1].message
+
+
+def test_the_update_uses_the_forward_spikes_after_a_load_in_between():
+    """BACKWARD without the update, LOAD_SPIKES of the next sample (it flips the event banks),
+    then UPDATE: the mask still comes from the spikes FORWARD used."""
+    params = core_params("fused-saturating")
+    net = params.net
+    weights = weights_for_seed(net, 0)
+    xs, labels = samples(net, 0, steps=2, density=0.5)
+    ref = CoreModel(params, weights).step(xs[0], int(labels[0, 0]), lr_shift=net.lr_shift)
+
+    async def script(host):
+        s = CoreSession(params, host.call)
+        await s.write(Quantity.WEIGHTS, weights[params.layer])
+        await s.set_lr(net.lr_shift)
+        await s.load_spikes(ref["x"])
+        await s.forward()
+        await backward(s, ref)
+        await s.load_spikes(xs[1][0])
+        await s.update()
+        return await s.read(Quantity.WEIGHTS)
+
+    got = run_core(params, script)
+    assert not torch.equal(ref["x"], xs[1][0])
+    assert torch.equal(got, ref["expected"]["weights"])
