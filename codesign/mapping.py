@@ -18,6 +18,11 @@ slice of a layer's output neurons. :func:`map_network` places a given number of 
 
 Cores are numbered layer-major, each layer's slices in neuron order, as the array needs. This
 module imports neither torch nor amaranth.
+
+With ``fused=True`` every core has fused gradients (no gradient memory: the update forms them
+from the delta history, :attr:`~spikeforge.hw.params.CoreParams.fused_grads`) and, where it
+saves block RAMs, densely packed weights (:attr:`~spikeforge.hw.params.CoreParams.dense_weights`);
+``fused=None`` uses such cores only when the plain ones do not fit the device.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from spikeforge.hw.devices import DEFAULT_DEVICE, ecp5_device
-from spikeforge.hw.params import CoreParams
+from spikeforge.hw.params import CoreParams, MemorySpec
 from spikeforge.sw.config import ConfigError, SnnConfig, check_int
 
 __all__ = [
@@ -35,12 +40,13 @@ __all__ = [
     "MappingError",
     "Slice",
     "array_table",
+    "core_for",
     "map_network",
     "max_cores",
     "min_cores",
 ]
 
-ARRAY_KEYS = ("cores", "lanes", "device", "lr_range")
+ARRAY_KEYS = ("cores", "lanes", "device", "lr_range", "fused")
 """Keys of the optional ``[array]`` table of a config TOML (:func:`array_table`,
 :func:`spikeforge.loader.load_config`): the arguments of :func:`map_network`."""
 
@@ -79,12 +85,16 @@ class Mapping:
         ECP5 device of every core.
     lr_range : int
         Learning-rate range of every core (:class:`~spikeforge.hw.params.CoreParams`).
+    fused : bool
+        Every core has fused gradients, and dense weights where they save block RAMs
+        (:func:`core_for`).
     """
 
     net: SnnConfig
     slices: tuple[Slice, ...]
     device: str
     lr_range: int
+    fused: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "slices", tuple(self.slices))
@@ -135,14 +145,14 @@ class Mapping:
         core that holds its whole layer)."""
         shapes = self.net.weight_shapes()
         return tuple(
-            CoreParams(
-                net=self.net,
-                layer=s.layer,
-                lanes=s.lanes,
-                lr_range=self.lr_range,
-                neurons=None if s.neurons == shapes[s.layer][0] else (s.start, s.stop),
-                linked=True,
+            core_for(
+                self.net,
+                s.layer,
+                s.lanes,
+                None if s.neurons == shapes[s.layer][0] else (s.start, s.stop),
                 device=self.device,
+                lr_range=self.lr_range,
+                fused=self.fused,
             )
             for s in self.slices
         )
@@ -156,6 +166,7 @@ class Mapping:
             "net_hash": self.net.config_hash,
             "device": self.device,
             "lr_range": self.lr_range,
+            **({"fused": True} if self.fused else {}),
             "cores": [
                 {
                     "core": n,
@@ -185,9 +196,10 @@ class Mapping:
         """A table of the cores: layer, neurons, lanes, synapses and estimated block RAMs."""
         shapes = self.net.weight_shapes()
         device = ecp5_device(self.device)
+        fused = " (fused gradients)" if self.fused else ""
         title = (
-            f"network {self.net.layers}, T = {self.net.timesteps}: {self.cores} cores on one "
-            f"ECP5 {self.device}, about {self.bram_estimate} of its {device.brams} block RAMs"
+            f"network {self.net.layers}, T = {self.net.timesteps}: {self.cores} cores{fused} on "
+            f"one ECP5 {self.device}, about {self.bram_estimate} of its {device.brams} block RAMs"
         )
         header = f"{'core':>4}  {'layer':>5}  {'neurons':>11}  {'lanes':>5}  {'synapses':>8}  BRAM"
         lines = [title, header]
@@ -198,6 +210,38 @@ class Mapping:
                 f"{synapses:>8}  {p.bram_estimate:>4}"
             )
         return "\n".join(lines)
+
+
+def core_for(
+    net: SnnConfig,
+    layer: int,
+    lanes: int,
+    neurons: tuple[int, int] | None,
+    *,
+    device: str,
+    lr_range: int,
+    fused: bool,
+) -> CoreParams:
+    """The linked core of a slice; with ``fused``, fused gradients and dense weights where
+    packing the weight memory's lanes saves block RAMs."""
+    dense = False
+    if fused:
+        n_out = net.weight_shapes()[layer][0] if neurons is None else neurons[1] - neurons[0]
+        depth = n_out // lanes * net.weight_shapes()[layer][1]
+        spec = MemorySpec("weights", depth, net.master_bits, lanes, "")
+        dense = MemorySpec("weights", depth, net.master_bits, lanes, "", packed=True).bram_estimate
+        dense = dense < spec.bram_estimate
+    return CoreParams(
+        net=net,
+        layer=layer,
+        lanes=lanes,
+        lr_range=lr_range,
+        neurons=neurons,
+        linked=True,
+        device=device,
+        fused_grads=fused,
+        dense_weights=dense,
+    )
 
 
 def _largest_divisor(n: int, at_most: int) -> int:
@@ -236,8 +280,9 @@ def _check_args(net: SnnConfig, lanes: int, device: str, lr_range: int) -> None:
 class _Fit:
     """Whether a layer's slices fit the device, cached by slice size."""
 
-    def __init__(self, net: SnnConfig, lanes: int, device: str, lr_range: int):
+    def __init__(self, net: SnnConfig, lanes: int, device: str, lr_range: int, fused: bool):
         self.net, self.lanes, self.device, self.lr_range = net, lanes, device, lr_range
+        self.fused = fused
         self._cache: dict[tuple[int, int], ConfigError | None] = {}
 
     def error(self, layer: int, neurons: int) -> ConfigError | None:
@@ -246,14 +291,14 @@ class _Fit:
         if (layer, neurons) not in self._cache:
             full = neurons == self.net.weight_shapes()[layer][0]
             try:
-                CoreParams(
-                    net=self.net,
-                    layer=layer,
-                    lanes=_largest_divisor(neurons, self.lanes),
-                    lr_range=self.lr_range,
-                    neurons=None if full else (0, neurons),
-                    linked=True,
+                core_for(
+                    self.net,
+                    layer,
+                    _largest_divisor(neurons, self.lanes),
+                    None if full else (0, neurons),
                     device=self.device,
+                    lr_range=self.lr_range,
+                    fused=self.fused,
                 )
                 self._cache[layer, neurons] = None
             except ConfigError as e:
@@ -268,9 +313,11 @@ class _Fit:
         return next((e for g in sizes if g and (e := self.error(layer, g * p))), None)
 
 
-def _min_per_layer(net: SnnConfig, lanes: int, device: str, lr_range: int) -> list[int]:
+def _min_per_layer(
+    net: SnnConfig, lanes: int, device: str, lr_range: int, fused: bool = False
+) -> list[int]:
     """The fewest cores of every layer whose slices all fit ``device``."""
-    fit = _Fit(net, lanes, device, lr_range)
+    fit = _Fit(net, lanes, device, lr_range, fused)
     out = []
     for layer, ((n_out, n_in), (p, groups)) in enumerate(
         zip(net.weight_shapes(), _groups(net, lanes), strict=True)
@@ -307,7 +354,12 @@ def max_cores(net: SnnConfig, *, lanes: int = 8) -> int:
 
 
 def min_cores(
-    net: SnnConfig, *, lanes: int = 8, device: str = DEFAULT_DEVICE, lr_range: int = 4
+    net: SnnConfig,
+    *,
+    lanes: int = 8,
+    device: str = DEFAULT_DEVICE,
+    lr_range: int = 4,
+    fused: bool = False,
 ) -> int:
     """The fewest cores :func:`map_network` can use: every layer split as little as fits.
 
@@ -321,6 +373,8 @@ def min_cores(
         ECP5 device of every core.
     lr_range : int
         Learning-rate range of every core.
+    fused : bool
+        Cores with fused gradients (and dense weights where they help).
 
     Returns
     -------
@@ -333,7 +387,7 @@ def min_cores(
         If a layer does not fit the device even split into one lane group per core.
     """
     _check_args(net, lanes, device, lr_range)
-    return sum(_min_per_layer(net, lanes, device, lr_range))
+    return sum(_min_per_layer(net, lanes, device, lr_range, fused))
 
 
 def map_network(
@@ -344,6 +398,7 @@ def map_network(
     device: str = DEFAULT_DEVICE,
     lr_range: int = 4,
     check_device: bool = True,
+    fused: bool | None = False,
 ) -> Mapping:
     """Place ``net`` on exactly ``cores`` cores.
 
@@ -362,6 +417,10 @@ def map_network(
     check_device : bool
         Check that the whole array's block RAMs fit one ``device`` (``False`` only to plan:
         the host stream or cycles of a network that does not fit yet).
+    fused : bool or None
+        ``True``: cores with fused gradients (no gradient memory) and dense weights where they
+        save block RAMs (:func:`core_for`); ``None``: such cores only if the plain ones do not
+        fit (the plain cores' error if neither does).
 
     Returns
     -------
@@ -376,6 +435,17 @@ def map_network(
         If ``cores`` is below 1, too few for the layers (or their block RAMs) or more than the
         layers can be split into; the message names the numbers.
     """
+    if fused is None:
+        kw = {"lanes": lanes, "device": device, "lr_range": lr_range, "check_device": check_device}
+        try:
+            return map_network(net, cores, **kw, fused=False)
+        except MappingError as plain:
+            try:
+                return map_network(net, cores, **kw, fused=True)
+            except MappingError:
+                raise plain from None
+    if not isinstance(fused, bool):
+        raise TypeError(f"fused must be a bool or None, not {fused!r}")
     if isinstance(cores, bool) or not isinstance(cores, int):
         raise TypeError(f"cores must be an int >= 1, not {cores!r}")
     if cores < 1:
@@ -385,7 +455,7 @@ def map_network(
         raise TypeError(f"check_device must be a bool, not {check_device!r}")
     shapes = net.weight_shapes()
     groups = _groups(net, lanes)
-    k = _min_per_layer(net, lanes, device, lr_range)
+    k = _min_per_layer(net, lanes, device, lr_range, fused)
     need = sum(k)
     if cores < need:
         if need == net.n_layers:
@@ -423,7 +493,7 @@ def map_network(
         for layer, (p, g) in enumerate(groups)
         for s in _layer_slices(layer, p, g, k[layer], lanes)
     ]
-    mapping = Mapping(net=net, slices=tuple(slices), device=device, lr_range=lr_range)
+    mapping = Mapping(net=net, slices=tuple(slices), device=device, lr_range=lr_range, fused=fused)
     if check_device:
         _check_device(mapping)
     return mapping
@@ -473,6 +543,10 @@ def array_table(table: Any, where: str = "the config") -> dict[str, Any]:
             f"{', '.join(ARRAY_KEYS)}"
         )
     for key, value in table.items():
+        if key == "fused":
+            if value is not None and not isinstance(value, bool):
+                raise MappingError(f"[array] fused in {where} must be true or false, not {value!r}")
+            continue
         want = str if key == "device" else int
         if isinstance(value, bool) or not isinstance(value, want):
             raise MappingError(

@@ -21,7 +21,8 @@ by timestep and word by word on the links:
   ``BP_ERROR_STAGES`` cycles after the last step of ``i``; the reducer joins the partial sums
   of all cores of the layer and hands each value to the core that owns neuron ``i``. WG
   follows BP's delta phases as in :func:`gradient_cycles` (``a_t K[t]`` tokens); the update
-  follows both.
+  follows both. A core with fused gradients has no WG engine; its update builds the input mask
+  from the layer's spikes first (:func:`~spikeforge.hw.update.update_cycles`).
 
 Backward, a faster slice can fill its error FIFO while the reducer waits for a slower one; its
 BP engine then pauses, and the model follows that exactly (each core's error phase issues only
@@ -305,13 +306,14 @@ def _backward(cores: Sequence[CoreParams], layers, spikes, deltas) -> list[int]:
             pops = passed
         for n, (bp_end, visible, _) in runs.items():
             p = cores[n]
-            wg = start + 1
-            for t in reversed(range(T)):
+            wg = start + 1  # a core with fused gradients has no WG engine
+            for t in reversed(range(T)) if not p.fused_grads else ():
                 wg = max(wg, visible[t]) + 1 + READ_LATENCY + 1
                 tokens = active[t] * ks[n][t]
                 wg += tokens + (WG_DRAIN if tokens else 0)
             engines = max(bp_end, wg - 1) - start
-            busy[n] = engines + BACKWARD_HANDSHAKE + update_cycles(p) + UPDATE_HANDSHAKE
+            upd = update_cycles(p, active)  # fused: the mask build follows the spikes
+            busy[n] = engines + BACKWARD_HANDSHAKE + upd + UPDATE_HANDSHAKE
         if layer == 0:
             break
         arrive = {}

@@ -32,9 +32,11 @@ from amaranth.lib.wiring import In, Out
 
 from spikeforge.hw import rw_check
 from spikeforge.hw.backward import BackwardEngine, bp_error_drain
+from spikeforge.hw.datapath import READ_LATENCY, delay_line
 from spikeforge.hw.forward import FP_IN_FLIGHT, ForwardEngine
 from spikeforge.hw.gradient import GradientEngine
 from spikeforge.hw.host import HostController, readable_memories
+from spikeforge.hw.host.writer import STAGE_LATENCY
 from spikeforge.hw.links import (
     ErrorEmitter,
     ErrorReceiver,
@@ -115,9 +117,15 @@ class SpikingCore(wiring.Component):
             )
             m.submodules[f"mem_{name}"] = mems[name] = mem
             rd[name] = mem.read_port()
-            wr[name] = mem.write_port(granularity=spec.width)
-        # The WG engine's own ports (it runs beside BP).
-        second = {"deltas_b": mems["deltas"].read_port(), "nonzero_b": mems["nonzero"].read_port()}
+            # A packed memory takes whole words only (its lanes share the write enable).
+            wr[name] = mem.write_port(granularity=None if spec.packed else spec.width)
+        fused = p.fused_grads
+        # The WG engine's own ports (it runs beside BP); a fused core has no WG engine.
+        second = (
+            {}
+            if fused
+            else {"deltas_b": mems["deltas"].read_port(), "nonzero_b": mems["nonzero"].read_port()}
+        )
         # Every read word is registered once more right at the block RAM output; with the
         # registered addresses below that makes READ_LATENCY = 3.
         rdata = {}
@@ -138,22 +146,28 @@ class SpikingCore(wiring.Component):
 
         fp = abortable("fp", ForwardEngine(p))
         bp = abortable("bp", BackwardEngine(p))
-        wg = abortable("wg", GradientEngine(p))
         upd = abortable("upd", UpdateEngine(p))
+        if fused:
+            wg = None
+            m.d.comb += host.wg_busy.eq(0)
+        else:
+            wg = abortable("wg", GradientEngine(p))
+            m.d.comb += [
+                wg.start.eq(host.wg_start),
+                host.wg_busy.eq(wg.busy),
+                wg.ready.eq(bp.ready),
+            ]
         m.d.comb += [
             fp.start.eq(host.fp_start),
             bp.start.eq(host.bp_start),
-            wg.start.eq(host.wg_start),
             upd.start.eq(host.upd_start),
             host.fp_busy.eq(fp.busy),
             host.bp_busy.eq(bp.busy),
-            host.wg_busy.eq(wg.busy),
             host.upd_busy.eq(upd.busy),
             host.lane_work.eq(fp.lane_work),
             bp.label.eq(host.label),
             bp.ext_error.eq(host.ext_error),
             upd.u_sel.eq(host.u_sel),
-            wg.ready.eq(bp.ready),
         ]
         for name in readable_memories(p):
             m.d.comb += getattr(host, f"rd_{name}").eq(rdata[name])
@@ -189,18 +203,29 @@ class SpikingCore(wiring.Component):
         rsel("weights", (fp, "w"), (bp, "w"), (upd, "w"))
         rsel("membranes", (fp, "u"), (bp, "u"))
         rsel("counts", (fp, "cnt"), (bp, "cnt"))
-        rsel("deltas", (bp, "d"))
+        rsel("deltas", (bp, "d"), *([(upd, "d")] if fused else []))
         rsel("errors", (bp, "err"))
         rsel("nonzero", *([(bp, "nz")] if p.emits_error else []))
-        rsel("grads", (wg, "gr"), (upd, "gr"))
+        if fused:
+            rsel("mask", (upd, "mk"))
+        else:
+            rsel("grads", (wg, "gr"), (upd, "gr"))
+        gather = upd if fused else wg  # who reads the events besides FP
         rsel("lfsr", (upd, "lf"))
         bank = host.bank if p.loads_spikes else Const(0)
+        if fused and p.loads_spikes:
+            # The update builds its mask from the events FORWARD used, even if a LOAD_SPIKES
+            # between BACKWARD and UPDATE has flipped the banks since.
+            fwd_bank = Signal(name="fwd_bank")
+            with m.If(host.fp_start):
+                m.d.sync += fwd_bank.eq(host.bank)
+            bank = Mux(upd.busy, fwd_bank, host.bank)
         events, heads = Mux(bank, p.timesteps * p.n_in, 0), Mux(bank, p.timesteps, 0)
-        rsel("events", (fp, "ev"), (wg, "ev"), base=events)
-        rsel("event_heads", (fp, "hdr"), (wg, "hdr"), base=heads)
+        rsel("events", (fp, "ev"), (gather, "ev"), base=events)
+        rsel("event_heads", (fp, "hdr"), (gather, "hdr"), base=heads)
         if p.emits_error:
             rsel("eprev")
-        for name, pre in [("deltas_b", "d"), ("nonzero_b", "nz")]:
+        for name, pre in [("deltas_b", "d"), ("nonzero_b", "nz")] if not fused else []:
             m.d.sync += second[name].addr.eq(getattr(wg, f"{pre}_raddr"))
             live[name] = Signal(name=f"{name}_live")
             m.d.sync += live[name].eq(wg.busy & getattr(wg, f"{pre}_ren"))
@@ -214,17 +239,22 @@ class SpikingCore(wiring.Component):
             fp.cnt_rdata.eq(rdata["counts"]),
             bp.cnt_rdata.eq(rdata["counts"]),
             bp.d_rdata.eq(rdata["deltas"]),
-            wg.d_rdata.eq(rdata["deltas_b"]),
-            wg.nz_rdata.eq(rdata["nonzero_b"]),
             bp.err_rdata.eq(rdata["errors"]),
-            wg.gr_rdata.eq(rdata["grads"]),
-            upd.gr_rdata.eq(rdata["grads"]),
             upd.lf_rdata.eq(rdata["lfsr"]),
             fp.ev_rdata.eq(rdata["events"]),
-            wg.ev_rdata.eq(rdata["events"]),
+            gather.ev_rdata.eq(rdata["events"]),
             fp.hdr_rdata.eq(rdata["event_heads"]),
-            wg.hdr_rdata.eq(rdata["event_heads"]),
+            gather.hdr_rdata.eq(rdata["event_heads"]),
         ]
+        if fused:
+            m.d.comb += [upd.d_rdata.eq(rdata["deltas"]), upd.mk_rdata.eq(rdata["mask"])]
+        else:
+            m.d.comb += [
+                wg.d_rdata.eq(rdata["deltas_b"]),
+                wg.nz_rdata.eq(rdata["nonzero_b"]),
+                wg.gr_rdata.eq(rdata["grads"]),
+                upd.gr_rdata.eq(rdata["grads"]),
+            ]
 
         def wport(name, addr, data, en):
             # Registered like the read addresses, so reads and writes keep their order.
@@ -277,13 +307,45 @@ class SpikingCore(wiring.Component):
                 en = Mux(busy, word_en(spec, o_wen), en)
             wport(name, addr, data, en)
 
-        shared_wport("weights", host.wen_weights, (upd.busy, upd.w_waddr, upd.w_wdata, upd.w_wen))
-        shared_wport(
-            "grads",
-            host.wen_grads,
-            (wg.busy, wg.gr_waddr, wg.gr_wdata, wg.gr_wen),
-            (upd.busy, upd.gr_waddr, 0, upd.gr_wen),  # the update clears what it applied
-        )
+        if specs["weights"].packed:
+            # A host WRITE's value replaces one lane of the word the walker's address read:
+            # that word arrives READ_LATENCY after the walker's step, the value STAGE_LATENCY.
+            spec = specs["weights"]
+            late = READ_LATENCY - STAGE_LATENCY
+            h_wen, h_addr, h_lane, h_data = (
+                delay_line(m, sig, late, f"rmw_{sig.name}")[-1]
+                for sig in (host.wen_weights, host.waddr, host.wlane, host.wdata)
+            )
+            old = rdata["weights"]
+            merged = Cat(
+                *(
+                    Mux(
+                        h_lane == q,
+                        h_data[: spec.width],
+                        old[q * spec.width : (q + 1) * spec.width],
+                    )
+                    for q in range(spec.lanes)
+                )
+            )
+            wport(
+                "weights",
+                Mux(upd.busy, upd.w_waddr, h_addr),
+                Mux(upd.busy, upd.w_wdata, merged),
+                Mux(upd.busy, upd.w_wen, h_wen),
+            )
+        else:
+            shared_wport(
+                "weights", host.wen_weights, (upd.busy, upd.w_waddr, upd.w_wdata, upd.w_wen)
+            )
+        if fused:
+            wport("mask", upd.mk_waddr, upd.mk_wdata, word_en(specs["mask"], upd.mk_wen))
+        else:
+            shared_wport(
+                "grads",
+                host.wen_grads,
+                (wg.busy, wg.gr_waddr, wg.gr_wdata, wg.gr_wen),
+                (upd.busy, upd.gr_waddr, 0, upd.gr_wen),  # the update clears what it applied
+            )
         shared_wport("lfsr", host.wen_lfsr, (upd.busy, upd.lf_waddr, upd.lf_wdata, upd.lf_wen))
         if p.errors_in:
             # The external error from the link (during BACKWARD) or from WRITE (never both).

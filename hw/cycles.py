@@ -29,8 +29,8 @@ def step_cycles(
     with a nonzero delta per timestep (:func:`~spikeforge.hw.backward.nonzero_groups` of the
     sample's golden deltas: the BP and WG engines skip the zero groups).
 
-    ``backward`` is the BACKWARD command's total: BP and WG run side by side, the update
-    (``update=True``) follows both::
+    ``backward`` is the BACKWARD command's total: BP and WG run side by side (a core with fused
+    gradients has no WG: ``wg = 0``), the update (``update=True``) follows both::
 
         backward = max(bp, wg) + BACKWARD_HANDSHAKE [+ update + UPDATE_HANDSHAKE]
     """
@@ -43,8 +43,8 @@ def step_cycles(
         "forward": forward_cycles(p, active),
         "lanes_busy": p.groups * sum(a + 1 for a in active),
         "bp": backward_cycles(p, nonzero),
-        "wg": gradient_cycles(p, active, nonzero),
-        "update": update_cycles(p) if update else 0,
+        "wg": 0 if p.fused_grads else gradient_cycles(p, active, nonzero),
+        "update": update_cycles(p, active) if update else 0,
     }
     out["backward"] = max(out["bp"], out["wg"]) + BACKWARD_HANDSHAKE
     if update:

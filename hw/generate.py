@@ -30,7 +30,6 @@ from spikeforge.hw.protocol import (
     MAGIC,
     QUANTITIES,
     ROUTE,
-    WRITABLE,
     ArrayRules,
     CoreRules,
     Status,
@@ -69,7 +68,7 @@ def _cycle_formulas(params: CoreParams) -> dict[str, Any]:
         "bp": f"sum_t (G + {backward.BP_DELTA_DRAIN}{error}), K_t: groups with a nonzero delta[t]",
         "wg": f"sum_t ({gradient.WG_TIMESTEP_OVERHEAD} + [a_t*K_t>0]*(a_t*K_t + "
         f"{gradient.WG_DRAIN})) when not waiting for BP",
-        "update": f"G*(n_in + {2 + READ_LATENCY}) + {update.UPDATE_DRAIN}",
+        "update": update.update_formula(params),
         "forward_dense": forward.forward_cycles(params, [params.n_in] * params.timesteps),
         "bp_dense": backward.backward_cycles(params, backward.dense_groups(params)),
         "update_value": update.update_cycles(params),
@@ -120,7 +119,7 @@ def manifest(params: CoreParams, dut: wiring.Component, verilog_name: str) -> di
         "opcodes": {op.name: int(op) for op in rules.commands},
         "status": {st.name: int(st) for st in Status},
         "write_buffer": params.write_buffer,
-        "write_rows": {q.name: rules.chunk_rows(q) for q in WRITABLE},
+        "write_rows": {q.name: rules.chunk_rows(q) for q in rules.writable},
         "quantities": {
             q.name: {
                 "id": int(q),

@@ -27,6 +27,12 @@ BUS_BITS = 32
 WRITE_BUFFER = 512
 """Default WRITE staging buffer, in values (one ECP5 block RAM of 512 x 36)."""
 MAX_WRITE_BUFFER = 1 << 16
+RMW_SPACING = 6
+"""A :attr:`CoreParams.dense_weights` core's WRITE commits one weight per cycle when a word
+comes back at most every this many values (``n_in >= RMW_SPACING``), else one per this many
+cycles: its read-merge-write must be done before the word is read again."""
+MAX_FUSED_TIMESTEPS = 64
+"""Most timesteps of a :attr:`CoreParams.fused_grads` core (one adder per timestep per lane)."""
 DISTRIBUTED_DEPTH = 256
 """Deepest nonzero-group list kept in distributed RAM (16 ``TRELLIS_DPR16X4`` per 4 bits and
 read port); a deeper one takes block RAM."""
@@ -48,6 +54,9 @@ class MemorySpec:
     distributed: bool = False
     """Asked of Yosys as distributed RAM (``ram_style``), not block RAM: a small memory that a
     block would waste."""
+    packed: bool = False
+    """Written in whole words only (no write enable per lane), so Yosys packs the lanes densely
+    instead of giving each one whole 9-bit bytes."""
 
     @property
     def word_bits(self) -> int:
@@ -71,14 +80,15 @@ class MemorySpec:
         cheapest of the ``DP16KD`` shapes (16384 x 1 ... 1024 x 18, and 512 x 36 as
         ``PDPW16KD``). Multi-lane memories use 512 x 36 blocks whose write enables cover 9-bit
         bytes, so a lane written on its own occupies whole bytes: ``36 // (9 * ceil(width /
-        9))`` lanes per block. Each extra read port duplicates the blocks. (The default core: 19
+        9))`` lanes per block; a :attr:`packed` one is one field of ``lanes * width`` bits, in
+        the cheapest shape. Each extra read port duplicates the blocks. (The default core: 19
         estimated, 19 ``DP16KD`` in Yosys before the staging buffer and the event banks.)
         """
         if self.depth <= 16 or self.distributed:
             return 0
-        if self.lanes == 1:
+        if self.lanes == 1 or self.packed:
             blocks = min(
-                math.ceil(self.width / width) * math.ceil(self.depth / depth)
+                math.ceil(self.word_bits / width) * math.ceil(self.depth / depth)
                 for depth, width in BRAM_SHAPES
             )
         else:
@@ -137,6 +147,18 @@ class CoreParams:
         one byte per input per sample on the link instead of events per timestep. Needs a core
         that loads its spikes from the host and ``encoder = 'rate'``; costs a memory of
         ``n_in`` x (32 + ``in_bits``) bits and two 32-bit constant multipliers.
+    dense_weights : bool
+        The weight memory is written in whole words only, so its lanes pack densely into the
+        block RAMs (a 12-bit master weight takes 12 bits, not two 9-bit bytes); a host WRITE of
+        WEIGHTS then reads, merges and writes each word inside the core (slower on a core with
+        fewer than :data:`RMW_SPACING` inputs, see :mod:`~spikeforge.hw.host.writer`).
+    fused_grads : bool
+        No gradient memory and no WG engine: the update engine forms every accumulator ``G[j][i]``
+        when it applies it, from the delta history and a mask of the input spikes ``x[t][i]``
+        (memory ``mask``, ``n_in`` words of ``T`` bits, which the update builds from the event
+        memory), in the golden order ``t = T-1 .. 0`` saturating at every add. Exact for the
+        hardware's batch of 1: the update must follow every BACKWARD (a second BACKWARD before
+        it replaces the gradient instead of adding to it), and GRADS cannot be read or written.
     """
 
     net: SnnConfig
@@ -149,6 +171,8 @@ class CoreParams:
     device: str = DEFAULT_DEVICE
     write_buffer: int | None = None
     rate_encoder: bool = False
+    fused_grads: bool = False
+    dense_weights: bool = False
     _resolved_emit: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -167,6 +191,21 @@ class CoreParams:
             raise ConfigError(
                 "rate_encoder needs a core that loads its input spikes from the host (the first "
                 "layer) and encoder = 'rate'"
+            )
+        if not isinstance(self.fused_grads, bool):
+            raise ConfigError(f"fused_grads must be true or false, not {self.fused_grads!r}")
+        if not isinstance(self.dense_weights, bool):
+            raise ConfigError(f"dense_weights must be true or false, not {self.dense_weights!r}")
+        if self.fused_grads and net.batch_size != 1:
+            raise ConfigError(
+                f"fused_grads with batch_size = {net.batch_size}: a fused core forms the gradient "
+                "of one sample at its update (no accumulator memory); allowed: batch_size = 1"
+            )
+        if self.fused_grads and net.timesteps > MAX_FUSED_TIMESTEPS:
+            raise ConfigError(
+                f"fused_grads with timesteps = {net.timesteps}: the update's adder chain and its "
+                f"input mask hold at most {MAX_FUSED_TIMESTEPS} timesteps; allowed: "
+                f"[1, {MAX_FUSED_TIMESTEPS}]"
             )
         if self.neurons is not None:
             if isinstance(self.neurons, list):
@@ -352,12 +391,22 @@ class CoreParams:
         net = self.net
         b = self.event_banks
         banks = " (two banks: LOAD_SPIKES fills the spare one)" if b == 2 else ""
+        fused = self.fused_grads
+        second = 1 if fused else 2  # the WG engine's read ports
+        grads = "gradient accumulators, word (g, i)"
         mems = [
-            MemorySpec("weights", g * n, net.master_bits, p, "master weights, word (g, i)"),
-            MemorySpec("grads", g * n, net.acc_bits, p, "gradient accumulators, word (g, i)"),
+            MemorySpec(
+                "weights",
+                g * n,
+                net.master_bits,
+                p,
+                "master weights, word (g, i)",
+                packed=self.dense_weights,
+            ),
+            *([] if fused else [MemorySpec("grads", g * n, net.acc_bits, p, grads)]),
             # a lane is u and the forward engine's spike bit (hw.datapath.membrane_layout)
             MemorySpec("membranes", t * g, net.v_bits + 1, p, "u[t] and s[t] history, word (t, g)"),
-            MemorySpec("deltas", t * g, net.g_bits, p, "delta[t] history, word (t, g)", 2),
+            MemorySpec("deltas", t * g, net.g_bits, p, "delta[t] history, word (t, g)", second),
             MemorySpec("errors", t * g, net.g_bits, p, "external error e[t], word (t, g)"),
             # BP writes it in the delta phase; BP's error phase and WG read it (two ports).
             MemorySpec(
@@ -366,7 +415,7 @@ class CoreParams:
                 max(1, clog2(g + 1)),
                 1,
                 "groups with a nonzero delta[t], word (t, k); word (t, G): their count K[t]",
-                2,
+                second,
                 distributed=t * (g + 1) <= DISTRIBUTED_DEPTH,
             ),
             MemorySpec("counts", g, self.count_bits, p, "spike counts, word g"),
@@ -379,6 +428,11 @@ class CoreParams:
                 "stage", self.write_buffer, BUS_BITS, 1, "WRITE staging buffer", owner="host"
             ),
         ]
+        if fused:
+            what = "input spikes x[t][i] (bit t), word i"
+            # Yosys maps a mask this small to LUT RAM by itself (a 128 x 8 one, for instance).
+            small = n <= DISTRIBUTED_DEPTH
+            mems.append(MemorySpec("mask", n, t, 1, what, distributed=small))
         if self.emits_error:
             what = "partial sum of e_prev[t][i]" if self.split else "e_prev[t][i]"
             mems.append(MemorySpec("eprev", t * n, self.eprev_bits, 1, what))
@@ -433,6 +487,8 @@ class CoreParams:
             "net": self.net.to_dict(),
             "net_hash": self.net.config_hash,
             **({"rate_encoder": True} if self.rate_encoder else {}),
+            **({"fused_grads": True} if self.fused_grads else {}),
+            **({"dense_weights": True} if self.dense_weights else {}),
             "layer": self.layer,
             "lanes": self.lanes,
             "lr_range": self.lr_range,
@@ -500,6 +556,8 @@ CORE_KEYS = frozenset(
         "device",
         "write_buffer",
         "rate_encoder",
+        "fused_grads",
+        "dense_weights",
     }
 )
 

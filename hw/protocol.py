@@ -492,7 +492,8 @@ class CoreRules:
         commands = {
             Opcode.INFO: CommandSpec(ZERO),
             Opcode.WRITE: CommandSpec(
-                ArgWrite(tuple((int(q), shapes[q][0]) for q in WRITABLE)), Payload.VALUES
+                ArgWrite(tuple((int(q), shapes[q][0]) for q in WRITABLE if q in shapes)),
+                Payload.VALUES,
             ),
             Opcode.READ: CommandSpec(
                 ArgRead(tuple((int(q), shape[0]) for q, shape in shapes.items()))
@@ -513,11 +514,17 @@ class CoreRules:
             timesteps=params.timesteps,
             n_in=params.n_in,
             shapes=shapes,
-            widths={q: memories[QUANTITIES[q].memory].width for q in WRITABLE},
+            widths={q: memories[QUANTITIES[q].memory].width for q in WRITABLE if q in shapes},
             write_buffer=params.write_buffer,
             in_bits=params.net.in_bits if params.rate_encoder else 0,
             commands=dict(sorted(commands.items())),
         )
+
+    @property
+    def writable(self) -> tuple[Quantity, ...]:
+        """The writable quantities this core has (:data:`WRITABLE` less the absent ones: no
+        GRADS on a core with fused gradients)."""
+        return tuple(q for q in WRITABLE if q in self.shapes)
 
     def chunk_rows(self, q: Quantity) -> int:
         """The most rows of ``q`` one WRITE packet carries (the staging buffer's rows)."""

@@ -122,8 +122,9 @@ def default_timeout(cores: Sequence[CoreParams]) -> int:
     for p in cores:
         dense, groups = [p.n_in] * p.timesteps, dense_groups(p)
         total += forward_cycles(p, dense)
-        total += max(backward_cycles(p, groups), gradient_cycles(p, dense, groups))
-        total += update_cycles(p)
+        wg = 0 if p.fused_grads else gradient_cycles(p, dense, groups)
+        total += max(backward_cycles(p, groups), wg)
+        total += update_cycles(p)  # fused: with every input active, the most
     return max(1 << 16, 1 << (4 * total - 1).bit_length())
 
 

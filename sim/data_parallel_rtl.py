@@ -42,12 +42,31 @@ from spikeforge.sw.federated import check_data_parallel, sum_accumulators
 from spikeforge.sw.golden import GoldenModel, output_error
 from spikeforge.sw.train import epoch_samples
 
-__all__ = ["data_parallel", "golden_shard_grads", "read_grads", "write_grads"]
+__all__ = [
+    "data_parallel",
+    "golden_shard_grads",
+    "read_grads",
+    "require_grads",
+    "write_grads",
+]
+
+
+def require_grads(session: ArraySession, what: str = "data-parallel training") -> None:
+    """Raise :class:`~spikeforge.sw.config.ConfigError` if a core of ``session`` has fused
+    gradients: it keeps no accumulators for the host to READ or WRITE (GRADS)."""
+    fused = [n for n, p in enumerate(session.cores) if p.fused_grads]
+    if fused:
+        raise ConfigError(
+            f"{what} reads and writes the gradient accumulators (GRADS), but core(s) "
+            f"{', '.join(map(str, fused))} have fused_grads = true and keep none: build the "
+            "array with fused_grads = false"
+        )
 
 
 async def write_grads(session: ArraySession, grads: Sequence[torch.Tensor]) -> None:
     """Write each layer's gradient accumulators ``grads[layer]`` ``[n_out, n_in]`` to its
     cores, each core its rows ``neuron_offset .. neuron_offset + n_out - 1``."""
+    require_grads(session, "WRITE GRADS")
     for group, g in zip(session.layers, grads, strict=True):
         for n in group:
             p = session.cores[n]
@@ -58,6 +77,7 @@ async def write_grads(session: ArraySession, grads: Sequence[torch.Tensor]) -> N
 
 async def read_grads(session: ArraySession) -> list[torch.Tensor]:
     """Every layer's gradient accumulators, ``[n_out, n_in]`` each (its cores' rows joined)."""
+    require_grads(session, "READ GRADS")
     return [await session.read_layer(layer, Quantity.GRADS) for layer in range(len(session.layers))]
 
 
@@ -119,12 +139,14 @@ async def data_parallel(
         The counts are no positive ints, the split is too short, or the array's ``batch_size``
         is not ``workers * per_shard``.
     spikeforge.sw.config.ConfigError
-        The network's ``acc_bits`` cannot hold a mini-batch
+        A core has fused gradients (no GRADS), or the network's ``acc_bits`` cannot hold a
+        mini-batch
         (:func:`~spikeforge.sw.federated.check_data_parallel`).
     spikeforge.sim.checker.Mismatch
         (checking pass) An accumulator, weight or LFSR state differs from the golden one.
     """
     cfg = session.net
+    require_grads(session)
     for name, v in (("workers", workers), ("per_shard", per_shard), ("batches", batches)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{name} must be a positive int, not {v!r}")

@@ -82,6 +82,8 @@ async def read_lfsr(session: ArraySession) -> list[torch.Tensor]:
 
 async def _clear_grads(session: ArraySession) -> None:
     for n, p in enumerate(session.cores):
+        if p.fused_grads:  # no accumulators: each update forms its gradient afresh
+            continue
         await session.core(n).write(Quantity.GRADS, torch.zeros(p.n_out, p.n_in, dtype=torch.int64))
 
 

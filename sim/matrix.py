@@ -4,8 +4,9 @@ regression in CI and ``spikeforge regress`` all draw their configs from here.
 Each entry is ``(network keywords, core keywords)`` for ``CoreParams(net=SnnConfig(**net),
 **core)``. :data:`CI` is the Verilator subset ``make test`` runs (it covers ``w_bits`` 4 and 16,
 one lane and one lane per neuron, T = 1 and T = 16, BPTT and SLTT, both surrogates, both resets,
-nearest and stochastic rounding, a non-square layer, a hidden layer fed an external error and
-the output layer of two); :data:`FULL` adds the rest for ``make regress-full``.
+nearest and stochastic rounding, a non-square layer, a hidden layer fed an external error,
+the output layer of two and a core with fused gradients and dense weights); :data:`FULL` adds
+the rest for ``make regress-full``.
 """
 
 from __future__ import annotations
@@ -89,6 +90,23 @@ CONFIGS: dict[str, tuple[dict, dict]] = {
         {"layer": 0, "lanes": 3, "neurons": (2, 8), "emit_error": True},
     ),
     "default-core": ({"layers": (64, 64), "timesteps": 8}, {"lanes": 8, "emit_error": True}),
+    # -- fused gradients (no gradient memory: the update forms G from deltas and the mask) --
+    "fused-saturating": (
+        {"layers": (8, 4), "timesteps": 6, **_SATURATING},
+        {"lanes": 2, "emit_error": True, "fused_grads": True},
+    ),
+    "fused-hidden-saturating": (
+        {"layers": (6, 8, 4), "timesteps": 8, "lr_shift": 4, **_SATURATING},
+        {"layer": 0, "lanes": 2, "fused_grads": True, "dense_weights": True},
+    ),
+    "fused-hidden-sltt-nearest": (
+        {"layers": (7, 6, 4), "timesteps": 3, "bptt": "sltt", "rounding": "nearest"},
+        {"layer": 0, "lanes": 3, "fused_grads": True},
+    ),
+    "fused-t16-split": (
+        {"layers": (6, 8, 6), "timesteps": 16, "surrogate": "triangle", "reset": "zero"},
+        {"layer": 1, "lanes": 2, "neurons": (2, 6), "fused_grads": True},
+    ),
     "digits-output": ({"layers": (64, 64, 10), "timesteps": 16}, {"layer": 1, "lanes": 10}),
 }
 
@@ -102,6 +120,7 @@ CI: tuple[str, ...] = (  # the issue-4 matrix, plus one core of a layer split ac
     "saturating",
     "default-shape",
     "split-hidden-slice",
+    "fused-hidden-saturating",
 )
 """The Verilator configs ``make test`` runs (3 seeds each)."""
 

@@ -33,7 +33,8 @@ def core_expected(
         "spikes": tr.s[0][:, j],
         "counts": tr.s[0][:, j].sum(0),
         "deltas": tr.delta[0][:, j],
-        "grads": tr.grad[0][j],
+        # a fused core keeps no gradient to read
+        **({} if p.fused_grads else {"grads": tr.grad[0][j]}),
         "weights": res.weights[p.layer][j],
         "lfsr": model.lfsr_states[p.layer][j].clone(),
     }

@@ -94,7 +94,8 @@ async def train_and_check(
         await session.forward()
         await backward(session, ref)
         got = {n: await session.read(q) for n, q in READ_BACK.items() if n in ref["expected"]}
-        got["grads"] = await session.read(Quantity.GRADS)
+        if not params.fused_grads:
+            got["grads"] = await session.read(Quantity.GRADS)
         await session.update()
         got["weights"] = await session.read(Quantity.WEIGHTS)
         got["lfsr"] = await session.read(Quantity.LFSR)

@@ -232,7 +232,8 @@ class Board:
         async def load():
             await self.session.write(Quantity.WEIGHTS, weights)
             await self.session.write(Quantity.LFSR, lfsr_states)
-            await self.session.write(Quantity.GRADS, torch.zeros_like(weights))
+            if not self.session.params.fused_grads:  # a fused core keeps no accumulators
+                await self.session.write(Quantity.GRADS, torch.zeros_like(weights))
 
         self._run(load())
 
@@ -343,7 +344,8 @@ class ArrayBoard(Board):
                     core = self.session.core(n)
                     await core.write(Quantity.WEIGHTS, w[rows])
                     await core.write(Quantity.LFSR, lfsr[rows])
-                    await core.write(Quantity.GRADS, torch.zeros_like(w[rows]))
+                    if not self.cores[n].fused_grads:  # no accumulators to clear
+                        await core.write(Quantity.GRADS, torch.zeros_like(w[rows]))
 
         self._run(load())
 

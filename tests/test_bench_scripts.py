@@ -161,5 +161,7 @@ def test_the_fit_table_in_the_docs_is_what_the_script_prints():
         )
         assert r["bram_estimate"] <= r["brams"]
         net = SnnConfig(layers=(784, r["hidden"] + 8, 10), **widths)
+        fused = r["cores_kind"] == "fused"
         with pytest.raises(MappingError, match=f"one ECP5 {r['device']} has {r['brams']}"):
-            map_network(net, min_cores(net, device=r["device"]), device=r["device"])
+            k = min_cores(net, device=r["device"], fused=fused)
+            map_network(net, k, device=r["device"], fused=fused)

@@ -10,6 +10,7 @@ from spikeforge.codesign.mapping import (
     Mapping,
     MappingError,
     Slice,
+    array_table,
     map_network,
     max_cores,
     min_cores,
@@ -231,3 +232,41 @@ def test_describe_lists_every_core():
         ["2", "0", "48..63", "8", "1024", brams[2]],
         ["3", "1", "0..9", "5", "640", brams[3]],
     ]
+
+
+def test_fused_cores_hold_784_256_10_on_one_85k():
+    net = SnnConfig(layers=(784, 256, 10), timesteps=16)  # the fit table's default widths
+    with pytest.raises(MappingError, match=r"needs about 519 block RAMs \(weights 203, grads 203"):
+        map_network(net, min_cores(net, device="85k"), device="85k")
+    k = min_cores(net, device="85k", fused=True)
+    m = map_network(net, k, device="85k", fused=True)
+    assert (k, m.cores_per_layer, m.fused) == (2, (1, 1), True)
+    by = m.bram_by_memory()
+    assert m.bram_estimate == 200 <= 208 and "grads" not in by
+    assert (by["weights"], by["events"], by["mask"]) == (145, 22, 1)  # layer 1's: LUT RAM
+    cores = m.core_params()
+    assert all(p.fused_grads for p in cores)
+    assert [p.dense_weights for p in cores] == [True, True]  # 12-bit weights: packing helps
+    assert m.to_dict()["fused"] is True and "fused gradients" in m.describe()
+    # automatic: plain cores while they fit, fused ones when they do not
+    assert map_network(net, 2, device="85k", fused=None) == m
+    assert not map_network(NET, 4, fused=None).fused
+    # neither fits: the plain cores' message
+    huge = SnnConfig(layers=(784, 1024, 10), timesteps=16)
+    with pytest.raises(MappingError, match=r"layer 0 \(1024 x 784\) needs at least 10 cores"):
+        map_network(huge, 2, fused=None)
+
+
+def test_a_dense_weight_memory_only_where_it_saves_block_rams():
+    net = SnnConfig(layers=(64, 64, 10), timesteps=8, w_bits=5)  # 9-bit master weights
+    m = map_network(net, 2, fused=True)
+    assert [p.dense_weights for p in m.core_params()] == [False, False]
+    assert all(p.fused_grads for p in m.core_params())
+
+
+def test_the_array_table_takes_fused():
+    assert array_table({"cores": 2, "fused": True}) == {"cores": 2, "fused": True}
+    with pytest.raises(MappingError, match="fused in the config must be true or false"):
+        array_table({"fused": "yes"})
+    with pytest.raises(TypeError, match="fused must be a bool or None"):
+        map_network(NET, 2, fused=1)

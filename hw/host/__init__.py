@@ -32,8 +32,8 @@ from spikeforge.hw.params import CoreParams
 from spikeforge.hw.protocol import (
     BUS_BITS,
     QUANTITIES,
-    WRITABLE,
     CoreRules,
+    Quantity,
     ReadArg,
     command_signature,
     response_signature,
@@ -73,7 +73,7 @@ class HostController(wiring.Component):
             "wdata": Out(BUS_BITS),
             **engine_members(p),
             "lane_work": In(1),
-            **{f"wen_{QUANTITIES[q].memory}": Out(1) for q in WRITABLE},
+            **{f"wen_{QUANTITIES[q].memory}": Out(1) for q in CoreRules.of(p).writable},
             **{f"rd_{n}": In(specs[n].word_bits) for n in readable_memories(p)},
             **{f"ren_{n}": Out(1) for n in readable_memories(p)},
             **rw_check.members(),
@@ -128,7 +128,10 @@ class HostController(wiring.Component):
             m.d.comb += getattr(responder, f"rd_{name}").eq(getattr(self, f"rd_{name}"))
             read_here = [q for q in CoreRules.of(p).shapes if QUANTITIES[q].memory == name]
             here = Cat(*(framer.arg.quantity == q for q in read_here)).any()
-            m.d.comb += getattr(self, f"ren_{name}").eq(framer.issue & here)
+            live = framer.issue & here
+            if name == "weights" and p.dense_weights:  # the read of a read-merge-write
+                live |= writer.walk_step & (framer.arg.quantity == Quantity.WEIGHTS)
+            m.d.comb += getattr(self, f"ren_{name}").eq(live)
         # WRITE: stage, then commit the value the walker points at.
         m.d.comb += [
             writer.start.eq(framer.wr_start),
@@ -143,7 +146,7 @@ class HostController(wiring.Component):
             self.wlane.eq(writer.wlane),
             self.wdata.eq(writer.wdata),
         ]
-        for q in WRITABLE:
+        for q in CoreRules.of(p).writable:
             wen = getattr(self, f"wen_{QUANTITIES[q].memory}")
             m.d.comb += wen.eq(writer.wen & (framer.arg.quantity == q))
         # LOAD_SPIKES (cores that load their own spikes).

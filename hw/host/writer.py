@@ -14,7 +14,11 @@ been its last). A word passes two register stages (the word; whether it is out o
 what replaces it) before it is stored, which keeps the comparisons off the host port's and the
 block RAM's paths, so the commit starts two cycles after ``commit``, when the last value is in
 the buffer: the walker's set-up and row skip, one cycle per value and
-:data:`STAGE_LATENCY` cycles to drain; ``committed`` pulses with the last write.
+:data:`STAGE_LATENCY` cycles to drain; ``committed`` pulses with the last write. WEIGHTS on a
+core with :attr:`~spikeforge.hw.params.CoreParams.dense_weights` go through a read-merge-write
+in the core; when a word comes back sooner than every
+:data:`~spikeforge.hw.params.RMW_SPACING` values (``n_in`` below it), the commit steps once per
+``RMW_SPACING`` cycles.
 """
 
 from __future__ import annotations
@@ -26,10 +30,9 @@ from amaranth.lib.wiring import In, Out
 
 from spikeforge.hw import rw_check
 from spikeforge.hw.datapath import delay_line, index_range
-from spikeforge.hw.params import CoreParams
+from spikeforge.hw.params import RMW_SPACING, CoreParams
 from spikeforge.hw.protocol import (
     BUS_BITS,
-    WRITABLE,
     CoreRules,
     Quantity,
     WriteArg,
@@ -77,7 +80,7 @@ class ValueWriter(wiring.Component):
                 "ok": Out(1),
                 "ended": Out(1),
                 "clipped": Out(1),
-                "rows": Out(range(max(self._rules.chunk_rows(q) for q in WRITABLE) + 1)),
+                "rows": Out(range(max(map(self._rules.chunk_rows, self._rules.writable)) + 1)),
                 "commit": In(1),
                 "walk_setup": Out(1),
                 "walk_step": Out(1),
@@ -107,7 +110,7 @@ class ValueWriter(wiring.Component):
         # The packet's length as rows x row length, counted without a multiplier: the rows it
         # carries (fewer than chunk_rows at the end of the quantity) and the position in a row.
         big_row = max(max(shape[1] for shape in rules.shapes.values()), 2)
-        rows = Signal(range(max(rules.chunk_rows(q) for q in WRITABLE) + 1))
+        rows = Signal(range(max(rules.chunk_rows(q) for q in rules.writable) + 1))
         row_len = Signal(range(big_row + 1))
         rows_seen = self.rows  # whole rows taken so far
         col = Signal(range(big_row + 1))
@@ -122,7 +125,7 @@ class ValueWriter(wiring.Component):
         stores = Signal(2)  # a word in stage A, in stage B
         where_a, where_b = Signal.like(count), Signal.like(count)
         with m.Switch(q):
-            for quantity in WRITABLE:
+            for quantity in rules.writable:
                 with m.Case(quantity):
                     if quantity == Quantity.LFSR:  # a zero state would never step: 1
                         m.d.sync += [replace.eq(word == 0), replacement.eq(1)]
@@ -149,7 +152,7 @@ class ValueWriter(wiring.Component):
             m.d.sync += self.clipped.eq(1)
         with m.If(self.start):
             with m.Switch(self.arg.quantity):
-                for quantity in WRITABLE:
+                for quantity in rules.writable:
                     outer, inner = rules.shapes[quantity]
                     chunk = rules.chunk_rows(quantity)
                     with m.Case(quantity):
@@ -183,11 +186,21 @@ class ValueWriter(wiring.Component):
         index = Signal(range(depth + 1))
         # ``commit`` two cycles late: the packet's last value is in the buffer by then.
         begin = delay_line(m, self.commit, 2, "wbegin")[-1]
+        p = self._p
+        step_ok = Signal(init=1)  # pacing of a dense weight memory's read-merge-writes
         m.d.comb += [
             self.walk_setup.eq(begin),
-            self.walk_step.eq(walking & self.walk_ready),
+            self.walk_step.eq(walking & self.walk_ready & step_ok),
             rd.addr.eq(index),
         ]
+        if p.dense_weights and p.n_in < RMW_SPACING and Quantity.WEIGHTS in rules.writable:
+            # A word comes back every n_in values: one value per RMW_SPACING cycles.
+            pace = Signal(range(RMW_SPACING))
+            m.d.comb += step_ok.eq((pace == 0) | (q != Quantity.WEIGHTS))
+            with m.If(self.walk_step):
+                m.d.sync += pace.eq(RMW_SPACING - 1)
+            with m.Elif(pace != 0):
+                m.d.sync += pace.eq(pace - 1)
         with m.If(begin):
             m.d.sync += [walking.eq(1), index.eq(0)]
         with m.Elif(self.walk_step):
