@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from array_training import DEADLINE, train_on_array
 
 from spikeforge.codesign.mapping import map_network
 from spikeforge.hw.array import layer_groups
@@ -29,41 +30,12 @@ from spikeforge.sim.stimulus import samples, weights_for_seed
 from spikeforge.sw.config import SnnConfig
 from spikeforge.sw.golden import GoldenModel
 
-DEADLINE = 400_000
-"""Cycles after which a run fails instead of hanging (the longest test needs ~15k)."""
-
 
 def _linked(net: SnnConfig, *slices: tuple[int, int, tuple[int, int] | None]) -> list[CoreParams]:
     return [
         CoreParams(net=net, layer=layer, lanes=lanes, neurons=neurons, linked=True)
         for layer, lanes, neurons in slices
     ]
-
-
-def _train_on_array(
-    cores, weights, *, steps: int, stalls: int, density: float = 0.6, link_stall: int = 0
-):
-    """``steps`` training steps on the array against the golden model; returns what the script
-    returned after each step (weights, counters)."""
-    net = cores[0].net
-    xs, labels = samples(net, 4, steps=steps, density=density)
-    model = GoldenModel(net, weights)
-    expected = [model.train_step(x, labels=y) for x, y in zip(xs, labels, strict=True)]
-
-    async def script(host):
-        s = ArraySession(cores, host.send, host.recv)
-        await s.write_weights(weights)
-        out = []
-        for x, y in zip(xs, labels, strict=True):
-            await s.train_step(x[0], int(y[0]))
-            out.append((await s.read_weights(), await s.counters()))
-        return out
-
-    got = run_array(cores, script, stalls=stalls, deadline=DEADLINE, link_stall=link_stall)
-    for step, (exp, (w, _)) in enumerate(zip(expected, got, strict=True)):
-        for layer in range(net.n_layers):
-            assert torch.equal(w[layer], exp.weights[layer]), (step, layer)
-    return expected, got
 
 
 def test_a_split_network_trains_bit_exact_on_five_linked_cores():
@@ -74,7 +46,7 @@ def test_a_split_network_trains_bit_exact_on_five_linked_cores():
     cores = _linked(
         net, (0, 2, (0, 4)), (0, 4, (4, 8)), (1, 1, (0, 2)), (1, 2, (2, 6)), (2, 2, None)
     )
-    expected, _ = _train_on_array(cores, weights_for_seed(net, 1), steps=2, stalls=2)
+    expected, _ = train_on_array(cores, weights_for_seed(net, 1), steps=2, stalls=2)
     assert not torch.equal(expected[0].weights[0], weights_for_seed(net, 1)[0])
 
 
@@ -86,7 +58,7 @@ def test_links_under_random_stalls_lose_and_duplicate_nothing(link_stall):
     cores = _linked(
         net, (0, 2, (0, 4)), (0, 4, (4, 8)), (1, 1, (0, 2)), (1, 2, (2, 6)), (2, 2, None)
     )
-    expected, got = _train_on_array(
+    expected, got = train_on_array(
         cores, weights_for_seed(net, 2), steps=2, stalls=1, link_stall=link_stall
     )
     for result, (_, counters) in zip(expected, got, strict=True):
@@ -100,7 +72,7 @@ def test_layers_integrate_at_the_same_time():
     layer l+1 integrates timestep t while layer l integrates t+1."""
     net = SnnConfig(layers=(16, 16, 16, 8), timesteps=6, surrogate="triangle")
     cores = _linked(net, (0, 4, None), (1, 4, None), (2, 4, None))
-    expected, got = _train_on_array(cores, weights_for_seed(net, 1), steps=1, stalls=0, density=0.5)
+    expected, got = train_on_array(cores, weights_for_seed(net, 1), steps=1, stalls=0, density=0.5)
     counters = got[0][1]
     traces = expected[0].traces
     alone = [forward_cycles(p, [int(v) for v in traces[p.layer].x[0].sum(1)]) for p in cores]
@@ -265,7 +237,7 @@ def test_the_cycle_model_predicts_every_cores_counters(layers, timesteps, cores,
     waiting for spikes and errors, merges and reductions included."""
     net = SnnConfig(layers=layers, timesteps=timesteps, surrogate="triangle")
     params = map_network(net, cores, lanes=lanes).core_params()
-    expected, got = _train_on_array(params, weights_for_seed(net, 1), steps=1, stalls=0)
+    expected, got = train_on_array(params, weights_for_seed(net, 1), steps=1, stalls=0)
     model = array_step_cycles(
         params, layer_groups(params), _spikes(expected[0]), _deltas(expected[0])
     )
