@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
 .PHONY: help setup demo demo-train test test-fast lint format bench wbits-table core-cycles synth-table \
-	sweep-full regress regress-full sim-speed epoch-rtl federated-table traffic-table fit-table array-scaling fuzz board-sim formal netlist-sim mutate clean
+	sweep-full regress regress-full sim-speed epoch-rtl federated-table traffic-table fit-table mnist-array array-scaling fuzz board-sim formal netlist-sim mutate clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -94,6 +94,9 @@ epoch-rtl: setup ## a whole digits epoch (1,437 samples) + the test split on a 2
 
 fit-table: setup ## the largest 784-h-10 network each ECP5 holds, by block RAM (seconds; docs/results.md)
 	$(PY) bench/fit_table.py
+
+mnist-array: setup ## 784-256-10 on one ECP5-85F: 2 steps bit-exact under Verilator, the ULX3S-85F build (~2 h)
+	$(PY) bench/mnist_array.py --build
 
 traffic-table: setup ## off-chip bytes per sample: the chip against the GPU baseline (seconds; docs/energy.md)
 	$(PY) bench/traffic_table.py

@@ -7,6 +7,13 @@ Amaranth nor torch.
 
 Flow
 ----
+0. Large memories lose an all-zero initializer (:func:`drop_zero_inits`): Amaranth writes one
+   ``initial`` assignment per word, and Yosys's Verilog frontend makes each a ``$meminit`` cell
+   that later passes merge one by one -- the 784-input core of a 784-256-10 network (two
+   25,088-word memories) spent over 25 minutes there and never reached LUT mapping; without
+   them its whole ``synth_ecp5`` takes under two minutes. Such a memory becomes block (or
+   distributed) RAM, which the FPGA's configuration clears, so the netlist means the same.
+   The sources are read from ``workdir/<name>.synth.v`` copies when anything was dropped.
 1. Yosys reads the Verilog (``read_verilog -sv``), runs ``synth_ecp5 -top TOP -json TOP.json``
    and writes the cell statistics of the final netlist
    (``tee -q -o stat.json stat -json -top TOP``).
@@ -54,6 +61,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 from collections.abc import Mapping, Sequence
@@ -69,10 +77,12 @@ __all__ = [
     "DSP_CELLS",
     "FF_CELL_PREFIXES",
     "LUT_CELLS",
+    "ZERO_INIT_WORDS",
     "SynthError",
     "SynthReport",
     "check_fits",
     "count_resources",
+    "drop_zero_inits",
     "synthesize",
     "tool_path",
 ]
@@ -201,6 +211,50 @@ def _rel(path: Path, cwd: Path) -> str:
 
 def _quote(text: str) -> str:
     return '"' + text + '"'
+
+
+ZERO_INIT_WORDS = 8192
+"""Memories of at least this many words lose an all-zero initializer before synthesis. Far too
+deep for the flip-flops ``synth_ecp5`` maps small memories to, they become block or distributed
+RAM, which the configuration clears. Smaller memories cost Yosys seconds and keep theirs: without
+it the LUT mapping comes out a little different (the default 64-input, 128-neuron core, whose
+largest memories have 2,048 words: 4,846 LUT4 against 4,989), and the resource figures measured
+so far stay comparable."""
+
+_MEMORY = re.compile(r"^  reg (?:\[\d+:\d+\] )?(\\\S+ |\S+) \[(\d+):0\];\n  initial begin\n", re.M)
+"""A memory's declaration and the start of its initializer; an escaped name keeps its space."""
+
+
+def drop_zero_inits(text: str, min_words: int = ZERO_INIT_WORDS) -> tuple[str, list[str]]:
+    """``text`` (Verilog as Amaranth writes it) without the ``initial`` blocks that set every
+    word of a memory of at least ``min_words`` words to zero, and the names of those memories.
+    A block that sets any word to anything else, or not in the written form, is kept."""
+    out, dropped, pos = [], [], 0
+    for m in _MEMORY.finditer(text):
+        name, words = m.group(1).strip(), int(m.group(2)) + 1
+        end = text.find("\n  end\n", m.end())
+        if words < min_words or end < 0:
+            continue
+        body = text[m.end() : end + 1].splitlines()
+        zero = re.compile(rf"    {re.escape(m.group(1))}\[\d+\] = \d+'h0+;")
+        if len(body) != words or not all(zero.fullmatch(line) for line in body):
+            continue
+        init_start = text.index("  initial begin\n", m.start())
+        out.append(text[pos:init_start])
+        pos = end + len("\n  end\n")
+        dropped.append(name)
+    out.append(text[pos:])
+    return "".join(out), dropped
+
+
+def _synthesis_source(src: Path, workdir: Path) -> Path:
+    """``src``, or its copy in ``workdir`` without large all-zero memory initializers."""
+    text, dropped = drop_zero_inits(src.read_text(), ZERO_INIT_WORDS)
+    if not dropped:
+        return src
+    copy = workdir / f"{src.stem}.synth.v"
+    copy.write_text(text)
+    return copy
 
 
 def _yosys_script(
@@ -342,7 +396,7 @@ def synthesize(
     netlist_path = workdir / f"{top}.netlist.v"
     for stale in (json_path, stat_path, netlist_path):
         stale.unlink(missing_ok=True)
-    rel_sources = [_rel(p, workdir) for p in sources]
+    rel_sources = [_rel(_synthesis_source(p, workdir), workdir) for p in sources]
     script.write_text(
         _yosys_script(
             rel_sources,

@@ -319,8 +319,13 @@ def run_array(
         "check_every": check_every,
         "every_quantity": every_quantity,
         "grads": grads,
+        "kilo_synapse_passes": _synapses(cores) * (2 * steps + 1) / 1000,
     }
     return b, run(b, folder / f"seed-{seed}", case, testbench="spikeforge.sim.tb_array")
+
+
+def _synapses(cores: Sequence[CoreParams]) -> int:
+    return sum(p.n_in * p.n_out for p in cores)
 
 
 def run_fuzz(

@@ -21,7 +21,9 @@ again.
 
 Case keys: ``cores`` (``CoreParams.to_dict`` per core, in core order), ``steps``, ``seed``
 (weights, samples and stall patterns, as :mod:`spikeforge.sim.stimulus`), ``density``,
-``stall``, ``check_every`` (check after every ``check_every`` steps, and after the last),
+``stall``, ``kilo_synapse_passes`` (the array's synapses times the passes over them -- the
+weight write, each step and each check -- over 1000: the simulated-time limit grows with it),
+``check_every`` (check after every ``check_every`` steps, and after the last),
 ``every_quantity`` (False: the weights only), ``grads`` (see the checker).
 """
 
@@ -46,8 +48,12 @@ from spikeforge.sim.stimulus import samples, weights_for_seed
 from spikeforge.sw.golden import GoldenModel
 
 
-# Generous: 2 ms per step covers a 20-core array of 256-neuron layers with stalls ~10x over.
-@cocotb.test(timeout_time=case_timeout_ms({"steps": 2.0}, base_ms=5.0), timeout_unit="ms")
+# Generous: 2 ms per step covers a 20-core array of 256-neuron layers with stalls ~10x over;
+# 10 cycles per synapse and pass covers 784-256-10 on two cores (about 3 measured).
+@cocotb.test(
+    timeout_time=case_timeout_ms({"steps": 2.0, "kilo_synapse_passes": 0.1}, base_ms=5.0),
+    timeout_unit="ms",
+)
 async def array_training_bit_exact(dut):
     case = load_case()
     cores = [CoreParams.from_dict(c) for c in case["cores"]]

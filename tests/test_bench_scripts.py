@@ -45,6 +45,8 @@ def test_train_throughput_prints_rates_and_ratios():
         ("sim_speed.py", ["--stall", "-0.1"], "--stall must lie in [0, 1), not -0.1"),
         ("federated_table.py", ["--rounds", "0"], "--rounds must be >= 1, not 0"),
         ("federated_table.py", ["--local-epochs", "0"], "--local-epochs must be >= 1, not 0"),
+        ("mnist_array.py", ["--density", "0"], "--density: must lie in (0, 1], not 0.0"),
+        ("mnist_array.py", ["--steps", "0"], "--steps: must be >= 1, not 0"),
     ],
 )
 def test_throughput_benches_refuse_bad_arguments(script, args, message):
@@ -165,3 +167,18 @@ def test_the_fit_table_in_the_docs_is_what_the_script_prints():
         with pytest.raises(MappingError, match=f"one ECP5 {r['device']} has {r['brams']}"):
             k = min_cores(net, device=r["device"], fused=fused)
             map_network(net, k, device=r["device"], fused=fused)
+
+
+@pytest.mark.rtl
+def test_mnist_array_trains_on_verilator_and_its_cycles_are_the_models(tmp_path):
+    """The MNIST-sized bench on a tiny network: bit-exact steps whose measured cycles are the
+    array cycle model's (the figures in docs/results.md come from the same code at 784-256-10)."""
+    out = _run(
+        str(BENCH / "mnist_array.py"),
+        *("--layers", "24,16,4", "--steps", "2", "--out", str(tmp_path), "--json"),
+    )
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["bit_exact"] and result["cores"] == 2
+    assert result["step_cycles"] == result["model_step_cycles"]
+    assert result["infer_cycles"] == result["model_infer_cycles"]
+    assert "2 steps bit-exact" in out

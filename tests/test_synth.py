@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 from amaranth.back import verilog
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from spikeforge.codesign.resources import synth_core, synth_glue
+from spikeforge.hw import synth
 from spikeforge.hw.axis import INNER
 from spikeforge.hw.devices import ECP5_DEVICES, ecp5_device
 from spikeforge.hw.params import CoreParams
@@ -20,6 +21,7 @@ from spikeforge.hw.synth import (
     SynthReport,
     check_fits,
     count_resources,
+    drop_zero_inits,
     synthesize,
 )
 from spikeforge.sw.config import SnnConfig
@@ -77,6 +79,55 @@ def demo_verilog(tmp_path_factory) -> Path:
 def demo_report(demo_verilog, tmp_path_factory) -> tuple[SynthReport, Path]:
     work = tmp_path_factory.mktemp("demo_work")
     return synthesize(demo_verilog, "demo", work, pnr=True, device="25k"), work
+
+
+class Inits(wiring.Component):
+    """Three memories: 1024 words of zeros, 1024 words one of which is not zero, and 512 words
+    of zeros; each written and read through the ports."""
+
+    addr: In(10)
+    data: In(10)
+    we: In(1)
+    out: Out(30)
+
+    def elaborate(self, platform):
+        m = Module()
+        mems = {
+            "zeros": Memory(shape=10, depth=1024, init=[]),
+            "seeded": Memory(shape=10, depth=1024, init=[0, 0, 5]),
+            "small": Memory(shape=10, depth=512, init=[]),
+        }
+        outs = []
+        for name, mem in mems.items():
+            m.submodules[name] = mem
+            wp, rp = mem.write_port(), mem.read_port()
+            m.d.comb += [wp.addr.eq(self.addr), wp.data.eq(self.data), wp.en.eq(self.we)]
+            m.d.comb += rp.addr.eq(~self.addr)
+            outs.append(rp.data)
+        m.d.comb += self.out.eq(Cat(*outs))
+        return m
+
+
+def test_only_large_all_zero_memory_initializers_are_dropped(tmp_path, monkeypatch):
+    """The dropped initializer is the zero memory's alone, and Yosys maps the design to the
+    same cells with it as without it."""
+    text = verilog.convert(Inits(), name="inits")
+    kept, dropped = drop_zero_inits(text, 1024)
+    assert dropped == ["zeros"]
+    assert text.count("initial begin") == 3
+    assert kept.count("initial begin") == 2
+    assert "reg [9:0] zeros [1023:0];" in kept
+    assert drop_zero_inits(text, 2048) == (text, [])
+    assert drop_zero_inits(text, 512)[1] == ["\\small", "zeros"]  # a Verilog keyword: escaped
+    src = tmp_path / "inits.v"
+    src.write_text(text)
+    monkeypatch.setattr(synth, "ZERO_INIT_WORDS", 1024)
+    with_drop = synthesize(src, "inits", tmp_path / "drop")
+    assert (tmp_path / "drop" / "inits.synth.v").read_text() == kept
+    monkeypatch.setattr(synth, "ZERO_INIT_WORDS", 1 << 20)
+    without = synthesize(src, "inits", tmp_path / "keep")
+    assert not (tmp_path / "keep" / "inits.synth.v").exists()
+    assert with_drop.cells == without.cells
 
 
 def test_synthesize_and_place_and_route(demo_report):
