@@ -15,8 +15,9 @@ Latency and cycles (``a_t`` active inputs at ``t``, ``G = n_out / P`` groups)::
 :data:`FP_DEPTH`-cycle pipeline drain (``t + 1`` must not read ``u[t]`` before it is written)
 also fetches the next timestep's header. The lanes work on ``G * (a_t + 1)`` of those cycles.
 
-A linked core (:mod:`spikeforge.hw.links`) may wait on top of that: timestep ``t`` starts only
-when its input events are in place (``avail > t``; the header is then fetched again,
+A linked core (:mod:`spikeforge.hw.links`), or a FORWARD streamed with its LOAD_SPIKES
+(:data:`~spikeforge.hw.protocol.LOAD_FORWARD`), may wait on top of that: timestep ``t`` starts
+only when its input events are in place (``avail > t``; the header is then fetched again,
 ``READ_LATENCY + 1`` cycles), and tokens are issued only while the spike emitter has ``room``.
 Each integrated group's spike mask goes to the emitter (``spk_*``).
 """
@@ -56,7 +57,8 @@ class ForwardEngine(wiring.Component):
     """The FP engine; memories live in the core, the engine drives their ports.
 
     Ports: ``start`` (pulse) begins ``T`` timesteps; ``busy`` is high until the last membrane is
-    written; ``lane_work`` marks the cycles on which a token enters the lanes.
+    written; ``lane_work`` marks the cycles on which a token enters the lanes; ``avail`` counts
+    the timesteps whose input events are in place (``T`` when all are).
     """
 
     def __init__(self, params: CoreParams):
@@ -75,7 +77,7 @@ class ForwardEngine(wiring.Component):
                 **write_port_members("u", mem["membranes"]),
                 **read_port_members("cnt", mem["counts"]),
                 **write_port_members("cnt", mem["counts"]),
-                **({"avail": In(range(p.timesteps + 1))} if p.spikes_in else {}),
+                "avail": In(range(p.timesteps + 1)),
                 **(
                     {
                         "spk_room": In(1),
@@ -115,7 +117,7 @@ class ForwardEngine(wiring.Component):
         issue_acc = Signal()
         issue_lif = Signal()
         # Linked cores: timestep t waits for its input events; issue waits for emitter room.
-        avail = self.avail if p.spikes_in else Const(T)
+        avail = self.avail
         room = self.spk_room if p.spikes_out else Const(1)
         ok_next = Signal()  # the next timestep's events were in place when its header was read
         m.d.comb += [
