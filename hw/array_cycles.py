@@ -48,7 +48,7 @@ from spikeforge.hw.backward import (
 )
 from spikeforge.hw.cycles import BACKWARD_HANDSHAKE, UPDATE_HANDSHAKE
 from spikeforge.hw.datapath import READ_LATENCY
-from spikeforge.hw.forward import FP_DEPTH
+from spikeforge.hw.forward import forward_schedule
 from spikeforge.hw.gradient import WG_DRAIN
 from spikeforge.hw.links import LANDED, LINK_FIFO_DEPTH
 from spikeforge.hw.params import CoreParams
@@ -195,22 +195,7 @@ def _forward(
         for n in group:
             p = cores[n]
             G, P = p.groups, p.lanes
-            E = []
-            cycle = 1  # HEAD: the cycle after the start
-            ok_next = True
-            for t in range(T):
-                if t == 0 or not ok_next:
-                    head = max(cycle, avail[t])
-                    start = head + READ_LATENCY + 1
-                else:
-                    start = cycle
-                E.append(start)
-                last_tok = start + G * (active[t] + 1) - 1
-                # Drained FP_DEPTH cycles later; if t+1's events were not in place at the last
-                # token, its header is fetched again after waiting for them (above).
-                ok_next = t + 1 < T and avail[t + 1] <= last_tok
-                cycle = last_tok + 1 + FP_DEPTH
-            busy[n] = E[-1] + G * (active[-1] + 1) + FP_DEPTH - 1
+            E, busy[n] = forward_schedule(p, active, avail)
             if not last_layer:
                 j0 = p.neuron_offset
                 entries = []

@@ -40,7 +40,7 @@ from spikeforge.hw.datapath import (
 )
 from spikeforge.hw.params import CoreParams
 
-__all__ = ["FP_DEPTH", "FP_IN_FLIGHT", "ForwardEngine", "forward_cycles"]
+__all__ = ["FP_DEPTH", "FP_IN_FLIGHT", "ForwardEngine", "forward_cycles", "forward_schedule"]
 
 FP_DEPTH = 2 * READ_LATENCY + 5
 """Cycles from issuing a token to its membrane write, plus one."""
@@ -48,9 +48,33 @@ FP_IN_FLIGHT = FP_DEPTH + 1
 """Integrate tokens that may still reach the spike emitter after it reports no room."""
 
 
-def forward_cycles(p: CoreParams, active: list[int]) -> int:
-    """Cycles of one FORWARD for ``active[t]`` input spikes per timestep (engine start to done)."""
-    return 1 + READ_LATENCY + sum(p.groups * (a + 1) + FP_DEPTH for a in active)
+def forward_cycles(p: CoreParams, active: list[int], avail: list[int] | None = None) -> int:
+    """Cycles of one FORWARD for ``active[t]`` input spikes per timestep (engine start to done);
+    with ``avail`` (the first cycle, from the start, the events of ``t`` are in place: a linked
+    core's receiver, or a FORWARD streamed with its LOAD_SPIKES) as :func:`forward_schedule`."""
+    if avail is None:
+        return 1 + READ_LATENCY + sum(p.groups * (a + 1) + FP_DEPTH for a in active)
+    return forward_schedule(p, active, avail)[1]
+
+
+def forward_schedule(p: CoreParams, active: list[int], avail: list[int]) -> tuple[list[int], int]:
+    """``(E, busy)``: the cycle of each timestep's first token and the engine's busy cycles
+    when the events of ``t`` are in place from cycle ``avail[t]`` (cycles from the start).
+
+    The first header is read from cycle 1 once ``avail[0]`` has come; timestep ``t + 1``
+    follows ``t`` after the drain (``E_{t+1} = X_t + 1 + FP_DEPTH``, ``X_t`` its last token) if
+    its events were in place at ``X_t``, else its header is read again once they are
+    (``max(X_t + 1 + FP_DEPTH, avail_{t+1}) + READ_LATENCY + 1``)."""
+    G = p.groups
+    E: list[int] = []
+    cycle, ok_next = 1, False  # HEAD: the cycle after the start
+    for t, a in enumerate(active):
+        start = cycle if ok_next else max(cycle, avail[t]) + READ_LATENCY + 1
+        E.append(start)
+        last_tok = start + G * (a + 1) - 1
+        ok_next = t + 1 < len(active) and avail[t + 1] <= last_tok
+        cycle = last_tok + 1 + FP_DEPTH
+    return E, E[-1] + G * (active[-1] + 1) + FP_DEPTH - 1
 
 
 class ForwardEngine(wiring.Component):
