@@ -121,9 +121,10 @@ def test_the_default_baseline_is_a_batch_of_128_on_an_a100():
 def test_the_chip_encoding_itself_sends_the_packed_intensities():
     _, _, layers = _array()
     spikes = [[1] * 10 + [0] * 54] * 4
-    # 40 events and 4 counts become a key and 64 / 4 = 16 words of 8-bit intensities
-    assert chip_encoded_bytes(layers, spikes, 8) == chip_traffic_bytes(layers, spikes) - 4 * 27
-    assert chip_encoded_bytes(layers, spikes, 12) == chip_traffic_bytes(layers, spikes) - 4 * 11
+    # 40 events and 4 counts become a key and 64 / 4 = 16 words of 8-bit intensities; FORWARD
+    # is a packet of its own again (route, command, one answer: 3 words)
+    assert chip_encoded_bytes(layers, spikes, 8) == chip_traffic_bytes(layers, spikes) - 4 * 24
+    assert chip_encoded_bytes(layers, spikes, 12) == chip_traffic_bytes(layers, spikes) - 4 * 8
 
 
 def test_bad_input_names_the_parameter():
