@@ -51,13 +51,21 @@ def _phases(layers: Sequence[Sequence[int]]):
 
 
 def forward_stream(
-    layers: Sequence[Sequence[int]], spikes: Sequence[Sequence[int]]
+    layers: Sequence[Sequence[int]], spikes: Sequence[Sequence[int]], *, streamed: bool = True
 ) -> list[Packet]:
     """The forward pass of input ``spikes`` ``[T][n_in]``: FORWARD to the cores above the first
     layer (if any; ``wait=False``: they wait for the first layer's spikes), then LOAD_SPIKES with
     :data:`~spikeforge.hw.protocol.LOAD_FORWARD` to the first layer's cores, which run each
-    timestep as soon as its spikes are written and answer once the forward pass is done."""
+    timestep as soon as its spikes are written and answer once the forward pass is done.
+
+    ``streamed=False``, for a host that waits for every packet's answers before the next (the
+    serial link's): LOAD_SPIKES to the first layer's cores, then FORWARD to every core."""
     everyone, first, _ = _phases(layers)
+    if not streamed:
+        return [
+            _packet(first, Opcode.LOAD_SPIKES, 0, spike_words(spikes), wait=False),
+            _packet(everyone, Opcode.FORWARD, 0, wait=True),
+        ]
     above = everyone[len(first) :]
     packets = [_packet(above, Opcode.FORWARD, 0, wait=False)] if above else []
     packets.append(_packet(first, Opcode.LOAD_SPIKES, LOAD_FORWARD, spike_words(spikes), wait=True))
@@ -70,6 +78,7 @@ def train_step_stream(
     label: int,
     *,
     update: bool = True,
+    streamed: bool = True,
 ) -> list[Packet]:
     """The packets of one training step: input ``spikes`` ``[T][n_in]`` (0/1) and ``label``.
 
@@ -79,13 +88,14 @@ def train_step_stream(
     each takes its error from its error link, the last layer from its label, and all start in
     the same cycle. The upper layers' FORWARD is followed at once by the load (``wait=False``);
     every other packet's answers come before the next is sent. A host that waits for every
-    answer (the serial link's) must not wait after that FORWARD. ``update=False`` leaves the
-    update bit out (the gradients stay for a READ; an UPDATE packet applies them).
+    answer (the serial link's) takes ``streamed=False`` (:func:`forward_stream`).
+    ``update=False`` leaves the update bit out (the gradients stay for a READ; an UPDATE packet
+    applies them).
     """
     everyone, _, last = _phases(layers)
     backward = BACKWARD_ALL if update else BACKWARD_ALL & ~1
     return [
-        *forward_stream(layers, spikes),
+        *forward_stream(layers, spikes, streamed=streamed),
         _packet(last, Opcode.SET_LABEL, int(label), wait=True),
         _packet(everyone, Opcode.BACKWARD, backward, wait=True),
     ]

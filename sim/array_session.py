@@ -54,6 +54,10 @@ class ArraySession:
     frame_words : int, optional
         Bounds the values of one WRITE or READ packet of :meth:`core`'s sessions (whole rows;
         :class:`~spikeforge.sim.session.CoreSession`): short packets for a lossy link.
+    streamed : bool
+        The input load streamed into the forward pass (default); False for a ``send`` that
+        waits for the packet's answers (the serial link's): LOAD_SPIKES, then FORWARD
+        (:func:`~spikeforge.codesign.host_stream.forward_stream`).
     """
 
     def __init__(
@@ -63,9 +67,11 @@ class ArraySession:
         recv: Recv,
         *,
         frame_words: int | None = None,
+        streamed: bool = True,
     ):
         self.cores = tuple(cores)
         self.frame_words = frame_words
+        self.streamed = streamed
         self.layers = layer_groups(self.cores, linked=True)
         self.net = self.cores[0].net
         self._send, self._recv = send, recv
@@ -193,7 +199,7 @@ class ArraySession:
         :class:`~spikeforge.sim.session.CoreError`); the forward pass that ran beside it changed
         no weight or learning state."""
         pending: dict[int, list[Opcode]] = {}
-        for packet in forward_stream(self.layers, x.tolist()):
+        for packet in forward_stream(self.layers, x.tolist(), streamed=self.streamed):
             await self._send(list(packet.words))
             for n, op in packet.answers.items():
                 pending.setdefault(n, []).append(op)
@@ -203,7 +209,10 @@ class ArraySession:
         """Forward, the output error from ``label``, backward and (``update``) the update on
         every core (the packets of :func:`~spikeforge.codesign.host_stream.train_step_stream`)."""
         pending: dict[int, list[Opcode]] = {}
-        for packet in train_step_stream(self.layers, x.tolist(), int(label), update=update):
+        stream = train_step_stream(
+            self.layers, x.tolist(), int(label), update=update, streamed=self.streamed
+        )
+        for packet in stream:
             await self._send(list(packet.words))
             for n, op in packet.answers.items():
                 pending.setdefault(n, []).append(op)

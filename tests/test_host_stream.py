@@ -42,3 +42,15 @@ def test_a_one_layer_array_waits_for_its_backward():
 def test_cores_of_a_packet_must_be_contiguous():
     with pytest.raises(ValueError, match=r"cores \[0, 2\] are not contiguous"):
         train_step_stream([[0, 2], [1]], [[1]], 0)
+
+
+def test_a_host_that_waits_for_every_answer_loads_then_forwards():
+    """``streamed=False`` (the serial link, the fast testbench: stop and wait): LOAD_SPIKES to
+    the first layer, then FORWARD to every core -- no packet waits on one sent after it."""
+    layers = [[0, 1], [2, 3], [4]]
+    stream = train_step_stream(layers, [[0, 1, 1]], 3, streamed=False)
+    assert [p.words[:2] for p in stream[:2]] == [
+        (route(0, 2), command(Opcode.LOAD_SPIKES)),
+        (route(0, 5), command(Opcode.FORWARD)),
+    ]
+    assert len(stream) == 4
