@@ -195,7 +195,7 @@ def _forward(
         for n in group:
             p = cores[n]
             G, P = p.groups, p.lanes
-            E, busy[n] = forward_schedule(p, active, avail)
+            ints, busy[n] = forward_schedule(p, active, avail)
             if not last_layer:
                 j0 = p.neuron_offset
                 entries = []
@@ -203,7 +203,7 @@ def _forward(
                     row = []
                     for g in range(G):
                         pc = sum(out[t][j0 + g * P + q] for q in range(P))
-                        ready = E[t] + (g + 1) * (active[t] + 1) - 1 + FP_STAGES + FIFO_LATENCY
+                        ready = ints[t][g] + FP_STAGES + FIFO_LATENCY
                         ready += lead if layer == 0 else 0
                         row.append((ready, pc, g == G - 1))
                     entries.append(row)
