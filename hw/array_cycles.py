@@ -8,14 +8,15 @@ by timestep and word by word on the links:
 
 * **forward** -- the cores above the first layer start FORWARD in the same cycle, the first
   layer's :data:`FORWARD_LEAD` later with their LOAD_SPIKES (the forward pass streamed into the
-  load: timestep ``t`` waits for its events, :func:`load_avail`). Core timestep ``t`` issues
-  ``G (a_t + 1)`` tokens from ``E_t``; group ``g``'s spike mask reaches the emitter FIFO at
-  ``E_t + (g + 1)(a_t + 1) - 1 + FP_STAGES``. The serializer sends one word per spike and a
-  ``last`` word per timestep; the merge takes source 0's words of ``t``, then source 1's, ...;
-  the receiver counts timestep ``t`` :data:`~spikeforge.hw.links.LANDED` ``+ 1`` cycles after the
-  merged ``last`` word. ``E_{t+1} = X_t + 1 + FP_DEPTH`` if the next timestep's events were in
-  place at the last token ``X_t`` of ``t``, else ``max(X_t + FP_DEPTH + 1, avail_{t+1}) +
-  READ_LATENCY + 1`` (the header is fetched again).
+  load: timestep ``t`` waits for its events, :func:`load_avail`). Each core's FP engine
+  follows :func:`~spikeforge.hw.forward.forward_schedule`: timestep ``t``'s header is read at
+  ``max(X_{t-1} + 1, avail_t)`` (``X_{t-1}`` the last token of ``t - 1``), its tokens follow
+  ``READ_LATENCY + 1`` cycles later, and group ``g``'s integrate (cycle ``I_t[g]``, held by the
+  hazard check until ``I_{t-1}[g] + FP_DEPTH``) puts its spike mask into the emitter FIFO
+  ``FP_STAGES`` cycles later. The serializer sends one word per spike and a ``last`` word per
+  timestep; the merge takes source 0's words of ``t``, then source 1's, ...; the receiver
+  counts timestep ``t`` :data:`~spikeforge.hw.links.LANDED` ``+ 1`` cycles after the merged
+  ``last`` word.
 * **backward** -- every core starts BACKWARD in the same cycle (one packet,
   :data:`~spikeforge.hw.protocol.BACKWARD_ALL`). BP's delta phase of ``t`` waits for ``e[t]``;
   its error phase (``max(1, K[t])`` steps per input, ``K[t]`` the core's groups with a nonzero
