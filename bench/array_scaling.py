@@ -7,14 +7,15 @@ idle or backpressure cycles (every weight of every layer checked against the gol
 every step; the read-back is not counted). Per core count it prints the mean measured cycles
 per training sample, the speed-up and the parallel efficiency against the smallest core count
 in the list (``eff = cycles(C0) * C0 / (cycles(C) * C)``), the model's mean cycles and its
-worst per-step error, the cycles of one inference pass (LOAD_SPIKES and FORWARD, measured and
+worst per-step error, the cycles of one inference pass (the forward packets, measured and
 modelled), the Verilator build seconds and the simulation seconds.
 
 It then prints where each core count's cycles go: the model's per-phase breakdown of the mean
-step (:data:`~spikeforge.hw.array_cycles.PHASES`: the input-spike load, answers, the forward
-and backward walls, the host's fixed round trips) and, measured, the slowest core's FORWARD and
-BACKWARD counters of the last step next to the model's. ``--model-only`` prints the model's
-columns and the breakdown without building anything (seconds).
+step (:data:`~spikeforge.hw.array_cycles.PHASES`: the forward wall with the input-spike load
+streamed into it, answers, the backward wall, the host's fixed round trips) and, measured,
+the slowest core's FORWARD and BACKWARD counters of the last step next to the model's.
+``--model-only`` prints the model's columns and the breakdown without building anything
+(seconds).
 
 Run: ``.venv/bin/python bench/array_scaling.py [--layers 128,256] [--timesteps 8]
 [--cores 1,2,4,8,16] [--lanes 8] [--steps 3] [--density 0.2] [--out build/array-scaling]

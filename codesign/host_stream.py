@@ -1,11 +1,12 @@
 """The host command stream of a training step on a :class:`~spikeforge.hw.array.CoreArray`.
 
 A mapped network (``layers``: core indices per layer, as ``Mapping.core_params`` numbers them)
-trains one sample with four routed commands; between layers the array's own links carry the
-data, so the host sends nothing else. :func:`train_step_stream` gives the packets for one sample
-(the route word, the command, its payload) with the answers each packet draws and whether the
-host must collect them before sending on; :func:`stream_template` describes the same stream for
-a host driver (``mapping.json`` of ``spikeforge generate --network``).
+trains one sample with four routed commands (three on a one-layer array); between layers the
+array's own links carry the data, so the host sends nothing else. :func:`train_step_stream`
+gives the packets for one sample (the route word, the command, its payload) with the answers
+each packet draws and whether the host must collect them before sending on;
+:func:`stream_template` describes the same stream for a host driver (``mapping.json`` of
+``spikeforge generate --network``).
 """
 
 from __future__ import annotations
@@ -14,9 +15,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from spikeforge.hw.protocol import BACKWARD_ALL, Opcode, command, route, spike_words
+from spikeforge.hw.protocol import (
+    BACKWARD_ALL,
+    LOAD_FORWARD,
+    Opcode,
+    command,
+    route,
+    spike_words,
+)
 
-__all__ = ["Packet", "stream_template", "train_step_stream"]
+__all__ = ["Packet", "forward_stream", "stream_template", "train_step_stream"]
 
 
 @dataclass(frozen=True)
@@ -42,29 +50,52 @@ def _phases(layers: Sequence[Sequence[int]]):
     return everyone, list(layers[0]), list(layers[-1])
 
 
+def forward_stream(
+    layers: Sequence[Sequence[int]], spikes: Sequence[Sequence[int]], *, streamed: bool = True
+) -> list[Packet]:
+    """The forward pass of input ``spikes`` ``[T][n_in]``: FORWARD to the cores above the first
+    layer (if any; ``wait=False``: they wait for the first layer's spikes), then LOAD_SPIKES with
+    :data:`~spikeforge.hw.protocol.LOAD_FORWARD` to the first layer's cores, which run each
+    timestep as soon as its spikes are written and answer once the forward pass is done.
+
+    ``streamed=False``, for a host that waits for every packet's answers before the next (the
+    serial link's): LOAD_SPIKES to the first layer's cores, then FORWARD to every core."""
+    everyone, first, _ = _phases(layers)
+    if not streamed:
+        return [
+            _packet(first, Opcode.LOAD_SPIKES, 0, spike_words(spikes), wait=False),
+            _packet(everyone, Opcode.FORWARD, 0, wait=True),
+        ]
+    above = everyone[len(first) :]
+    packets = [_packet(above, Opcode.FORWARD, 0, wait=False)] if above else []
+    packets.append(_packet(first, Opcode.LOAD_SPIKES, LOAD_FORWARD, spike_words(spikes), wait=True))
+    return packets
+
+
 def train_step_stream(
     layers: Sequence[Sequence[int]],
     spikes: Sequence[Sequence[int]],
     label: int,
     *,
     update: bool = True,
+    streamed: bool = True,
 ) -> list[Packet]:
     """The packets of one training step: input ``spikes`` ``[T][n_in]`` (0/1) and ``label``.
 
-    LOAD_SPIKES to the first layer's cores, FORWARD to every core, SET_LABEL to the last layer's
-    cores, then one BACKWARD with update (:data:`BACKWARD_ALL`) to every core: each takes its
-    error from its error link, the last layer from its label, and all start in the same cycle.
-    FORWARD follows LOAD_SPIKES at once (``wait=False``: each first-layer core holds it until
-    its load is done, and the load's answers leave while FORWARD runs); every other packet's
-    answers come before the next is sent. A host that waits for every answer (the serial
-    link's) runs the same stream. ``update=False`` leaves the update bit out (the gradients
-    stay for a READ; an UPDATE packet applies them).
+    The forward pass (:func:`forward_stream`: FORWARD to the cores above the first layer, if
+    any, then LOAD_SPIKES with FORWARD streamed into it to the first layer's cores), SET_LABEL to
+    the last layer's cores, then one BACKWARD with update (:data:`BACKWARD_ALL`) to every core:
+    each takes its error from its error link, the last layer from its label, and all start in
+    the same cycle. The upper layers' FORWARD is followed at once by the load (``wait=False``);
+    every other packet's answers come before the next is sent. A host that waits for every
+    answer (the serial link's) takes ``streamed=False`` (:func:`forward_stream`).
+    ``update=False`` leaves the update bit out (the gradients stay for a READ; an UPDATE packet
+    applies them).
     """
-    everyone, first, last = _phases(layers)
+    everyone, _, last = _phases(layers)
     backward = BACKWARD_ALL if update else BACKWARD_ALL & ~1
     return [
-        _packet(first, Opcode.LOAD_SPIKES, 0, spike_words(spikes), wait=False),
-        _packet(everyone, Opcode.FORWARD, 0, wait=True),
+        *forward_stream(layers, spikes, streamed=streamed),
         _packet(last, Opcode.SET_LABEL, int(label), wait=True),
         _packet(everyone, Opcode.BACKWARD, backward, wait=True),
     ]
@@ -73,9 +104,15 @@ def train_step_stream(
 def stream_template(layers: Sequence[Sequence[int]]) -> list[dict[str, Any]]:
     """JSON-able description of :func:`train_step_stream` for a host driver."""
     everyone, first, last = _phases(layers)
+    above = everyone[len(first) :]
     rows = [
-        ("LOAD_SPIKES", first, 0, "per timestep: count, then the spiking input indices"),
-        ("FORWARD", everyone, 0, ""),
+        *([("FORWARD", above, 0, "")] if above else []),
+        (
+            "LOAD_SPIKES",
+            first,
+            LOAD_FORWARD,
+            "per timestep: count, then the spiking input indices; FORWARD runs as they arrive",
+        ),
         ("SET_LABEL", last, None, "arg = the label"),
         (
             "BACKWARD",
@@ -99,7 +136,7 @@ def stream_template(layers: Sequence[Sequence[int]]) -> list[dict[str, Any]]:
                 "command_word": f"{command(op, arg):#010x}" if arg is not None else None,
                 "payload": what,
                 "answers": len(cores),
-                "wait_for_answers": name != "LOAD_SPIKES",
+                "wait_for_answers": name != "FORWARD",
             }
         )
     return out

@@ -136,11 +136,14 @@ def chip_encoded_bytes(
 ) -> int:
     """:func:`chip_traffic_bytes` when the first layer's cores rate-code the sample themselves:
     LOAD_INPUTS carries the key and the packed intensities
-    (:func:`~spikeforge.hw.protocol.input_words`) instead of the spike events."""
+    (:func:`~spikeforge.hw.protocol.input_words`) instead of the spike events. LOAD_INPUTS has
+    no FORWARD streamed into it: the first layer's cores answer it and take FORWARD apart (its
+    answers, and on a one-layer array its route and command words)."""
     n_in = len(spikes[0])
     events = len(spike_words(spikes))
+    forward = len(layers[0]) + (0 if len(layers) > 1 else 2)
     return chip_traffic_bytes(layers, spikes) + WORD_BYTES * (
-        len(input_words([0] * n_in, 0, in_bits)) - events
+        len(input_words([0] * n_in, 0, in_bits)) - events + forward
     )
 
 

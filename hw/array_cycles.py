@@ -1,19 +1,22 @@
 """Cycle model of a :class:`~spikeforge.hw.array.CoreArray` training step (and of an inference
-pass, its first two commands), links included.
+pass, its forward packets), links included.
 
 Every core's engines follow their own exact formulas (:mod:`~spikeforge.hw.forward`,
 :mod:`~spikeforge.hw.backward`, :mod:`~spikeforge.hw.gradient`, :mod:`~spikeforge.hw.update`);
 what the array adds is *when* each timestep may start. The model replays the schedule timestep
 by timestep and word by word on the links:
 
-* **forward** -- every core starts FORWARD in the same cycle. Core timestep ``t`` issues
-  ``G (a_t + 1)`` tokens from ``E_t``; group ``g``'s spike mask reaches the emitter FIFO at
-  ``E_t + (g + 1)(a_t + 1) - 1 + FP_STAGES``. The serializer sends one word per spike and a
-  ``last`` word per timestep; the merge takes source 0's words of ``t``, then source 1's, ...;
-  the receiver counts timestep ``t`` :data:`~spikeforge.hw.links.LANDED` ``+ 1`` cycles after the
-  merged ``last`` word. ``E_{t+1} = X_t + 1 + FP_DEPTH`` if the next timestep's events were in
-  place at the last token ``X_t`` of ``t``, else ``max(X_t + FP_DEPTH + 1, avail_{t+1}) +
-  READ_LATENCY + 1`` (the header is fetched again).
+* **forward** -- the cores above the first layer start FORWARD in the same cycle, the first
+  layer's :data:`FORWARD_LEAD` later with their LOAD_SPIKES (the forward pass streamed into the
+  load: timestep ``t`` waits for its events, :func:`load_avail`). Each core's FP engine
+  follows :func:`~spikeforge.hw.forward.forward_schedule`: timestep ``t``'s header is read at
+  ``max(X_{t-1} + 1, avail_t)`` (``X_{t-1}`` the last token of ``t - 1``), its tokens follow
+  ``READ_LATENCY + 1`` cycles later, and group ``g``'s integrate (cycle ``I_t[g]``, held by the
+  hazard check until ``I_{t-1}[g] + FP_DEPTH``) puts its spike mask into the emitter FIFO
+  ``FP_STAGES`` cycles later. The serializer sends one word per spike and a ``last`` word per
+  timestep; the merge takes source 0's words of ``t``, then source 1's, ...; the receiver
+  counts timestep ``t`` :data:`~spikeforge.hw.links.LANDED` ``+ 1`` cycles after the merged
+  ``last`` word.
 * **backward** -- every core starts BACKWARD in the same cycle (one packet,
   :data:`~spikeforge.hw.protocol.BACKWARD_ALL`). BP's delta phase of ``t`` waits for ``e[t]``;
   its error phase (``max(1, K[t])`` steps per input, ``K[t]`` the core's groups with a nonzero
@@ -46,13 +49,13 @@ from spikeforge.hw.backward import (
 )
 from spikeforge.hw.cycles import BACKWARD_HANDSHAKE, UPDATE_HANDSHAKE
 from spikeforge.hw.datapath import READ_LATENCY
-from spikeforge.hw.forward import FP_DEPTH
+from spikeforge.hw.forward import forward_schedule
 from spikeforge.hw.gradient import WG_DRAIN
 from spikeforge.hw.links import LANDED, LINK_FIFO_DEPTH
 from spikeforge.hw.params import CoreParams
 from spikeforge.hw.update import update_cycles
 
-__all__ = ["PHASES", "ArrayCycles", "array_step_cycles"]
+__all__ = ["PHASES", "ArrayCycles", "array_step_cycles", "load_avail"]
 
 FP_STAGES = 2 * READ_LATENCY + 4
 """Cycles from an integrate token to its spike mask entering the emitter FIFO (stage F)."""
@@ -69,18 +72,22 @@ packet is locked in the cycle the last word of the one before leaves); a lone an
 (lock, then the word)."""
 STATUS_DELAY = 2
 """Cycles from an engine's last busy cycle to its status word reaching the response merger."""
-FORWARD_LEAD = 1
-"""Cycles the first layer's cores start FORWARD after the others when it follows their
-LOAD_SPIKES at once (each holds FORWARD until its load is done); measured in Amaranth
-(``tests/test_array.py``, every core's counters)."""
-HOST_FIXED = 17
-"""Cycles of a training step that depend on nothing above: the host's three round trips (FORWARD
-follows LOAD_SPIKES at once) through the driver, router, cores' command decoders, response FIFOs
-and monitor (measured once under cocotb + Verilator with no idle or backpressure; docs/array.md;
-21 when the host waited for the LOAD_SPIKES answers)."""
-HOST_FIXED_INFER = 6
-"""The same for an inference pass (LOAD_SPIKES and FORWARD, sent back to back: one round trip;
-10 when the host waited for the LOAD_SPIKES answers)."""
+FORWARD_LEAD = 2
+"""Cycles the first layer's cores start their forward pass (LOAD_SPIKES with
+:data:`~spikeforge.hw.protocol.LOAD_FORWARD`) after the cores above it start FORWARD: the
+FORWARD packet's two words go first (``tests/test_array.py``, every core's counters)."""
+LOAD_STEP = 2
+"""Cycles a streamed load spends per timestep besides its index words (the count word and the
+header write): timestep ``t``'s events are in place for the first layer's forward pass
+``sum_{u <= t} (a_u + LOAD_STEP)`` cycles after its start."""
+HOST_FIXED = 18
+"""Cycles of a training step that depend on nothing above: the host's three round trips (the
+upper layers' FORWARD and the streamed load sent back to back) through the driver, router,
+cores' command decoders, response FIFOs and monitor, and the route and command words before
+the forward pass starts (measured under cocotb + Verilator with no idle or backpressure;
+docs/array.md; 17 plus the load's words when the load was not streamed into FORWARD)."""
+HOST_FIXED_INFER = 7
+"""The same for an inference pass (the forward packets only: one round trip)."""
 
 
 @dataclass(frozen=True)
@@ -114,14 +121,13 @@ class ArrayCycles:
 
 
 PHASES = {
-    "load": "LOAD_SPIKES words, one decoder bubble per timestep and one per command",
-    "forward": "FORWARD to the slowest core's status word (its FP counter + STATUS_DELAY, + "
-    "FORWARD_LEAD on the first layer)",
+    "forward": "the forward pass, the input load streamed into it, to the slowest core's "
+    "status word (its FP counter + STATUS_DELAY, + FORWARD_LEAD on the first layer above others)",
     "forward_answers": "FORWARD answers after the slowest core's status word",
     "label_answers": "the last layer's SET_LABEL answers",
     "backward": "BACKWARD (with update) to the slowest core's status word",
     "backward_answers": "BACKWARD answers after the slowest core's status word",
-    "host_fixed": "HOST_FIXED: the host's three round trips and LOAD_SPIKES to FORWARD",
+    "host_fixed": "HOST_FIXED: the host's three round trips and the words before the forward pass",
 }
 """The phases of :attr:`ArrayCycles.phases` and what each counts."""
 
@@ -159,15 +165,27 @@ def _serialize(entries, merge_free, first_free):
     return times, free
 
 
+def load_avail(x) -> list[int]:
+    """``avail[t]`` of a forward pass streamed with its LOAD_SPIKES (input spikes ``x``
+    ``[T][n_in]``): the first cycle (from the FP engine's start) the events of ``t`` are in
+    place: ``sum_{u <= t} (a_u + LOAD_STEP)``."""
+    out, cycle = [], 0
+    for row in x:
+        cycle += sum(row) + LOAD_STEP
+        out.append(cycle)
+    return out
+
+
 def _forward(
     cores: Sequence[CoreParams], layers, spikes, lead: int = 0
 ) -> tuple[list[int], list[list[int]], int]:
     """Forward: per-core FP busy cycles (from each core's start) and per-layer avail times
     (cycles after the start of the cores of layers above the first, which start ``lead``
-    cycles before the first layer's)."""
+    cycles before the first layer's). The first layer's forward pass is streamed with its
+    load (:func:`load_avail`)."""
     T = cores[0].timesteps
     busy = [0] * len(cores)
-    avail = None  # avail[t] of the current layer's receivers: first cycle avail > t
+    avail = load_avail(spikes[0])  # avail[t] of the current layer: first cycle avail > t
     fifo_peak = 0
     for layer, group in enumerate(layers):
         x = spikes[layer]  # [T][n_in] input spikes of this layer
@@ -178,22 +196,7 @@ def _forward(
         for n in group:
             p = cores[n]
             G, P = p.groups, p.lanes
-            E = []
-            cycle = 1  # HEAD: the cycle after the start
-            ok_next = True
-            for t in range(T):
-                if t == 0 or not ok_next:
-                    head = max(cycle, avail[t] if avail is not None else 0)
-                    start = head + READ_LATENCY + 1
-                else:
-                    start = cycle
-                E.append(start)
-                last_tok = start + G * (active[t] + 1) - 1
-                # Drained FP_DEPTH cycles later; if t+1's events were not in place at the last
-                # token, its header is fetched again after waiting for them (above).
-                ok_next = avail is None or (t + 1 < T and avail[t + 1] <= last_tok)
-                cycle = last_tok + 1 + FP_DEPTH
-            busy[n] = E[-1] + G * (active[-1] + 1) + FP_DEPTH - 1
+            ints, busy[n] = forward_schedule(p, active, avail)
             if not last_layer:
                 j0 = p.neuron_offset
                 entries = []
@@ -201,7 +204,7 @@ def _forward(
                     row = []
                     for g in range(G):
                         pc = sum(out[t][j0 + g * P + q] for q in range(P))
-                        ready = E[t] + (g + 1) * (active[t] + 1) - 1 + FP_STAGES + FIFO_LATENCY
+                        ready = ints[t][g] + FP_STAGES + FIFO_LATENCY
                         ready += lead if layer == 0 else 0
                         row.append((ready, pc, g == G - 1))
                     entries.append(row)
@@ -332,12 +335,14 @@ def array_step_cycles(
     """Cycles of one training step (FORWARD, then BACKWARD with update) on the array, and of an
     inference pass on the same sample.
 
-    ``step = L + T + 1 + forward wall + (k_last + 1) + backward wall + HOST_FIXED`` and
-    ``infer = L + T + 1 + forward wall + HOST_FIXED_INFER``, with ``L`` the LOAD_SPIKES words
-    (``2 + T +`` input spikes) and ``k_last`` the cores of the last layer (``k`` answers back to
-    back: the first takes two cycles, every further one one). FORWARD follows LOAD_SPIKES at
-    once; the forward wall runs from the start of the cores above the first layer (the first
-    layer's start :data:`FORWARD_LEAD` later) and includes the first layer's LOAD answers.
+    ``step = forward wall + (k_last + 1) + backward wall + HOST_FIXED`` and ``infer = forward
+    wall + HOST_FIXED_INFER``, with ``k_last`` the cores of the last layer (``k`` answers back to
+    back: the first takes two cycles, every further one one). The first layer's forward pass is
+    streamed with its load (LOAD_SPIKES with :data:`~spikeforge.hw.protocol.LOAD_FORWARD`):
+    timestep ``t`` starts once its events are written, ``sum_{u <= t} (a_u + LOAD_STEP)``
+    cycles after the start (:func:`load_avail`). The forward wall runs from the start of the
+    cores above the first layer (the first layer's start :data:`FORWARD_LEAD` later), or of the
+    first layer's on a one-layer array, to the last FORWARD (and streamed LOAD_SPIKES) answer.
 
     Parameters
     ----------
@@ -354,24 +359,17 @@ def array_step_cycles(
     """
     if len(deltas) != len(layers):
         raise ValueError(f"deltas must have one entry per layer ({len(layers)}), not {len(deltas)}")
-    fwd, _, peak = _forward(cores, layers, spikes, FORWARD_LEAD)
+    lead = FORWARD_LEAD if len(layers) > 1 else 0
+    fwd, _, peak = _forward(cores, layers, spikes, lead)
     bwd = _backward(cores, layers, spikes, deltas)
-    # FORWARD follows LOAD_SPIKES without waiting for its answers: the first layer's LOAD
-    # answers leave as FORWARD starts, long before any FORWARD answer is ready.
     first = set(layers[0])
-    ready = [c + STATUS_DELAY + (FORWARD_LEAD if n in first else 0) for n, c in enumerate(fwd)]
-    fwd_wall = _answers([0] * len(layers[0]) + ready)
+    ready = [c + STATUS_DELAY + (lead if n in first else 0) for n, c in enumerate(fwd)]
+    fwd_wall = _answers(ready)
     bwd_wall = _answers([c + STATUS_DELAY for c in bwd])
-    T = cores[0].timesteps
-    load_words = 2 + T + sum(sum(row) for row in spikes[0])
-    # LOAD_SPIKES: every word, one decoder bubble per timestep and one per command (FORWARD
-    # follows at once); SET_LABEL: the last layer's answers (all ready in the same cycle).
+    # SET_LABEL: the last layer's answers (all ready in the same cycle).
     label_answers = 1 + _answers([0] * len(layers[-1]))
-    load = load_words + T + 1
-    host = load + label_answers
     fwd_busy, bwd_busy = max(ready), max(bwd) + STATUS_DELAY
     phases = {
-        "load": load,
         "forward": fwd_busy,
         "forward_answers": fwd_wall - fwd_busy,
         "label_answers": label_answers,
@@ -384,8 +382,8 @@ def array_step_cycles(
         backward=bwd,
         forward_wall=fwd_wall,
         backward_wall=bwd_wall,
-        step=host + fwd_wall + bwd_wall + HOST_FIXED,
+        step=fwd_wall + label_answers + bwd_wall + HOST_FIXED,
         fifo_peak=peak,
-        infer=load + fwd_wall + HOST_FIXED_INFER,
+        infer=fwd_wall + HOST_FIXED_INFER,
         phases=phases,
     )

@@ -213,13 +213,15 @@ class SpikingCore(wiring.Component):
         gather = upd if fused else wg  # who reads the events besides FP
         rsel("lfsr", (upd, "lf"))
         bank = host.bank if p.loads_spikes else Const(0)
-        if fused and p.loads_spikes:
-            # The update builds its mask from the events FORWARD used, even if a LOAD_SPIKES
+        if p.loads_spikes:
+            # FORWARD reads the bank it started on: the spare one, being loaded, when it is
+            # streamed with LOAD_SPIKES (the load flips the banks when it is done). The fused
+            # update builds its mask from the events FORWARD used, even if a LOAD_SPIKES
             # between BACKWARD and UPDATE has flipped the banks since.
             fwd_bank = Signal(name="fwd_bank")
             with m.If(host.fp_start):
-                m.d.sync += fwd_bank.eq(host.bank)
-            bank = Mux(upd.busy, fwd_bank, host.bank)
+                m.d.sync += fwd_bank.eq(host.bank ^ host.fp_spare)
+            bank = Mux(fp.busy | (upd.busy if fused else 0), fwd_bank, host.bank)
         events, heads = Mux(bank, p.timesteps * p.n_in, 0), Mux(bank, p.timesteps, 0)
         rsel("events", (fp, "ev"), (gather, "ev"), base=events)
         rsel("event_heads", (fp, "hdr"), (gather, "hdr"), base=heads)
@@ -275,6 +277,8 @@ class SpikingCore(wiring.Component):
         if p.spikes_in:
             wiring.connect(m, wiring.flipped(self.spk_i), events_from.i)
             m.d.comb += [events_from.arm.eq(host.fp_start), fp.avail.eq(events_from.avail)]
+        else:
+            m.d.comb += fp.avail.eq(host.fp_avail)
         for name, pre in [("events", "ev"), ("event_heads", "hdr")]:
             wport(name, *(getattr(events_from, f"{pre}_{x}") for x in ("waddr", "wdata", "wen")))
         if p.spikes_out:

@@ -9,15 +9,19 @@ counts). The stored ``s[t-1]`` is the reset's spike bit: every later use of a sp
 
 Latency and cycles (``a_t`` active inputs at ``t``, ``G = n_out / P`` groups)::
 
-    forward cycles = 1 + READ_LATENCY + sum_t ( G * (a_t + 1) + FP_DEPTH )
+    forward cycles = sum_t ( READ_LATENCY + 1 + G * (a_t + 1) + stalls_t ) + FP_DEPTH
 
-``1 + READ_LATENCY`` cycles fetch the first event header; after each timestep the
-:data:`FP_DEPTH`-cycle pipeline drain (``t + 1`` must not read ``u[t]`` before it is written)
-also fetches the next timestep's header. The lanes work on ``G * (a_t + 1)`` of those cycles.
+``READ_LATENCY + 1`` cycles fetch each timestep's event header after the last token of the one
+before; there is no drain between timesteps: a hazard check holds group ``g``'s integrate token
+of ``t + 1`` until ``FP_DEPTH`` cycles after its integrate of ``t`` (it must not read ``u[t]``
+or the counts before they are written; ``stalls_t`` such cycles, none once ``(G - 1)(a_t + 1)
++ a_{t+1} + READ_LATENCY + 1 >= FP_DEPTH``); the pipeline drains once, after the last timestep
+(:func:`forward_schedule`). The lanes work on ``G * (a_t + 1)`` of those cycles.
 
-A linked core (:mod:`spikeforge.hw.links`) may wait on top of that: timestep ``t`` starts only
-when its input events are in place (``avail > t``; the header is then fetched again,
-``READ_LATENCY + 1`` cycles), and tokens are issued only while the spike emitter has ``room``.
+A linked core (:mod:`spikeforge.hw.links`), or a FORWARD streamed with its LOAD_SPIKES
+(:data:`~spikeforge.hw.protocol.LOAD_FORWARD`), may wait on top of that: timestep ``t``'s
+header is read only when its input events are in place (``avail > t``), and tokens are issued
+only while the spike emitter has ``room``.
 Each integrated group's spike mask goes to the emitter (``spk_*``).
 """
 
@@ -39,7 +43,7 @@ from spikeforge.hw.datapath import (
 )
 from spikeforge.hw.params import CoreParams
 
-__all__ = ["FP_DEPTH", "FP_IN_FLIGHT", "ForwardEngine", "forward_cycles"]
+__all__ = ["FP_DEPTH", "FP_IN_FLIGHT", "ForwardEngine", "forward_cycles", "forward_schedule"]
 
 FP_DEPTH = 2 * READ_LATENCY + 5
 """Cycles from issuing a token to its membrane write, plus one."""
@@ -47,16 +51,51 @@ FP_IN_FLIGHT = FP_DEPTH + 1
 """Integrate tokens that may still reach the spike emitter after it reports no room."""
 
 
-def forward_cycles(p: CoreParams, active: list[int]) -> int:
-    """Cycles of one FORWARD for ``active[t]`` input spikes per timestep (engine start to done)."""
-    return 1 + READ_LATENCY + sum(p.groups * (a + 1) + FP_DEPTH for a in active)
+def forward_cycles(p: CoreParams, active: list[int], avail: list[int] | None = None) -> int:
+    """Cycles of one FORWARD for ``active[t]`` input spikes per timestep (engine start to done);
+    ``avail``: the first cycle, from the start, the events of ``t`` are in place (a linked
+    core's receiver, or a FORWARD streamed with its LOAD_SPIKES; default: all at once). See
+    :func:`forward_schedule`."""
+    return forward_schedule(p, active, avail)[1]
+
+
+def forward_schedule(
+    p: CoreParams, active: list[int], avail: list[int] | None = None
+) -> tuple[list[list[int]], int]:
+    """``(ints, busy)``: ``ints[t][g]``, the cycle group ``g`` of timestep ``t`` integrates
+    (its last token), and the engine's busy cycles, when the events of ``t`` are in place from cycle
+    ``avail[t]`` (cycles from the start; default 0).
+
+    Timestep ``t``'s header is read once its events are in place and the last token of
+    ``t - 1`` has left (``HEAD``, from cycle 1 for ``t = 0``), ``READ_LATENCY + 1`` cycles before
+    its first token; group ``g`` then issues ``a_t`` accumulate tokens and its integrate, which
+    waits until ``FP_DEPTH`` cycles after group ``g``'s integrate of ``t - 1`` (the hazard
+    check: that one's membrane and count writes must land first). After the last timestep the
+    pipeline drains: ``busy = ints[T-1][G-1] + FP_DEPTH``."""
+    G = p.groups
+    ints: list[list[int]] = []
+    cycle = 1  # HEAD: the cycle after the start
+    for t, a in enumerate(active):
+        head = max(cycle, avail[t] if avail is not None else 0)
+        cur = head + READ_LATENCY + 1
+        row = []
+        for g in range(G):
+            cur += a  # the accumulate tokens
+            if ints:
+                cur = max(cur, ints[-1][g] + FP_DEPTH)
+            row.append(cur)
+            cur += 1
+        ints.append(row)
+        cycle = cur  # the cycle after the last token
+    return ints, ints[-1][-1] + FP_DEPTH
 
 
 class ForwardEngine(wiring.Component):
     """The FP engine; memories live in the core, the engine drives their ports.
 
     Ports: ``start`` (pulse) begins ``T`` timesteps; ``busy`` is high until the last membrane is
-    written; ``lane_work`` marks the cycles on which a token enters the lanes.
+    written; ``lane_work`` marks the cycles on which a token enters the lanes; ``avail`` counts
+    the timesteps whose input events are in place (``T`` when all are).
     """
 
     def __init__(self, params: CoreParams):
@@ -75,7 +114,7 @@ class ForwardEngine(wiring.Component):
                 **write_port_members("u", mem["membranes"]),
                 **read_port_members("cnt", mem["counts"]),
                 **write_port_members("cnt", mem["counts"]),
-                **({"avail": In(range(p.timesteps + 1))} if p.spikes_in else {}),
+                "avail": In(range(p.timesteps + 1)),
                 **(
                     {
                         "spk_room": In(1),
@@ -115,9 +154,9 @@ class ForwardEngine(wiring.Component):
         issue_acc = Signal()
         issue_lif = Signal()
         # Linked cores: timestep t waits for its input events; issue waits for emitter room.
-        avail = self.avail if p.spikes_in else Const(T)
+        avail = self.avail
         room = self.spk_room if p.spikes_out else Const(1)
-        ok_next = Signal()  # the next timestep's events were in place when its header was read
+        hazard = Signal()  # an integrate of group g is still in the pipeline (below)
         m.d.comb += [
             self.hdr_raddr.eq(head_t),
             self.ev_raddr.eq(ev_ptr),
@@ -160,6 +199,8 @@ class ForwardEngine(wiring.Component):
             with m.State("ISSUE"):
                 with m.If(~room):
                     pass
+                with m.Elif((k_ev >= ev_count) & hazard):
+                    pass  # group g's u[t-1] and counts are still being written
                 with m.Elif(k_ev < ev_count):
                     m.d.comb += issue_acc.eq(1)
                     m.d.sync += [k_ev.eq(k_ev + 1), ev_ptr.eq(ev_ptr + 1)]
@@ -168,23 +209,22 @@ class ForwardEngine(wiring.Component):
                     m.d.sync += [k_ev.eq(0), ev_ptr.eq(ev_start), g.eq(g + 1)]
                     m.d.sync += gbase.eq(gbase + n_in)
                     with m.If(g == G - 1):
-                        # Drain the pipeline; meanwhile fetch the next timestep's header.
-                        m.d.sync += [drain.eq(FP_DEPTH - 1), head_t.eq(t + 1)]
-                        m.d.sync += ok_next.eq(avail > t + 1)
-                        m.next = "DRAIN"
+                        with m.If(t == T - 1):
+                            # Drain the pipeline: busy until the last membrane is written.
+                            m.d.sync += drain.eq(FP_DEPTH - 1)
+                            m.next = "DRAIN"
+                        with m.Else():
+                            # The next timestep at once: its header (once its events are in
+                            # place); the hazard check keeps each group's integrate behind the
+                            # writes of the same group's previous one.
+                            m.d.sync += [t.eq(t + 1), tbase.eq(tbase + G), pbase.eq(tbase)]
+                            m.d.sync += head_t.eq(t + 1)
+                            m.next = "HEAD"
             with m.State("DRAIN"):
                 m.d.sync += drain.eq(drain - 1)
-                # the next timestep's header, latched when the drain ends (if it was in place)
-                m.d.comb += self.hdr_ren.eq((drain == READ_LATENCY) & ok_next & (t != T - 1))
                 with m.If(drain == 0):
-                    m.d.sync += [t.eq(t + 1), tbase.eq(tbase + G), pbase.eq(tbase)]
-                    with m.If(t == T - 1):
-                        m.d.sync += self.busy.eq(0)
-                        m.next = "IDLE"
-                    with m.Elif(ok_next):
-                        latch_header()
-                    with m.Else():
-                        m.next = "HEAD"  # wait for the events, then read the header again
+                    m.d.sync += self.busy.eq(0)
+                    m.next = "IDLE"
 
         # -- pipeline (stage n = n cycles after issue; memory data arrive RL after the address) --
         RL = READ_LATENCY
@@ -195,6 +235,12 @@ class ForwardEngine(wiring.Component):
         valid = delay_line(m, issue_acc | issue_lif, F, "fv")
         lif = delay_line(m, issue_lif, F, "fl")
         gs = delay_line(m, g, F, "fg")
+        tbs = delay_line(m, tbase, F, "ftb")  # the row u[t] of the token is written to
+        # An integrate of group g issued k < FP_DEPTH cycles ago has not yet written u and the
+        # counts that group g's next integrate reads (the write lands FP_DEPTH cycles after).
+        m.d.comb += hazard.eq(
+            Cat(*(valid[k] & lif[k] & (gs[k] == g) for k in range(1, FP_DEPTH))).any()
+        )
         gbs = delay_line(m, gbase, A, "fgb")
         first = delay_line(m, t == 0, A, "ff")
         # A: weight address; previous membrane (zero at t = 0) and counts.
@@ -251,7 +297,7 @@ class ForwardEngine(wiring.Component):
             ]
         m.d.comb += [
             self.u_wen.eq(valid[F] & lif[F]),
-            self.u_waddr.eq(tbase + gs[F]),
+            self.u_waddr.eq(tbs[F] + gs[F]),
             self.cnt_wen.eq(valid[F] & lif[F]),
             self.cnt_waddr.eq(gs[F]),
         ]

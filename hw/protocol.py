@@ -27,9 +27,12 @@ opcode   name            arg / payload / response
 0x02     READ            arg = quantity | first row << 4 | rows << 17 (:data:`ReadArg`; rows 0: to
                          the last row; arg = quantity reads it all); response = the values of
                          those rows in wire order
-0x03     LOAD_SPIKES     arg 0; payload per timestep ``t = 0 .. T-1``: a count ``c <= n_in``, then
-                         ``c`` ascending input indices (address events); replaces the spikes
-                         only when the whole packet is right (not on cores fed by a spike link)
+0x03     LOAD_SPIKES     arg 0 or :data:`LOAD_FORWARD`; payload per timestep ``t = 0 .. T-1``: a
+                         count ``c <= n_in``, then ``c`` ascending input indices (address
+                         events); replaces the spikes only when the whole packet is right (not
+                         on cores fed by a spike link). With :data:`LOAD_FORWARD` the core also
+                         runs FORWARD on them as they arrive (timestep ``t`` once its spikes are
+                         written) and answers once, after the forward pass
 0x04     FORWARD         arg 0; run ``T`` timesteps of the forward pass
 0x05     SET_LABEL       arg = label; the output error comes from spike counts and this label
 0x06     BACKWARD        arg bit 0: apply the update afterwards; bit 1: use the external error
@@ -83,6 +86,7 @@ __all__ = [
     "BUS_BITS",
     "COUNTERS",
     "EXECUTED",
+    "LOAD_FORWARD",
     "MAGIC",
     "MAX_ARRAY_CORES",
     "QUANTITIES",
@@ -267,6 +271,16 @@ def response_signature() -> stream.Signature:
 def _bits(layout: data.StructLayout, fields: Mapping[str, int]) -> int:
     return layout.const(dict(fields)).as_bits()
 
+
+LOAD_FORWARD = 0b1
+"""LOAD_SPIKES's argument that streams the load into FORWARD: the forward pass starts with the
+load and runs timestep ``t`` as soon as the payload's timestep ``t`` is written, and the packet
+is answered once, when the forward pass is done (status ``OK``). A bad payload (``BAD_LENGTH``
+/ ``BAD_SPIKES``) stops the forward pass as ABORT would (the core's engines and links and, in
+an array, the links on both of its layer boundaries) and draws that status; the banks do not
+flip, no weight or learning state changes, and the membranes and counts the stopped pass wrote
+are not to be used (cores above, already in FORWARD, wait for spikes until the watchdog answers
+``TIMEOUT`` for them and an ABORT brings them back)."""
 
 BACKWARD_ALL = 0b101
 """BACKWARD's argument that trains every core of an array in one packet: the update after, the
@@ -507,7 +521,7 @@ class CoreRules:
             Opcode.ABORT: CommandSpec(ZERO),
         }
         if not params.spikes_in:  # a core fed by a spike link takes its spikes from the link
-            commands[Opcode.LOAD_SPIKES] = CommandSpec(ZERO, Payload.SPIKES)
+            commands[Opcode.LOAD_SPIKES] = CommandSpec(ArgRange(0, LOAD_FORWARD), Payload.SPIKES)
         if params.rate_encoder:
             commands[Opcode.LOAD_INPUTS] = CommandSpec(ZERO, Payload.INPUTS)
         return cls(

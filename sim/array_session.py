@@ -7,10 +7,11 @@ it went to; the session collects the packets by the core index in their status w
 every status: an error names the core and the command, a ``TIMEOUT`` answer from the array's
 watchdog or a deadline raises :class:`~spikeforge.sim.session.CoreTimeout`.
 
-A training step is four host packets: LOAD_SPIKES to the first layer's cores, FORWARD to every
-core, SET_LABEL to the last layer's cores, and BACKWARD (with update) to every core -- the last
-layer from its label, the others from the error link. Spikes and errors travel between cores on
-the array's own links; the host carries no data between layers.
+A training step is four host packets: FORWARD to the cores above the first layer, LOAD_SPIKES
+with the forward pass streamed into it (``LOAD_FORWARD``) to the first layer's cores, SET_LABEL
+to the last layer's cores, and BACKWARD (with update) to every core -- the last layer from its
+label, the others from the error link (three packets on a one-layer array). Spikes and errors
+travel between cores on the array's own links; the host carries no data between layers.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import torch
 
-from spikeforge.codesign.host_stream import train_step_stream
+from spikeforge.codesign.host_stream import forward_stream, train_step_stream
 from spikeforge.hw.array import layer_groups
 from spikeforge.hw.params import CoreParams
 from spikeforge.hw.protocol import (
@@ -30,7 +31,6 @@ from spikeforge.hw.protocol import (
     command,
     parse_status,
     route,
-    spike_words,
     status_core,
 )
 from spikeforge.sim.network import last_layer_class
@@ -54,6 +54,10 @@ class ArraySession:
     frame_words : int, optional
         Bounds the values of one WRITE or READ packet of :meth:`core`'s sessions (whole rows;
         :class:`~spikeforge.sim.session.CoreSession`): short packets for a lossy link.
+    streamed : bool
+        The input load streamed into the forward pass (default); False for a ``send`` that
+        waits for the packet's answers (the serial link's): LOAD_SPIKES, then FORWARD
+        (:func:`~spikeforge.codesign.host_stream.forward_stream`).
     """
 
     def __init__(
@@ -63,9 +67,11 @@ class ArraySession:
         recv: Recv,
         *,
         frame_words: int | None = None,
+        streamed: bool = True,
     ):
         self.cores = tuple(cores)
         self.frame_words = frame_words
+        self.streamed = streamed
         self.layers = layer_groups(self.cores, linked=True)
         self.net = self.cores[0].net
         self._send, self._recv = send, recv
@@ -185,24 +191,28 @@ class ArraySession:
         return [await self.read_layer(layer, Quantity.WEIGHTS) for layer in range(len(self.layers))]
 
     async def forward(self, x: torch.Tensor) -> None:
-        """Input spikes ``x`` ``[T, n_in]`` to the first layer, then FORWARD on every core.
+        """Input spikes ``x`` ``[T, n_in]`` to the first layer and the forward pass on every core
+        (the packets of :func:`~spikeforge.codesign.host_stream.forward_stream`: FORWARD to the
+        cores above the first layer, then LOAD_SPIKES with the forward pass streamed into it).
 
-        FORWARD follows LOAD_SPIKES without waiting for its answers (each first-layer core holds
-        it until its load is done); both are collected after. A bad load is still reported (its
-        status raises :class:`~spikeforge.sim.session.CoreError`); the FORWARD that ran on the
-        previous spikes changed no weight or learning state."""
-        await self.post(self.layers[0], Opcode.LOAD_SPIKES, 0, spike_words(x.tolist()))
-        await self.post(self.all_cores, Opcode.FORWARD)
-        expect: dict[int, list[Opcode]] = {n: [Opcode.FORWARD] for n in self.all_cores}
-        for n in self.layers[0]:
-            expect[n].insert(0, Opcode.LOAD_SPIKES)
-        await self.collect(expect)
+        A bad load is still reported (its status raises
+        :class:`~spikeforge.sim.session.CoreError`); the forward pass that ran beside it changed
+        no weight or learning state."""
+        pending: dict[int, list[Opcode]] = {}
+        for packet in forward_stream(self.layers, x.tolist(), streamed=self.streamed):
+            await self._send(list(packet.words))
+            for n, op in packet.answers.items():
+                pending.setdefault(n, []).append(op)
+        await self.collect(pending)
 
     async def train_step(self, x: torch.Tensor, label: int, *, update: bool = True) -> None:
         """Forward, the output error from ``label``, backward and (``update``) the update on
         every core (the packets of :func:`~spikeforge.codesign.host_stream.train_step_stream`)."""
         pending: dict[int, list[Opcode]] = {}
-        for packet in train_step_stream(self.layers, x.tolist(), int(label), update=update):
+        stream = train_step_stream(
+            self.layers, x.tolist(), int(label), update=update, streamed=self.streamed
+        )
+        for packet in stream:
             await self._send(list(packet.words))
             for n, op in packet.answers.items():
                 pending.setdefault(n, []).append(op)

@@ -484,7 +484,9 @@ class _ArrayFuzz:
         self.kind("step")
         await self.maybe_bad(valid)
         await self.host.call(self.everyone, Opcode.SET_LR, lr)
-        forward, backward = stream[:2], stream[3:]
+        # the forward packets (the upper layers' FORWARD, the load with FORWARD streamed into
+        # it), SET_LABEL, BACKWARD
+        forward, label_packet, backward = stream[:-2], stream[-2:-1], stream[-1:]
 
         async def post(packets):
             for packet in packets:
@@ -504,17 +506,16 @@ class _ArrayFuzz:
             await post(backward)
             await collect(backward)
 
-        await post(forward[:1])
-        await collect(forward[:1])
-        await self.maybe_bad(valid)
-        await post(forward[1:])
+        await post(forward)
         if self.rng.random() < self.cfg.abort:
-            await self.aborted(forward[1:], walls.forward_wall, redo_forward)
+            # ABORT follows the load's last word: the load is done (and the banks flipped)
+            # before it stops the forward pass, so FORWARD alone runs it again.
+            await self.aborted(forward, walls.forward_wall, redo_forward)
         else:
-            await collect(forward[1:])
+            await collect(forward)
         await self.maybe_bad(valid)
-        await post(stream[2:3])
-        await collect(stream[2:3])
+        await post(label_packet)
+        await collect(label_packet)
         await self.maybe_bad(valid)
         await post(backward)
         if self.rng.random() < self.cfg.abort:

@@ -18,6 +18,7 @@ from spikeforge.hw.host import quantity_layout
 from spikeforge.hw.params import CoreParams
 from spikeforge.hw.protocol import (
     COUNTERS,
+    LOAD_FORWARD,
     QUANTITIES,
     READ_ROWS_MAX,
     CoreRules,
@@ -147,6 +148,11 @@ class CoreSession:
     async def load_spikes(self, spikes: torch.Tensor) -> None:
         """``spikes`` ``[T, n_in]`` of 0/1."""
         await self._ok(Opcode.LOAD_SPIKES, 0, spike_words(spikes.tolist()))
+
+    async def load_forward(self, spikes: torch.Tensor) -> None:
+        """``spikes`` ``[T, n_in]`` of 0/1, with the forward pass streamed into the load
+        (LOAD_SPIKES with :data:`~spikeforge.hw.protocol.LOAD_FORWARD`: one answer after it)."""
+        await self._ok(Opcode.LOAD_SPIKES, LOAD_FORWARD, spike_words(spikes.tolist()))
 
     async def load_inputs(self, x: torch.Tensor, key: int) -> None:
         """``x`` ``[n_in]`` intensities (each in ``[0, 2**in_bits)``) of the sample with

@@ -41,7 +41,9 @@ async def digits_epoch_bit_exact(dut):
     }
     t0 = time.perf_counter()
     plan = ArrayRecorder(cores)
-    planned = await train_epoch(ArraySession(cores, plan.send, plan.recv), **scenario)
+    planned = await train_epoch(
+        ArraySession(cores, plan.send, plan.recv, streamed=False), **scenario
+    )
     fast_tb.write_commands(folder / "cmd.hex", plan.packets)
     plan_seconds = time.perf_counter() - t0
     await arm_fast(dut, stall=case["stall"], seed=case["seed"])
@@ -51,7 +53,7 @@ async def digits_epoch_bit_exact(dut):
         replay = ArrayReplayer(plan.packets, answers, f"the wrapper stopped: {figures['stopped']}")
         t0 = time.perf_counter()
         await train_epoch(
-            ArraySession(cores, replay.send, replay.recv),
+            ArraySession(cores, replay.send, replay.recv, streamed=False),
             expected=planned["expected"],
             info=outcome.info.update,
             **scenario,

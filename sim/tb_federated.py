@@ -107,7 +107,7 @@ async def federated_rounds_bit_exact(dut):
     t0 = time.perf_counter()
     run = scenario(case, cores)
     plan = ArrayRecorder(cores)
-    await run(ArraySession(cores, plan.send, plan.recv), False)
+    await run(ArraySession(cores, plan.send, plan.recv, streamed=False), False)
     fast_tb.write_commands(folder / "cmd.hex", plan.packets)
     plan_seconds = time.perf_counter() - t0
     await arm_fast(dut, stall=case["stall"], seed=case["seed"])
@@ -116,7 +116,7 @@ async def federated_rounds_bit_exact(dut):
         outcome.info.update(figures, plan_seconds=plan_seconds, packets=len(plan.packets))
         replay = ArrayReplayer(plan.packets, answers, f"the wrapper stopped: {figures['stopped']}")
         t0 = time.perf_counter()
-        session = ArraySession(cores, replay.send, replay.recv)
+        session = ArraySession(cores, replay.send, replay.recv, streamed=False)
         outcome.info.update(await run(session, True, outcome.info.update))
         outcome.info["check_seconds"] = time.perf_counter() - t0
         assert replay.complete, (

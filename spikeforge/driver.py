@@ -303,7 +303,11 @@ class ArrayBoard(Board):
         self.params = self.cores[0]
         self._array_link = ArrayLink(self.link, len(self.cores))
         self.session = ArraySession(
-            self.cores, self._array_link.send, self._array_link.recv, frame_words=frame_words
+            self.cores,
+            self._array_link.send,
+            self._array_link.recv,
+            frame_words=frame_words,
+            streamed=False,  # the link waits for every packet's answers
         )
 
     @property

@@ -15,6 +15,7 @@ from spikeforge.hw.forward import forward_cycles
 from spikeforge.hw.params import CoreParams
 from spikeforge.hw.protocol import (
     ARRAY_TAG,
+    LOAD_FORWARD,
     ROUTE,
     Opcode,
     Quantity,
@@ -160,6 +161,47 @@ def test_a_bad_load_before_forward_is_reported_and_changes_no_learning_state():
     for n in (0, 1):  # one core's answers keep the order of its packets
         mine = [op for core, op, _ in answers if core == n]
         assert mine == [Opcode.LOAD_SPIKES, Opcode.FORWARD]
+    assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
+    for layer in range(2):
+        assert torch.equal(final[layer], expected[1].weights[layer]), layer
+
+
+def test_a_bad_streamed_load_stops_its_forward_pass_and_leaves_no_spike_on_a_link():
+    """LOAD_SPIKES with the forward pass streamed into it (``LOAD_FORWARD``) and a bad index in
+    its last timestep: the first layer has run (and sent spikes of) the timesteps before it;
+    every first-layer core answers ``BAD_SPIKES`` once, no weight or LFSR state changes, and
+    the next training step -- the layer above reading the link again -- is bit-exact."""
+    net = SnnConfig(layers=(4, 4, 2), timesteps=8, surrogate="triangle")
+    cores = _linked(net, (0, 2, (0, 2)), (0, 2, (2, 4)), (1, 2, None))
+    weights = weights_for_seed(net, 3)
+    xs, labels = samples(net, 5, steps=2, density=0.6)
+    golden = GoldenModel(net, weights)
+    expected = [golden.train_step(x, labels=y) for x, y in zip(xs, labels, strict=True)]
+    bad = [4, 0, 1, 2, 3] * 7 + [1, 4]  # seven full timesteps, then index 4 of 4 inputs
+
+    async def script(host):
+        s = ArraySession(cores, host.send, host.recv)
+        await s.write_weights(weights)
+        await s.train_step(xs[0][0], int(labels[0][0]))
+        before = [
+            await s.read_layer(n, q) for n in (0, 1) for q in (Quantity.WEIGHTS, Quantity.LFSR)
+        ]
+        await s.post([0, 1], Opcode.LOAD_SPIKES, LOAD_FORWARD, bad)
+        answers = []
+        for _ in range(2):
+            word = (await host.recv())[-1]
+            answers.append((status_core(word), *parse_status(word)))
+        after = [
+            await s.read_layer(n, q) for n in (0, 1) for q in (Quantity.WEIGHTS, Quantity.LFSR)
+        ]
+        await s.train_step(xs[1][0], int(labels[1][0]))
+        return answers, before, after, await s.read_weights()
+
+    answers, before, after, final = run_array(cores, script, deadline=DEADLINE)
+    assert sorted(answers) == [
+        (0, Opcode.LOAD_SPIKES, Status.BAD_SPIKES),
+        (1, Opcode.LOAD_SPIKES, Status.BAD_SPIKES),
+    ]
     assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
     for layer in range(2):
         assert torch.equal(final[layer], expected[1].weights[layer]), layer

@@ -16,6 +16,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from spikeforge.hw.array_cycles import load_avail
 from spikeforge.hw.backward import backward_cycles, nonzero_groups
 from spikeforge.hw.cycles import step_cycles
 from spikeforge.hw.forward import forward_cycles
@@ -168,6 +169,38 @@ def test_bad_commands_answer_with_a_status_and_the_core_keeps_working():
     assert status == Status.OK
     assert words[1] | (words[2] << 32) == int(params.core_hash, 16)
     assert command(Opcode.INFO) == 0
+
+
+def test_a_forward_pass_streamed_into_its_load_is_exact_and_takes_the_modelled_cycles():
+    """LOAD_SPIKES with ``LOAD_FORWARD`` on a lone core: the FP engine starts with the load and
+    runs timestep ``t`` once its events are written; the membranes equal the golden model's
+    and the FORWARD counter equals ``forward_cycles`` with the load's ``avail``
+    (``load_avail``). Twice (both banks), then a plain FORWARD on the bank just loaded."""
+    net = SnnConfig(layers=(8, 8), timesteps=6)
+    params = CoreParams(net=net, lanes=2)
+    weights = weights_for_seed(net, 1)
+    xs, _ = samples(net, 3, steps=2, density=0.5)
+
+    async def script(host):
+        s = CoreSession(params, host.call)
+        await s.write(Quantity.WEIGHTS, weights[0])
+        out = []
+        for x in xs:
+            await s.load_forward(x[0])
+            out.append((await s.read(Quantity.MEMBRANES), (await s.counters())["forward"]))
+        await s.forward()
+        out.append((await s.read(Quantity.MEMBRANES), (await s.counters())["forward"]))
+        return out
+
+    got = run_core(params, script)
+    for n, (membranes, cycles) in enumerate(got):
+        x = xs[min(n, len(xs) - 1)]
+        golden = GoldenModel(net, weights).forward(x)[0]
+        assert torch.equal(membranes, golden.u[0]), n
+        active = [int(v) for v in x[0].sum(1)]
+        avail = load_avail(x[0].tolist()) if n < len(xs) else None
+        assert cycles == forward_cycles(params, active, avail), n
+    assert got[0][1] > forward_cycles(params, [int(v) for v in xs[0][0].sum(1)])  # it waited
 
 
 @st.composite

@@ -89,7 +89,7 @@ def test_a_host_writing_back_chip_0s_accumulators_alone_is_reported(request):
 def _planned_session(cfg: SnnConfig):
     cores = array_cores(cfg)
     plan = ArrayRecorder(cores)
-    return ArraySession(cores, plan.send, plan.recv), plan
+    return ArraySession(cores, plan.send, plan.recv, streamed=False), plan
 
 
 def test_data_parallel_plans_one_backward_without_update_per_sample_and_one_update_per_batch():

@@ -145,7 +145,9 @@ def test_the_epoch_plan_draws_every_answer_and_a_wrong_weight_fails_the_check():
     ]
     plan = ArrayRecorder(cores)
     scenario = {"samples": 4, "test_samples": 2, "checkpoints": 2}
-    planned = asyncio.run(train_epoch(ArraySession(cores, plan.send, plan.recv), **scenario))
+    planned = asyncio.run(
+        train_epoch(ArraySession(cores, plan.send, plan.recv, streamed=False), **scenario)
+    )
     assert planned["checkpoints"] == [2, 4]
     # per sample 4 packets (LOAD_SPIKES, FORWARD, SET_LABEL, BACKWARD), answered by each core
     # addressed; the placeholder answers read back as zero weights, which the check refuses
@@ -158,7 +160,7 @@ def test_the_epoch_plan_draws_every_answer_and_a_wrong_weight_fails_the_check():
     with pytest.raises(Mismatch, match=r"after sample 2: layer 0 weight \(0, 0\) is 0"):
         asyncio.run(
             train_epoch(
-                ArraySession(cores, check.send, check.recv),
+                ArraySession(cores, check.send, check.recv, streamed=False),
                 expected=planned["expected"],
                 **scenario,
             )

@@ -114,7 +114,7 @@ def test_run_rtl_round_equals_local_round():
 def _planned_session(cfg: SnnConfig):
     cores = array_cores(cfg)
     plan = ArrayRecorder(cores)
-    return ArraySession(cores, plan.send, plan.recv), plan
+    return ArraySession(cores, plan.send, plan.recv, streamed=False), plan
 
 
 @pytest.mark.parametrize(

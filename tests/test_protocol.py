@@ -14,6 +14,7 @@ from amaranth.sim import Simulator
 from spikeforge.hw.params import CoreParams
 from spikeforge.hw.protocol import (
     ARRAY_TAG,
+    LOAD_FORWARD,
     ROUTE,
     ArrayRules,
     CommandWord,
@@ -122,7 +123,8 @@ def _write(q: Quantity, row: int, n: int, value: int = 1) -> list[int]:
         ([command(Opcode.LOAD_SPIKES), 2, 3, 3, 0, 0], Status.BAD_SPIKES),  # not ascending
         ([command(Opcode.LOAD_SPIKES), 1, 6, 0, 0], Status.BAD_SPIKES),  # index out of range
         ([command(Opcode.LOAD_SPIKES), 2, 1], Status.BAD_LENGTH),  # ends inside t = 0
-        ([command(Opcode.LOAD_SPIKES, 1), 0, 0, 0], Status.BAD_ARG),
+        ([command(Opcode.LOAD_SPIKES, LOAD_FORWARD), 0, 0, 0], Status.OK),  # FORWARD streamed
+        ([command(Opcode.LOAD_SPIKES, 2), 0, 0, 0], Status.BAD_ARG),
     ],
 )
 def test_the_rules_give_the_status_a_packet_draws(words, status):

@@ -1,9 +1,10 @@
 """The read-during-write checks (hw/rw_check.py): present in every simulation build, absent from
 synthesis, silent on the real schedule, and tripped by a broken one in both simulators.
 
-The broken schedule: the forward engine's drain between timesteps cut from ``FP_DEPTH`` = 11 to
-3 cycles, so a group's integrate reads its spike count while the previous timestep still writes
-it -- what ``synth_ecp5 -no-rw-check`` would turn into an undefined word on the FPGA.
+The broken schedule: the forward engine's hazard window cut from ``FP_DEPTH`` = 11 to 10
+cycles, so a group's integrate reads its membrane and spike count in the cycle the previous
+timestep's writes of them land -- what ``synth_ecp5 -no-rw-check`` would turn into an
+undefined word on the FPGA.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from spikeforge.sw.config import SnnConfig
 
 BUILD_ROOT = Path(__file__).resolve().parents[1] / "build" / "rtl"
 BROKEN = CoreParams(net=SnnConfig(layers=(8, 4), timesteps=8), lanes=4)
-VIOLATION = r"read-during-write: memory core\.counts, address 0, cycle \d+"
+VIOLATION = r"read-during-write: memory core\.(membranes|counts), address \d+, cycle \d+"
 
 
 def _train(params: CoreParams, seed: int = 1, steps: int = 1) -> int:
@@ -43,14 +44,14 @@ def test_the_real_schedule_passes_every_check_and_counts_them():
 
 
 def test_a_broken_schedule_trips_the_check_in_amaranths_simulator(monkeypatch):
-    monkeypatch.setattr(forward, "FP_DEPTH", 3)
+    monkeypatch.setattr(forward, "FP_DEPTH", forward.FP_DEPTH - 1)
     with pytest.raises(AssertionError, match=VIOLATION):
         _train(BROKEN)
 
 
 @pytest.mark.rtl
 def test_a_broken_schedule_stops_the_verilator_run_with_the_checks_message(monkeypatch):
-    monkeypatch.setattr(forward, "FP_DEPTH", 3)
+    monkeypatch.setattr(forward, "FP_DEPTH", forward.FP_DEPTH - 1)
     folder = BUILD_ROOT / "rw-check-broken"
     result = run_config(
         "broken-drain", BROKEN, folder, seeds=[1], steps=1, waves_on_failure=False, checks=False

@@ -47,7 +47,8 @@ def _golden(xs, labels) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
 
 def _session(host) -> ArraySession:
     link = ArrayLink(host, len(CORES))
-    return ArraySession(CORES, link.send, link.recv, frame_words=16)
+    # the link waits for every packet's answers: the load apart from FORWARD
+    return ArraySession(CORES, link.send, link.recv, frame_words=16, streamed=False)
 
 
 async def _up_to_backward(host, weights, spikes, label: int) -> ArraySession:

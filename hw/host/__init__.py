@@ -53,6 +53,8 @@ class HostController(wiring.Component):
     waddr, wlane, wdata, wen_<memory> : one committed WRITE value.
     ev_*, hdr_*, bank : LOAD_SPIKES writes and the event bank the engines read (cores that load
         their spikes).
+    fp_avail : the timesteps of a running LOAD_SPIKES already written (``T`` when none runs):
+        how far a FORWARD streamed with it (``fp_spare``) may go.
     *_start, *_busy, lane_work, label, ext_error, u_sel, abort : the engines' control.
     rd_<memory> : the read words of every memory a quantity lives in.
     ren_<memory> : a READ uses the word at ``raddr`` this cycle (the read-during-write checks).
@@ -83,6 +85,7 @@ class HostController(wiring.Component):
                 **write_port_members("ev", specs["events"]),
                 **write_port_members("hdr", specs["event_heads"]),
                 "bank": Out(1),
+                "fp_avail": Out(range(p.timesteps + 1)),
             }
         super().__init__(members)
 
@@ -160,6 +163,7 @@ class HostController(wiring.Component):
                 framer.ld_status.eq(loader.status),
                 framer.ld_ended.eq(loader.ended),
                 self.bank.eq(loader.bank),
+                self.fp_avail.eq(loader.avail),
             ]
             drive_write_ports(m, self, loader, "ev", "hdr")
         # Engines (the framer's control, passed through) and counters.

@@ -8,6 +8,10 @@ command: it lends the rest of the packet to the value writer (WRITE) or the spik
 COUNTERS words.
 Every packet ends with exactly one status word.
 
+LOAD_SPIKES with :data:`~spikeforge.hw.protocol.LOAD_FORWARD` starts the FP engine with the
+load (on the bank being loaded; the loader's ``avail`` tells it how far it may go) and answers
+once FORWARD is done; a bad payload pulses ``abort`` and answers the load's status.
+
 While a command runs (an engine, or a READ), the framer takes the next packet's first word into
 a one-word holding register (``cmd.ready`` depends only on registers, never on the word): an
 ABORT packet there pulses ``abort`` the next cycle (every engine and the core's links back to
@@ -50,9 +54,11 @@ __all__ = ["CommandFramer", "engine_members"]
 
 def engine_members(p: CoreParams) -> dict:
     """The engines' control, as the framer drives it: registered start pulses, busy flags, the
-    ABORT pulse and the registers the engines read."""
+    ABORT pulse and the registers the engines read (``fp_spare``: the FORWARD started is
+    streamed with a LOAD_SPIKES and reads the bank being loaded)."""
     return {
         "fp_start": Out(1),
+        "fp_spare": Out(1),
         "bp_start": Out(1),
         "wg_start": Out(1),
         "upd_start": Out(1),
@@ -141,6 +147,8 @@ class CommandFramer(wiring.Component):
         status = Signal(Status)
         then_abort = Signal()  # after this status, ABORT's own OK
         update_after = Signal()
+        streamed = Signal()  # a LOAD_SPIKES with LOAD_FORWARD: FORWARD runs beside the load
+        self._streamed = streamed
         index = Signal(range(max(len(COUNTERS), 3) + 1))
         arg_ok = {code: Signal(name=f"arg_ok_{code.name}") for code in rules.commands}
         op, arg = cmd.opcode, cmd.arg
@@ -270,8 +278,23 @@ class CommandFramer(wiring.Component):
                     m.next = "STATUS"
             with m.State("LOAD"):
                 lend(self.ld_beat)
-                with m.If(self.ld_done):
+                with m.If(self.ld_done & streamed):
+                    # One answer once the forward pass is done. A bad payload stops it as ABORT
+                    # would (the engines, the core's links and, in an array, the links on both
+                    # of its layer boundaries), so none of its spikes are left on a link.
+                    m.d.sync += status.eq(self.ld_status)
+                    with m.If(self.ld_status != Status.OK):
+                        m.d.sync += self.abort.eq(1)
+                    with m.If(self.ld_ended):
+                        m.next = "WAIT_FORWARD"
+                    with m.Else():
+                        m.next = "DRAIN_FORWARD"
+                with m.Elif(self.ld_done):
                     end(self.ld_status, self.ld_ended)
+            with m.State("DRAIN_FORWARD"):
+                m.d.comb += self.cmd.ready.eq(1)
+                with m.If(self.cmd.valid & (beat.last | beat.abandon)):
+                    m.next = "WAIT_FORWARD"
             with m.State("READ"):
                 abortable("READ_DRAIN")
                 with m.If(~aborting & self.room & self.walk_ready):
@@ -352,9 +375,16 @@ class CommandFramer(wiring.Component):
             m.next = "READ"
         elif code in (Opcode.LOAD_SPIKES, Opcode.LOAD_INPUTS):
             m.d.comb += [self.ld_start.eq(1), self.ld_inputs.eq(code == Opcode.LOAD_INPUTS)]
+            stream = arg[0] if code == Opcode.LOAD_SPIKES else 0  # LOAD_FORWARD
+            m.d.sync += [
+                self._streamed.eq(stream),
+                self.fp_start.eq(stream),
+                self.fp_spare.eq(stream),
+            ]
+            m.d.comb += self.clear_forward.eq(stream)
             m.next = "LOAD"
         elif code == Opcode.FORWARD:
-            m.d.sync += self.fp_start.eq(1)
+            m.d.sync += [self.fp_start.eq(1), self.fp_spare.eq(0)]
             m.d.comb += self.clear_forward.eq(1)
             m.next = "LAUNCH_FORWARD"
         elif code == Opcode.SET_LABEL:

@@ -10,6 +10,9 @@ so the engines see every spike of a right packet and nothing of a wrong one.
 Timing: one word per cycle, and one cycle per timestep to write its header (the ``HEAD``
 state, where no word is taken): ``T + 1 + words`` cycles from the command word to ``done``.
 ``done`` is combinational: on the word that decides the outcome, or in the final ``HEAD``.
+``avail`` counts the timesteps whose events and header are written (from the cycle after their
+``HEAD``; ``T`` while no LOAD_SPIKES runs): a FORWARD streamed with the load
+(:data:`~spikeforge.hw.protocol.LOAD_FORWARD`) starts timestep ``t`` once ``avail > t``.
 
 On a core with the rate encoder, a LOAD_INPUTS packet (``start`` with ``inputs``) goes to the
 :class:`~spikeforge.hw.host.encoder.RateEncoder`, which writes the spare bank the same way; the
@@ -46,6 +49,8 @@ class SpikeLoader(wiring.Component):
         word was taken (else the framer drains the rest).
     bank : Out(1)
         The event bank the FP and WG engines read.
+    avail : Out
+        Timesteps of the running LOAD_SPIKES written to the spare bank; ``T`` when idle.
     ev_*, hdr_* : Out
         Writes of the event and event-header memories (bank offset included).
     """
@@ -64,6 +69,7 @@ class SpikeLoader(wiring.Component):
                 "status": Out(Status),
                 "ended": Out(1),
                 "bank": Out(1),
+                "avail": Out(range(p.timesteps + 1)),
                 **write_port_members("ev", mem["events"]),
                 **write_port_members("hdr", mem["event_heads"]),
                 **(rw_check.members() if p.rate_encoder else {}),
@@ -100,7 +106,8 @@ class SpikeLoader(wiring.Component):
             m.d.comb += [self.done.eq(1), self.status.eq(status), self.ended.eq(ended)]
             m.next = "IDLE"
 
-        with m.FSM():
+        with m.FSM() as fsm:
+            m.d.comb += self.avail.eq(Mux(fsm.ongoing("IDLE"), T, t))
             with m.State("IDLE"):
                 with m.If(self.start & ~self.inputs):
                     m.d.sync += [ptr.eq(0), t.eq(0)]
