@@ -310,10 +310,12 @@ def _backward(cores: Sequence[CoreParams], layers, spikes, deltas) -> list[int]:
         for n, (bp_end, visible, _) in runs.items():
             p = cores[n]
             wg = start + 1  # a core with fused gradients has no WG engine
+            tokens = 0
             for t in reversed(range(T)) if not p.fused_grads else ():
                 wg = max(wg, visible[t]) + 1 + READ_LATENCY + 1
-                tokens = active[t] * ks[n][t]
-                wg += tokens + (WG_DRAIN if tokens else 0)
+                wg += active[t] * ks[n][t]  # no drain between timesteps (gradient.py)
+                tokens += active[t] * ks[n][t]
+            wg += WG_DRAIN if tokens else 0  # after the last timestep only
             engines = max(bp_end, wg - 1) - start
             upd = update_cycles(p, active)  # fused: the mask build follows the spikes
             busy[n] = engines + BACKWARD_HANDSHAKE + upd + UPDATE_HANDSHAKE

@@ -66,8 +66,8 @@ def _cycle_formulas(params: CoreParams) -> dict[str, Any]:
     return {
         "forward": f"{1 + READ_LATENCY} + sum_t (G*(a_t + 1) + {forward.FP_DEPTH})",
         "bp": f"sum_t (G + {backward.BP_DELTA_DRAIN}{error}), K_t: groups with a nonzero delta[t]",
-        "wg": f"sum_t ({gradient.WG_TIMESTEP_OVERHEAD} + [a_t*K_t>0]*(a_t*K_t + "
-        f"{gradient.WG_DRAIN})) when not waiting for BP",
+        "wg": f"sum_t ({gradient.WG_TIMESTEP_OVERHEAD} + a_t*K_t) + [sum_t a_t*K_t>0]*"
+        f"{gradient.WG_DRAIN} when not waiting for BP",
         "update": update.update_formula(params),
         "forward_dense": forward.forward_cycles(params, [params.n_in] * params.timesteps),
         "bp_dense": backward.backward_cycles(params, backward.dense_groups(params)),

@@ -14,10 +14,14 @@ accumulator are read once both are known, so the pipeline is as deep as without 
 Cycles for ``a_t`` active inputs and ``K[t]`` nonzero groups, when it never waits for the BP
 engine::
 
-    wg cycles = sum_t ( WG_TIMESTEP_OVERHEAD + [a_t K[t] > 0] * (a_t * K[t] + WG_DRAIN) )
+    wg cycles = sum_t ( WG_TIMESTEP_OVERHEAD + a_t * K[t] ) + [sum_t a_t K[t] > 0] * WG_DRAIN
 
 plus the cycles spent waiting for ``delta[t]``; :func:`gradient_cycles` models both engines'
-schedule exactly.
+schedule exactly. There is no drain between timesteps: the next timestep's first token reads
+its accumulator ``WG_TIMESTEP_OVERHEAD + READ_LATENCY + 2`` cycles after the last token of the
+one before, after that token's write (``WG_DEPTH`` cycles after it); each token carries its own
+timestep's delta address. Only the last timestep drains, so that every accumulator is written
+before ``busy`` drops.
 """
 
 from __future__ import annotations
@@ -54,8 +58,8 @@ def gradient_cycles(p: CoreParams, active: Sequence[int], nonzero: Sequence[int]
     Both engines start together. BP's timestep ``t`` begins ``1 +`` the BP cycles of the
     timesteps ``T-1 .. t+1`` after the start and makes ``delta[t]`` visible ``G +
     BP_DELTA_DRAIN`` cycles later; WG spends at least one cycle in WAIT per timestep, then
-    fetches the event header and ``K[t]`` (``READ_LATENCY + 1``), issues ``a_t * K[t]`` tokens
-    and drains (nothing when ``a_t K[t] = 0``). ``nonzero[t] = K[t]``
+    fetches the event header and ``K[t]`` (``READ_LATENCY + 1``) and issues ``a_t * K[t]``
+    tokens; after the last timestep it drains (nothing when no token issued). ``nonzero[t] = K[t]``
     (:func:`~spikeforge.hw.backward.nonzero_groups`).
     """
     from spikeforge.hw.backward import BP_DELTA_DRAIN, _checked_groups, bp_timestep_cycles
@@ -67,8 +71,9 @@ def gradient_cycles(p: CoreParams, active: Sequence[int], nonzero: Sequence[int]
         visible = begin + p.groups + BP_DELTA_DRAIN
         begin += bp_timestep_cycles(p, ks[t])
         cur = max(cur, visible) + 1 + READ_LATENCY + 1
-        tokens = active[t] * ks[t]
-        cur += tokens + (WG_DRAIN if tokens else 0)
+        cur += active[t] * ks[t]
+    if any(a * k for a, k in zip(active, ks, strict=True)):
+        cur += WG_DRAIN  # after the last timestep only
     return cur - 1
 
 
@@ -112,6 +117,7 @@ class GradientEngine(wiring.Component):
         count = Signal(cnt_w + 1)
         drain = Signal(range(WG_DRAIN + 1))
         issue = Signal()
+        issued = Signal()  # a token has issued in this BACKWARD
         head = Signal()
 
         m.d.comb += [
@@ -123,10 +129,19 @@ class GradientEngine(wiring.Component):
             self.nz_ren.eq(issue | head),
         ]
 
-        def next_timestep():
+        def end_timestep():
+            # No drain between timesteps: a token's delta address and accumulator address
+            # travel with it, and the next timestep's first accumulator read comes
+            # WG_TIMESTEP_OVERHEAD + RL + 2 cycles after the last token, after its write
+            # (WG_DEPTH cycles after it). After the last timestep, the writes in flight land
+            # before busy drops (the update reads the accumulators next).
             with m.If(t == 0):
-                m.d.sync += self.busy.eq(0)
-                m.next = "IDLE"
+                with m.If(issued | issue):
+                    m.d.sync += drain.eq(WG_DRAIN - 1)
+                    m.next = "DRAIN"
+                with m.Else():
+                    m.d.sync += self.busy.eq(0)
+                    m.next = "IDLE"
             with m.Else():
                 m.d.sync += [t.eq(t - 1), tbase.eq(tbase - G), zbase.eq(zbase - (G + 1))]
                 m.next = "WAIT"
@@ -136,6 +151,7 @@ class GradientEngine(wiring.Component):
                 with m.If(self.start):
                     m.d.sync += [
                         self.busy.eq(1),
+                        issued.eq(0),
                         t.eq(T - 1),
                         tbase.eq((T - 1) * G),
                         zbase.eq((T - 1) * (G + 1)),
@@ -158,22 +174,23 @@ class GradientEngine(wiring.Component):
                     kk.eq(0),
                 ]
                 with m.If((self.hdr_rdata[pb:] == 0) | (self.nz_rdata == 0)):
-                    next_timestep()
+                    end_timestep()
                 with m.Else():
                     m.next = "ISSUE"
             with m.State("ISSUE"):
                 m.d.comb += issue.eq(1)
+                m.d.sync += issued.eq(1)
                 with m.If(kk == nzk - 1):
                     m.d.sync += [kk.eq(0), k.eq(k + 1), ev_ptr.eq(ev_ptr + 1)]
                     with m.If(k == count - 1):
-                        m.d.sync += drain.eq(WG_DRAIN - 1)
-                        m.next = "DRAIN"
+                        end_timestep()
                 with m.Else():
                     m.d.sync += kk.eq(kk + 1)
-            with m.State("DRAIN"):
+            with m.State("DRAIN"):  # after the last timestep only: the last writes land
                 m.d.sync += drain.eq(drain - 1)
                 with m.If(drain == 0):
-                    next_timestep()
+                    m.d.sync += self.busy.eq(0)
+                    m.next = "IDLE"
 
         valid = delay_line(m, issue, WG_DEPTH, "wv")
         RL = READ_LATENCY
@@ -183,7 +200,8 @@ class GradientEngine(wiring.Component):
         i_ev = Signal(index_range(n_in), name="wi")
         gbase = Signal(range(G * n_in + 1), name="wgb")
         d_addr = Signal(range(T * G + 1), name="wdaddr")
-        m.d.sync += [i_ev.eq(self.ev_rdata), gbase.eq(grp * n_in), d_addr.eq(tbase + grp)]
+        tbases = delay_line(m, tbase, RL, "wtb")  # t * G of the token's own timestep
+        m.d.sync += [i_ev.eq(self.ev_rdata), gbase.eq(grp * n_in), d_addr.eq(tbases[RL] + grp)]
         addr = Signal.like(self.gr_raddr, name="waddr")
         m.d.comb += [
             addr.eq(gbase + i_ev),
