@@ -64,7 +64,9 @@ def _cycle_formulas(params: CoreParams) -> dict[str, Any]:
         else ""
     )
     return {
-        "forward": f"{1 + READ_LATENCY} + sum_t (G*(a_t + 1) + {forward.FP_DEPTH})",
+        "forward": f"sum_t ({1 + READ_LATENCY} + G*(a_t + 1)) + {forward.FP_DEPTH}, more where "
+        f"a group's integrate waits {forward.FP_DEPTH} cycles after its previous one "
+        "(forward_schedule)",
         "bp": f"sum_t (G + {backward.BP_DELTA_DRAIN}{error}), K_t: groups with a nonzero delta[t]",
         "wg": f"sum_t ({gradient.WG_TIMESTEP_OVERHEAD} + a_t*K_t) + [sum_t a_t*K_t>0]*"
         f"{gradient.WG_DRAIN} when not waiting for BP",
