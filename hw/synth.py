@@ -239,8 +239,7 @@ def drop_zero_inits(text: str, min_words: int = ZERO_INIT_WORDS) -> tuple[str, l
         zero = re.compile(rf"    {re.escape(m.group(1))}\[\d+\] = \d+'h0+;")
         if len(body) != words or not all(zero.fullmatch(line) for line in body):
             continue
-        init_start = text.index("  initial begin\n", m.start())
-        out.append(text[pos:init_start])
+        out.append(text[pos : m.end() - len("  initial begin\n")])
         pos = end + len("\n  end\n")
         dropped.append(name)
     out.append(text[pos:])

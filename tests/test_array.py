@@ -117,6 +117,11 @@ def test_a_broadcast_command_is_answered_once_by_every_core():
         assert words[1] | words[2] << 32 == int(cores[n].core_hash, 16)
 
 
+async def _learning_state(s: ArraySession) -> list:
+    """The weights and LFSR states of layers 0 and 1, layer by layer."""
+    return [await s.read_layer(n, q) for n in (0, 1) for q in (Quantity.WEIGHTS, Quantity.LFSR)]
+
+
 def test_a_bad_load_before_forward_is_reported_and_changes_no_learning_state():
     """FORWARD follows LOAD_SPIKES without waiting for its answers: a bad payload (an index
     ``>= n_in``) is still answered ``BAD_SPIKES`` by every first-layer core, the FORWARD that
@@ -133,18 +138,14 @@ def test_a_bad_load_before_forward_is_reported_and_changes_no_learning_state():
         s = ArraySession(cores, host.send, host.recv)
         await s.write_weights(weights)
         await s.train_step(xs[0][0], int(labels[0][0]))
-        before = [
-            await s.read_layer(n, q) for n in (0, 1) for q in (Quantity.WEIGHTS, Quantity.LFSR)
-        ]
+        before = await _learning_state(s)
         await s.post([0, 1], Opcode.LOAD_SPIKES, 0, [1, 4, 0])  # index 4 of 4 inputs
         await s.post([0, 1, 2], Opcode.FORWARD)
         answers = []
         for _ in range(5):
             word = (await host.recv())[-1]
             answers.append((status_core(word), *parse_status(word)))
-        after = [
-            await s.read_layer(n, q) for n in (0, 1) for q in (Quantity.WEIGHTS, Quantity.LFSR)
-        ]
+        after = await _learning_state(s)
         await s.train_step(xs[1][0], int(labels[1][0]))
         return answers, before, after, await s.read_weights()
 
@@ -183,17 +184,13 @@ def test_a_bad_streamed_load_stops_its_forward_pass_and_leaves_no_spike_on_a_lin
         s = ArraySession(cores, host.send, host.recv)
         await s.write_weights(weights)
         await s.train_step(xs[0][0], int(labels[0][0]))
-        before = [
-            await s.read_layer(n, q) for n in (0, 1) for q in (Quantity.WEIGHTS, Quantity.LFSR)
-        ]
+        before = await _learning_state(s)
         await s.post([0, 1], Opcode.LOAD_SPIKES, LOAD_FORWARD, bad)
         answers = []
         for _ in range(2):
             word = (await host.recv())[-1]
             answers.append((status_core(word), *parse_status(word)))
-        after = [
-            await s.read_layer(n, q) for n in (0, 1) for q in (Quantity.WEIGHTS, Quantity.LFSR)
-        ]
+        after = await _learning_state(s)
         await s.train_step(xs[1][0], int(labels[1][0]))
         return answers, before, after, await s.read_weights()
 
