@@ -2,9 +2,11 @@
 
 A mapped network (``layers``: core indices per layer, as ``Mapping.core_params`` numbers them)
 trains one sample with four routed commands (three on a one-layer array); between layers the
-array's own links carry the data, so the host sends nothing else. :func:`train_step_stream`
-gives the packets for one sample (the route word, the command, its payload) with the answers
-each packet draws and whether the host must collect them before sending on;
+array's own links carry the data, so the host sends nothing else. The label goes first: its
+answers leave while the forward pass runs, so they cost the step no cycles of their own.
+:func:`train_step_stream` gives the packets for one sample (the route word, the command, its
+payload) with the answers each packet draws and whether the host must collect them before
+sending on;
 :func:`stream_template` describes the same stream for a host driver (``mapping.json`` of
 ``spikeforge generate --network``).
 """
@@ -82,21 +84,22 @@ def train_step_stream(
 ) -> list[Packet]:
     """The packets of one training step: input ``spikes`` ``[T][n_in]`` (0/1) and ``label``.
 
-    The forward pass (:func:`forward_stream`: FORWARD to the cores above the first layer, if
-    any, then LOAD_SPIKES with FORWARD streamed into it to the first layer's cores), SET_LABEL to
-    the last layer's cores, then one BACKWARD with update (:data:`BACKWARD_ALL`) to every core:
+    SET_LABEL to the last layer's cores, then the forward pass (:func:`forward_stream`: FORWARD
+    to the cores above the first layer, if any, then LOAD_SPIKES with FORWARD streamed into it to
+    the first layer's cores), then one BACKWARD with update (:data:`BACKWARD_ALL`) to every core:
     each takes its error from its error link, the last layer from its label, and all start in
-    the same cycle. The upper layers' FORWARD is followed at once by the load (``wait=False``);
-    every other packet's answers come before the next is sent. A host that waits for every
-    answer (the serial link's) takes ``streamed=False`` (:func:`forward_stream`).
+    the same cycle. SET_LABEL and the upper layers' FORWARD are followed at once by the next
+    packet (``wait=False``): the label's answers leave during the forward pass, and the host
+    collects them with the forward pass's. A host that waits for every answer (the serial
+    link's) takes ``streamed=False`` (:func:`forward_stream`).
     ``update=False`` leaves the update bit out (the gradients stay for a READ; an UPDATE packet
     applies them).
     """
     everyone, _, last = _phases(layers)
     backward = BACKWARD_ALL if update else BACKWARD_ALL & ~1
     return [
+        _packet(last, Opcode.SET_LABEL, int(label), wait=False),
         *forward_stream(layers, spikes, streamed=streamed),
-        _packet(last, Opcode.SET_LABEL, int(label), wait=True),
         _packet(everyone, Opcode.BACKWARD, backward, wait=True),
     ]
 
@@ -106,6 +109,7 @@ def stream_template(layers: Sequence[Sequence[int]]) -> list[dict[str, Any]]:
     everyone, first, last = _phases(layers)
     above = everyone[len(first) :]
     rows = [
+        ("SET_LABEL", last, None, "arg = the label; its answers are collected with the forward's"),
         *([("FORWARD", above, 0, "")] if above else []),
         (
             "LOAD_SPIKES",
@@ -113,7 +117,6 @@ def stream_template(layers: Sequence[Sequence[int]]) -> list[dict[str, Any]]:
             LOAD_FORWARD,
             "per timestep: count, then the spiking input indices; FORWARD runs as they arrive",
         ),
-        ("SET_LABEL", last, None, "arg = the label"),
         (
             "BACKWARD",
             everyone,
@@ -136,7 +139,7 @@ def stream_template(layers: Sequence[Sequence[int]]) -> list[dict[str, Any]]:
                 "command_word": f"{command(op, arg):#010x}" if arg is not None else None,
                 "payload": what,
                 "answers": len(cores),
-                "wait_for_answers": name != "FORWARD",
+                "wait_for_answers": name not in ("SET_LABEL", "FORWARD"),
             }
         )
     return out

@@ -50,12 +50,12 @@ from spikeforge.hw.backward import (
 from spikeforge.hw.cycles import BACKWARD_HANDSHAKE, UPDATE_HANDSHAKE
 from spikeforge.hw.datapath import READ_LATENCY
 from spikeforge.hw.forward import forward_schedule
-from spikeforge.hw.gradient import WG_DRAIN
+from spikeforge.hw.gradient import wg_schedule
 from spikeforge.hw.links import LANDED, LINK_FIFO_DEPTH
 from spikeforge.hw.params import CoreParams
 from spikeforge.hw.update import update_cycles
 
-__all__ = ["PHASES", "ArrayCycles", "array_step_cycles", "load_avail"]
+__all__ = ["PHASES", "ArrayCycles", "array_step_cycles", "forward_starts", "load_avail"]
 
 FP_STAGES = 2 * READ_LATENCY + 4
 """Cycles from an integrate token to its spike mask entering the emitter FIFO (stage F)."""
@@ -80,12 +80,20 @@ LOAD_STEP = 2
 """Cycles a streamed load spends per timestep besides its index words (the count word and the
 header write): timestep ``t``'s events are in place for the first layer's forward pass
 ``sum_{u <= t} (a_u + LOAD_STEP)`` cycles after its start."""
-HOST_FIXED = 18
-"""Cycles of a training step that depend on nothing above: the host's three round trips (the
-upper layers' FORWARD and the streamed load sent back to back) through the driver, router,
-cores' command decoders, response FIFOs and monitor, and the route and command words before
-the forward pass starts (measured under cocotb + Verilator with no idle or backpressure;
-docs/array.md; 17 plus the load's words when the load was not streamed into FORWARD)."""
+HOST_FIXED = 15
+"""Cycles of a training step that depend on nothing above: the host's two round trips (SET_LABEL,
+the upper layers' FORWARD and the streamed load sent back to back; BACKWARD) through the driver,
+router, cores' command decoders, response FIFOs and monitor, and the route and command words
+before the forward pass starts (measured under cocotb + Verilator with no idle or backpressure;
+docs/array.md)."""
+LABEL_SKEW = 1
+"""Cycles the cores between the first and the last layer start FORWARD before the last layer's:
+the router hands each core the FORWARD packet's words as it takes them, and the last layer's
+cores take them a cycle late, still answering the SET_LABEL before it."""
+LABEL_LOCK = 0
+"""Cycle (from the forward pass's start) the response merger may lock the first SET_LABEL
+answer; the label's ``k`` answers (the last layer's cores) leave back to back from there, and a
+FORWARD answer can lock only after them."""
 HOST_FIXED_INFER = 7
 """The same for an inference pass (the forward packets only: one round trip)."""
 
@@ -122,21 +130,20 @@ class ArrayCycles:
 
 PHASES = {
     "forward": "the forward pass, the input load streamed into it, to the slowest core's "
-    "status word (its FP counter + STATUS_DELAY, + FORWARD_LEAD on the first layer above others)",
+    "status word (its FP counter + STATUS_DELAY + its start, forward_starts)",
     "forward_answers": "FORWARD answers after the slowest core's status word",
-    "label_answers": "the last layer's SET_LABEL answers",
     "backward": "BACKWARD (with update) to the slowest core's status word",
     "backward_answers": "BACKWARD answers after the slowest core's status word",
-    "host_fixed": "HOST_FIXED: the host's three round trips and the words before the forward pass",
+    "host_fixed": "HOST_FIXED: the host's two round trips and the words before the forward pass",
 }
 """The phases of :attr:`ArrayCycles.phases` and what each counts."""
 
 
-def _answers(ready: Sequence[int]) -> int:
+def _answers(ready: Sequence[int], free: int = 0) -> int:
     """Cycle of the last answer word when the cores' status words are ready at ``ready``; the
     merger takes one packet at a time, the earliest (lowest core on ties) first, and locks the
-    next one in the cycle the word before leaves (``free``)."""
-    free, last = 0, 0
+    next one in the cycle the word before leaves (``free``: the first cycle it may lock one)."""
+    last = 0
     for r in sorted(ready):
         lock = max(r, free)
         last, free = lock + 1, lock + ANSWER_CYCLES
@@ -177,15 +184,15 @@ def load_avail(x) -> list[int]:
 
 
 def _forward(
-    cores: Sequence[CoreParams], layers, spikes, lead: int = 0
+    cores: Sequence[CoreParams], layers, spikes, starts: Sequence[int]
 ) -> tuple[list[int], list[list[int]], int]:
     """Forward: per-core FP busy cycles (from each core's start) and per-layer avail times
-    (cycles after the start of the cores of layers above the first, which start ``lead``
-    cycles before the first layer's). The first layer's forward pass is streamed with its
-    load (:func:`load_avail`)."""
+    (cycles from the origin; core ``n`` starts ``starts[n]`` cycles after it). The first
+    layer's forward pass is streamed with its load (:func:`load_avail`, from its start)."""
     T = cores[0].timesteps
     busy = [0] * len(cores)
-    avail = load_avail(spikes[0])  # avail[t] of the current layer: first cycle avail > t
+    # avail[t] of the current layer: first cycle (from the origin) avail > t
+    avail = [a + starts[layers[0][0]] for a in load_avail(spikes[0])]
     fifo_peak = 0
     for layer, group in enumerate(layers):
         x = spikes[layer]  # [T][n_in] input spikes of this layer
@@ -196,7 +203,7 @@ def _forward(
         for n in group:
             p = cores[n]
             G, P = p.groups, p.lanes
-            ints, busy[n] = forward_schedule(p, active, avail)
+            ints, busy[n] = forward_schedule(p, active, [a - starts[n] for a in avail])
             if not last_layer:
                 j0 = p.neuron_offset
                 entries = []
@@ -204,8 +211,7 @@ def _forward(
                     row = []
                     for g in range(G):
                         pc = sum(out[t][j0 + g * P + q] for q in range(P))
-                        ready = ints[t][g] + FP_STAGES + FIFO_LATENCY
-                        ready += lead if layer == 0 else 0
+                        ready = ints[t][g] + FP_STAGES + FIFO_LATENCY + starts[n]
                         row.append((ready, pc, g == G - 1))
                     entries.append(row)
                 per_source.append(entries)
@@ -223,6 +229,22 @@ def _forward(
             nxt.append(merge_free - 1 + LANDED + 1)
         avail = nxt
     return busy, avail, fifo_peak
+
+
+def forward_starts(layers: Sequence[Sequence[int]], cores: int, *, label: bool) -> list[int]:
+    """The cycle each core starts its forward pass, from the start of the last layer's cores:
+    the first layer's :data:`FORWARD_LEAD` later (its load follows the FORWARD packet; on a
+    one-layer array it is the origin); in a training step (``label``: SET_LABEL went first)
+    the layers between :data:`LABEL_SKEW` earlier (they take the FORWARD packet's words while
+    the last layer's cores still answer SET_LABEL)."""
+    starts = [0] * cores
+    if len(layers) > 1:
+        for n in layers[0]:
+            starts[n] = FORWARD_LEAD
+        for group in layers[1:-1] if label else ():
+            for n in group:
+                starts[n] = -LABEL_SKEW
+    return starts
 
 
 def _peak(entries, times) -> int:
@@ -310,12 +332,10 @@ def _backward(cores: Sequence[CoreParams], layers, spikes, deltas) -> list[int]:
         for n, (bp_end, visible, _) in runs.items():
             p = cores[n]
             wg = start + 1  # a core with fused gradients has no WG engine
-            tokens = 0
-            for t in reversed(range(T)) if not p.fused_grads else ():
-                wg = max(wg, visible[t]) + 1 + READ_LATENCY + 1
-                wg += active[t] * ks[n][t]  # no drain between timesteps (gradient.py)
-                tokens += active[t] * ks[n][t]
-            wg += WG_DRAIN if tokens else 0  # after the last timestep only
+            if not p.fused_grads:
+                order = list(reversed(range(T)))
+                tokens = [active[t] * ks[n][t] for t in order]
+                wg = wg_schedule(start + 1, [visible[t] for t in order], tokens)
             engines = max(bp_end, wg - 1) - start
             upd = update_cycles(p, active)  # fused: the mask build follows the spikes
             busy[n] = engines + BACKWARD_HANDSHAKE + upd + UPDATE_HANDSHAKE
@@ -337,14 +357,16 @@ def array_step_cycles(
     """Cycles of one training step (FORWARD, then BACKWARD with update) on the array, and of an
     inference pass on the same sample.
 
-    ``step = forward wall + (k_last + 1) + backward wall + HOST_FIXED`` and ``infer = forward
-    wall + HOST_FIXED_INFER``, with ``k_last`` the cores of the last layer (``k`` answers back to
-    back: the first takes two cycles, every further one one). The first layer's forward pass is
-    streamed with its load (LOAD_SPIKES with :data:`~spikeforge.hw.protocol.LOAD_FORWARD`):
-    timestep ``t`` starts once its events are written, ``sum_{u <= t} (a_u + LOAD_STEP)``
-    cycles after the start (:func:`load_avail`). The forward wall runs from the start of the
-    cores above the first layer (the first layer's start :data:`FORWARD_LEAD` later), or of the
-    first layer's on a one-layer array, to the last FORWARD (and streamed LOAD_SPIKES) answer.
+    ``step = forward wall + backward wall + HOST_FIXED`` and ``infer = forward wall +
+    HOST_FIXED_INFER``. The step's SET_LABEL goes before the forward packets: the last layer's
+    ``k`` label answers leave back to back (from :data:`LABEL_LOCK`) while the forward pass
+    runs, and the forward wall ends with the last FORWARD answer after them. The first layer's
+    forward pass is streamed with its load (LOAD_SPIKES with
+    :data:`~spikeforge.hw.protocol.LOAD_FORWARD`): timestep ``t`` starts once its events are
+    written, ``sum_{u <= t} (a_u + LOAD_STEP)`` cycles after the start (:func:`load_avail`).
+    The forward wall runs from the start of the last layer's cores (the others start as
+    :func:`forward_starts` says) to the last FORWARD (and streamed LOAD_SPIKES) answer; an
+    inference pass has no SET_LABEL before it.
 
     Parameters
     ----------
@@ -361,20 +383,20 @@ def array_step_cycles(
     """
     if len(deltas) != len(layers):
         raise ValueError(f"deltas must have one entry per layer ({len(layers)}), not {len(deltas)}")
-    lead = FORWARD_LEAD if len(layers) > 1 else 0
-    fwd, _, peak = _forward(cores, layers, spikes, lead)
+    starts = forward_starts(layers, len(cores), label=True)
+    fwd, _, peak = _forward(cores, layers, spikes, starts)
     bwd = _backward(cores, layers, spikes, deltas)
-    first = set(layers[0])
-    ready = [c + STATUS_DELAY + (lead if n in first else 0) for n, c in enumerate(fwd)]
-    fwd_wall = _answers(ready)
+    ready = [c + STATUS_DELAY + starts[n] for n, c in enumerate(fwd)]
+    alone = forward_starts(layers, len(cores), label=False)  # an inference pass
+    infer, _, _ = _forward(cores, layers, spikes, alone)
+    infer_wall = _answers([c + STATUS_DELAY + alone[n] for n, c in enumerate(infer)])
+    # The last layer's SET_LABEL answers went first, back to back from LABEL_LOCK on.
+    fwd_wall = _answers(ready, free=LABEL_LOCK + len(layers[-1]) * ANSWER_CYCLES)
     bwd_wall = _answers([c + STATUS_DELAY for c in bwd])
-    # SET_LABEL: the last layer's answers (all ready in the same cycle).
-    label_answers = 1 + _answers([0] * len(layers[-1]))
     fwd_busy, bwd_busy = max(ready), max(bwd) + STATUS_DELAY
     phases = {
         "forward": fwd_busy,
         "forward_answers": fwd_wall - fwd_busy,
-        "label_answers": label_answers,
         "backward": bwd_busy,
         "backward_answers": bwd_wall - bwd_busy,
         "host_fixed": HOST_FIXED,
@@ -384,8 +406,8 @@ def array_step_cycles(
         backward=bwd,
         forward_wall=fwd_wall,
         backward_wall=bwd_wall,
-        step=fwd_wall + label_answers + bwd_wall + HOST_FIXED,
+        step=fwd_wall + bwd_wall + HOST_FIXED,
         fifo_peak=peak,
-        infer=fwd_wall + HOST_FIXED_INFER,
+        infer=infer_wall + HOST_FIXED_INFER,
         phases=phases,
     )

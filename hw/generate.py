@@ -68,7 +68,7 @@ def _cycle_formulas(params: CoreParams) -> dict[str, Any]:
         f"a group's integrate waits {forward.FP_DEPTH} cycles after its previous one "
         "(forward_schedule)",
         "bp": f"sum_t (G + {backward.BP_DELTA_DRAIN}{error}), K_t: groups with a nonzero delta[t]",
-        "wg": f"sum_t ({gradient.WG_TIMESTEP_OVERHEAD} + a_t*K_t) + [sum_t a_t*K_t>0]*"
+        "wg": f"1 + sum_t ({gradient.WG_TIMESTEP_OVERHEAD} + a_t*K_t) + [sum_t a_t*K_t>0]*"
         f"{gradient.WG_DRAIN} when not waiting for BP",
         "update": update.update_formula(params),
         "forward_dense": forward.forward_cycles(params, [params.n_in] * params.timesteps),

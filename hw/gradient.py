@@ -14,12 +14,14 @@ accumulator are read once both are known, so the pipeline is as deep as without 
 Cycles for ``a_t`` active inputs and ``K[t]`` nonzero groups, when it never waits for the BP
 engine::
 
-    wg cycles = sum_t ( WG_TIMESTEP_OVERHEAD + a_t * K[t] ) + [sum_t a_t K[t] > 0] * WG_DRAIN
+    wg cycles = 1 + sum_t ( WG_TIMESTEP_OVERHEAD + a_t * K[t] ) + [sum_t a_t K[t] > 0] * WG_DRAIN
 
-plus the cycles spent waiting for ``delta[t]``; :func:`gradient_cycles` models both engines'
-schedule exactly. There is no drain between timesteps: the next timestep's first token reads
-its accumulator ``WG_TIMESTEP_OVERHEAD + READ_LATENCY + 2`` cycles after the last token of the
-one before, after that token's write (``WG_DEPTH`` cycles after it); each token carries its own
+plus the cycles spent waiting for ``delta[t]``; :func:`wg_schedule` models both engines'
+schedule exactly. There is no drain between timesteps and no wait state when ``delta[t-1]`` is
+already there: the last token of ``t`` checks BP's ``ready`` and the header of ``t - 1`` is read
+in the next cycle, so the next timestep's first token reads its accumulator
+``WG_TIMESTEP_OVERHEAD + READ_LATENCY + 1`` cycles after the last token of the one before, one
+cycle after that token's write (``WG_DEPTH`` cycles after it); each token carries its own
 timestep's delta address. Only the last timestep drains, so that every accumulator is written
 before ``busy`` drops.
 """
@@ -43,13 +45,37 @@ from spikeforge.hw.datapath import (
 )
 from spikeforge.hw.params import CoreParams
 
-__all__ = ["WG_DRAIN", "WG_TIMESTEP_OVERHEAD", "GradientEngine", "gradient_cycles"]
+__all__ = [
+    "WG_DRAIN",
+    "WG_TIMESTEP_OVERHEAD",
+    "GradientEngine",
+    "gradient_cycles",
+    "wg_schedule",
+]
 
 WG_DEPTH = 2 * READ_LATENCY + 2
 """Cycles from a token to its accumulator write."""
 WG_DRAIN = WG_DEPTH + 1
-WG_TIMESTEP_OVERHEAD = 2 + READ_LATENCY
-"""Wait-for-delta check, event header and ``K[t]`` fetch (READ_LATENCY) and latch."""
+WG_TIMESTEP_OVERHEAD = 1 + READ_LATENCY
+"""Event header and ``K[t]`` fetch (READ_LATENCY) and latch; the first timestep, and one whose
+``delta`` is not there when the one before ends, spends one more cycle (at least) waiting."""
+
+
+def wg_schedule(first: int, visible: Sequence[int], tokens: Sequence[int]) -> int:
+    """The cycle after the WG engine's last busy cycle: it waits from cycle ``first`` (the
+    cycle after its start); ``visible[j]`` is the first cycle BP's ``ready`` lets it take the
+    ``j``-th timestep it works on (``t = T-1-j``), ``tokens[j]`` that timestep's ``a_t K[t]``.
+
+    The first timestep's header is read the cycle after its ``WAIT`` sees ``delta`` there; a
+    later one's in the cycle after the previous timestep's last token (or empty header) when
+    ``delta`` was there in that cycle, else the cycle after a ``WAIT`` that sees it. Tokens
+    follow ``READ_LATENCY + 1`` cycles after the header; after the last timestep the pipeline
+    drains (nothing when no token issued)."""
+    cur = first
+    for j, (vis, n) in enumerate(zip(visible, tokens, strict=True)):
+        head = cur if j and cur - 1 >= vis else max(cur, vis) + 1
+        cur = head + WG_TIMESTEP_OVERHEAD + n
+    return cur + (WG_DRAIN if any(tokens) else 0)
 
 
 def gradient_cycles(p: CoreParams, active: Sequence[int], nonzero: Sequence[int]) -> int:
@@ -57,24 +83,19 @@ def gradient_cycles(p: CoreParams, active: Sequence[int], nonzero: Sequence[int]
 
     Both engines start together. BP's timestep ``t`` begins ``1 +`` the BP cycles of the
     timesteps ``T-1 .. t+1`` after the start and makes ``delta[t]`` visible ``G +
-    BP_DELTA_DRAIN`` cycles later; WG spends at least one cycle in WAIT per timestep, then
-    fetches the event header and ``K[t]`` (``READ_LATENCY + 1``) and issues ``a_t * K[t]``
-    tokens; after the last timestep it drains (nothing when no token issued). ``nonzero[t] = K[t]``
-    (:func:`~spikeforge.hw.backward.nonzero_groups`).
+    BP_DELTA_DRAIN`` cycles later; WG follows :func:`wg_schedule` with ``a_t * K[t]`` tokens per
+    timestep. ``nonzero[t] = K[t]`` (:func:`~spikeforge.hw.backward.nonzero_groups`).
     """
     from spikeforge.hw.backward import BP_DELTA_DRAIN, _checked_groups, bp_timestep_cycles
 
     ks = _checked_groups(p, nonzero)
-    cur = 1
+    visible = []
     begin = 1  # BP's timestep t begins here
     for t in reversed(range(p.timesteps)):
-        visible = begin + p.groups + BP_DELTA_DRAIN
+        visible.append(begin + p.groups + BP_DELTA_DRAIN)
         begin += bp_timestep_cycles(p, ks[t])
-        cur = max(cur, visible) + 1 + READ_LATENCY + 1
-        cur += active[t] * ks[t]
-    if any(a * k for a, k in zip(active, ks, strict=True)):
-        cur += WG_DRAIN  # after the last timestep only
-    return cur - 1
+    tokens = [active[t] * ks[t] for t in reversed(range(p.timesteps))]
+    return wg_schedule(1, visible, tokens) - 1
 
 
 class GradientEngine(wiring.Component):
@@ -131,8 +152,8 @@ class GradientEngine(wiring.Component):
 
         def end_timestep():
             # No drain between timesteps: a token's delta address and accumulator address
-            # travel with it, and the next timestep's first accumulator read comes
-            # WG_TIMESTEP_OVERHEAD + RL + 2 cycles after the last token, after its write
+            # travel with it, and the next timestep's first accumulator read comes at least
+            # WG_TIMESTEP_OVERHEAD + RL + 1 cycles after the last token, after its write
             # (WG_DEPTH cycles after it). After the last timestep, the writes in flight land
             # before busy drops (the update reads the accumulators next).
             with m.If(t == 0):
@@ -144,7 +165,10 @@ class GradientEngine(wiring.Component):
                     m.next = "IDLE"
             with m.Else():
                 m.d.sync += [t.eq(t - 1), tbase.eq(tbase - G), zbase.eq(zbase - (G + 1))]
-                m.next = "WAIT"
+                with m.If(self.ready < t):  # delta[t-1] is there: its header next cycle
+                    m.next = "HEAD"
+                with m.Else():
+                    m.next = "WAIT"
 
         with m.FSM():
             with m.State("IDLE"):

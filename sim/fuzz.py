@@ -484,9 +484,9 @@ class _ArrayFuzz:
         self.kind("step")
         await self.maybe_bad(valid)
         await self.host.call(self.everyone, Opcode.SET_LR, lr)
-        # the forward packets (the upper layers' FORWARD, the load with FORWARD streamed into
-        # it), SET_LABEL, BACKWARD
-        forward, label_packet, backward = stream[:-2], stream[-2:-1], stream[-1:]
+        # SET_LABEL, the forward packets (the upper layers' FORWARD, the load with FORWARD
+        # streamed into it), BACKWARD; each phase's answers collected before the next here
+        label_packet, forward, backward = stream[:1], stream[1:-1], stream[-1:]
 
         async def post(packets):
             for packet in packets:
@@ -506,6 +506,9 @@ class _ArrayFuzz:
             await post(backward)
             await collect(backward)
 
+        await post(label_packet)
+        await collect(label_packet)
+        await self.maybe_bad(valid)
         await post(forward)
         if self.rng.random() < self.cfg.abort:
             # ABORT follows the load's last word: the load is done (and the banks flipped)
@@ -513,9 +516,6 @@ class _ArrayFuzz:
             await self.aborted(forward, walls.forward_wall, redo_forward)
         else:
             await collect(forward)
-        await self.maybe_bad(valid)
-        await post(label_packet)
-        await collect(label_packet)
         await self.maybe_bad(valid)
         await post(backward)
         if self.rng.random() < self.cfg.abort:

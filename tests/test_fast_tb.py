@@ -149,7 +149,7 @@ def test_the_epoch_plan_draws_every_answer_and_a_wrong_weight_fails_the_check():
         train_epoch(ArraySession(cores, plan.send, plan.recv, streamed=False), **scenario)
     )
     assert planned["checkpoints"] == [2, 4]
-    # per sample 4 packets (LOAD_SPIKES, FORWARD, SET_LABEL, BACKWARD), answered by each core
+    # per sample 4 packets (SET_LABEL, LOAD_SPIKES, FORWARD, BACKWARD), answered by each core
     # addressed; the placeholder answers read back as zero weights, which the check refuses
     answers = []
     replay = ArrayRecorder(cores)

@@ -106,14 +106,14 @@ def test_cli_generates_the_array_the_mapping_places(tmp_path, capsys):
     stream = recorded.pop("train_step_stream")
     assert recorded == json.loads(json.dumps(mapping.to_dict()))
     assert [(row["command"], row["cores"]) for row in stream] == [
+        ("SET_LABEL", [4, 4]),
         ("FORWARD", [2, 4]),
         ("LOAD_SPIKES", [0, 1]),
-        ("SET_LABEL", [4, 4]),
         ("BACKWARD", [0, 4]),
     ]
-    assert stream[0]["route_word"] == "0xf0002003"  # cores 2 .. 4
-    assert stream[1]["command_word"] == "0x03000001"  # LOAD_FORWARD
-    assert [row["wait_for_answers"] for row in stream] == [False, True, True, True]
+    assert stream[1]["route_word"] == "0xf0002003"  # cores 2 .. 4
+    assert stream[2]["command_word"] == "0x03000001"  # LOAD_FORWARD
+    assert [row["wait_for_answers"] for row in stream] == [False, False, True, True]
 
 
 def test_cli_takes_cores_from_the_array_table_and_prints_the_mapping(tmp_path, capsys):

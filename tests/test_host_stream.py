@@ -20,20 +20,22 @@ def test_a_training_step_is_four_packets_with_the_answers_they_draw():
     spikes = [[0, 1, 1], [1, 0, 0]]
     stream = train_step_stream(layers, spikes, 3)
     assert [p.words[:2] for p in stream] == [
+        (route(4), command(Opcode.SET_LABEL, 3)),
         (route(2, 3), command(Opcode.FORWARD)),
         (route(0, 2), command(Opcode.LOAD_SPIKES, LOAD_FORWARD)),
-        (route(4), command(Opcode.SET_LABEL, 3)),
         (route(0, 5), command(Opcode.BACKWARD, BACKWARD_ALL)),
     ]
-    assert list(stream[1].words[2:]) == spike_words(spikes) == [2, 1, 2, 1, 0]
-    assert [p.wait for p in stream] == [False, True, True, True]  # the load follows FORWARD
-    assert stream[0].answers == dict.fromkeys(range(2, 5), Opcode.FORWARD)
-    assert stream[1].answers == dict.fromkeys(range(2), Opcode.LOAD_SPIKES)
+    assert list(stream[2].words[2:]) == spike_words(spikes) == [2, 1, 2, 1, 0]
+    # the label and FORWARD are followed at once: their answers come with the load's
+    assert [p.wait for p in stream] == [False, False, True, True]
+    assert stream[0].answers == {4: Opcode.SET_LABEL}
+    assert stream[1].answers == dict.fromkeys(range(2, 5), Opcode.FORWARD)
+    assert stream[2].answers == dict.fromkeys(range(2), Opcode.LOAD_SPIKES)
 
 
 def test_a_one_layer_array_waits_for_its_backward():
     stream = train_step_stream([[0, 1]], [[1]], 0)
-    assert stream[0].words[1] == command(Opcode.LOAD_SPIKES, LOAD_FORWARD)
+    assert stream[1].words[1] == command(Opcode.LOAD_SPIKES, LOAD_FORWARD)
     assert len(stream) == 3  # no FORWARD packet: the load runs it
     assert [p.words[1] >> 24 for p in stream][-1] == Opcode.BACKWARD
     assert stream[-1].wait and stream[-1].answers == {0: Opcode.BACKWARD, 1: Opcode.BACKWARD}
@@ -49,7 +51,8 @@ def test_a_host_that_waits_for_every_answer_loads_then_forwards():
     the first layer, then FORWARD to every core -- no packet waits on one sent after it."""
     layers = [[0, 1], [2, 3], [4]]
     stream = train_step_stream(layers, [[0, 1, 1]], 3, streamed=False)
-    assert [p.words[:2] for p in stream[:2]] == [
+    assert [p.words[:2] for p in stream[:3]] == [
+        (route(4), command(Opcode.SET_LABEL, 3)),
         (route(0, 2), command(Opcode.LOAD_SPIKES)),
         (route(0, 5), command(Opcode.FORWARD)),
     ]
