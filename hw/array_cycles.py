@@ -8,10 +8,11 @@ by timestep and word by word on the links:
 
 * **forward** -- the cores above the first layer start FORWARD in the same cycle, the first
   layer's :data:`FORWARD_LEAD` later with their LOAD_SPIKES (the forward pass streamed into the
-  load: timestep ``t`` waits for its events, :func:`load_avail`). Each core's FP engine
-  follows :func:`~spikeforge.hw.forward.forward_schedule`: timestep ``t``'s header is read at
-  ``max(X_{t-1} + 1, avail_t)`` (``X_{t-1}`` the last token of ``t - 1``), its tokens follow
-  ``READ_LATENCY + 1`` cycles later, and group ``g``'s integrate (cycle ``I_t[g]``, held by the
+  load: timestep ``t`` waits for its header, each token for its event, :func:`load_avail`).
+  Each core's FP engine follows :func:`~spikeforge.hw.forward.forward_schedule`: timestep
+  ``t``'s header is read at ``max(X_{t-1} + 1, avail_t)`` (``X_{t-1}`` the last token of
+  ``t - 1``), its tokens follow ``READ_LATENCY + 1`` cycles later (on the first layer, each not
+  before its event is written), and group ``g``'s integrate (cycle ``I_t[g]``, held by the
   hazard check until ``I_{t-1}[g] + FP_DEPTH``) puts its spike mask into the emitter FIFO
   ``FP_STAGES`` cycles later. The serializer sends one word per spike and a ``last`` word per
   timestep; the merge takes source 0's words of ``t``, then source 1's, ...; the receiver
@@ -76,10 +77,11 @@ FORWARD_LEAD = 2
 """Cycles the first layer's cores start their forward pass (LOAD_SPIKES with
 :data:`~spikeforge.hw.protocol.LOAD_FORWARD`) after the cores above it start FORWARD: the
 FORWARD packet's two words go first (``tests/test_array.py``, every core's counters)."""
-LOAD_STEP = 2
-"""Cycles a streamed load spends per timestep besides its index words (the count word and the
-header write): timestep ``t``'s events are in place for the first layer's forward pass
-``sum_{u <= t} (a_u + LOAD_STEP)`` cycles after its start."""
+LOAD_STEP = 1
+"""Cycles a streamed load spends per timestep besides its index words (the count word, whose
+cycle writes the header): for the first layer's forward pass, timestep ``t``'s header is in
+place ``1 + sum_{u < t} (a_u + LOAD_STEP)`` cycles after its start and its event ``k``
+``k + 1`` cycles after that (:func:`load_avail`)."""
 HOST_FIXED = 18
 """Cycles of a training step that depend on nothing above: the host's three round trips (the
 upper layers' FORWARD and the streamed load sent back to back) through the driver, router,
@@ -165,15 +167,21 @@ def _serialize(entries, merge_free, first_free):
     return times, free
 
 
-def load_avail(x) -> list[int]:
-    """``avail[t]`` of a forward pass streamed with its LOAD_SPIKES (input spikes ``x``
-    ``[T][n_in]``): the first cycle (from the FP engine's start) the events of ``t`` are in
-    place: ``sum_{u <= t} (a_u + LOAD_STEP)``."""
-    out, cycle = [], 0
+def load_avail(x) -> tuple[list[int], list[list[int]]]:
+    """``(avail, events)`` of a forward pass streamed with its LOAD_SPIKES (input spikes ``x``
+    ``[T][n_in]``), the first cycles (from the FP engine's start, which is the cycle the load
+    takes its first count word) the engine may read timestep ``t``'s header, ``avail[t] = 1 +
+    sum_{u < t} (a_u + LOAD_STEP)``, and its event ``k``, ``events[t][k] = avail[t] + 1 + k``:
+    the loader writes the header with the count word and each event with its index word, and
+    either is readable the cycle after (the arguments of
+    :func:`~spikeforge.hw.forward.forward_schedule`)."""
+    avail, events, cycle = [], [], 0
     for row in x:
-        cycle += sum(row) + LOAD_STEP
-        out.append(cycle)
-    return out
+        a = sum(row)
+        avail.append(cycle + 1)
+        events.append([cycle + 2 + k for k in range(a)])
+        cycle += a + LOAD_STEP
+    return avail, events
 
 
 def _forward(
@@ -185,7 +193,8 @@ def _forward(
     load (:func:`load_avail`)."""
     T = cores[0].timesteps
     busy = [0] * len(cores)
-    avail = load_avail(spikes[0])  # avail[t] of the current layer: first cycle avail > t
+    # avail[t] of the current layer: first cycle avail > t; events: the first layer's, per event
+    avail, events = load_avail(spikes[0])
     fifo_peak = 0
     for layer, group in enumerate(layers):
         x = spikes[layer]  # [T][n_in] input spikes of this layer
@@ -196,7 +205,7 @@ def _forward(
         for n in group:
             p = cores[n]
             G, P = p.groups, p.lanes
-            ints, busy[n] = forward_schedule(p, active, avail)
+            ints, busy[n] = forward_schedule(p, active, avail, events)
             if not last_layer:
                 j0 = p.neuron_offset
                 entries = []
@@ -221,7 +230,7 @@ def _forward(
                 merge_free = times[-1] + 1  # the source's last word; the merge moves on
                 fifo_peak = max(fifo_peak, _peak(entries[t], times))
             nxt.append(merge_free - 1 + LANDED + 1)
-        avail = nxt
+        avail, events = nxt, None
     return busy, avail, fifo_peak
 
 
@@ -341,10 +350,11 @@ def array_step_cycles(
     wall + HOST_FIXED_INFER``, with ``k_last`` the cores of the last layer (``k`` answers back to
     back: the first takes two cycles, every further one one). The first layer's forward pass is
     streamed with its load (LOAD_SPIKES with :data:`~spikeforge.hw.protocol.LOAD_FORWARD`):
-    timestep ``t`` starts once its events are written, ``sum_{u <= t} (a_u + LOAD_STEP)``
-    cycles after the start (:func:`load_avail`). The forward wall runs from the start of the
-    cores above the first layer (the first layer's start :data:`FORWARD_LEAD` later), or of the
-    first layer's on a one-layer array, to the last FORWARD (and streamed LOAD_SPIKES) answer.
+    timestep ``t`` starts once its header is written, ``1 + sum_{u < t} (a_u + LOAD_STEP)``
+    cycles after the start, and reads each event once it is written (:func:`load_avail`). The
+    forward wall runs from the start of the cores above the first layer (the first layer's start
+    :data:`FORWARD_LEAD` later), or of the first layer's on a one-layer array, to the last
+    FORWARD (and streamed LOAD_SPIKES) answer.
 
     Parameters
     ----------
