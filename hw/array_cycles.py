@@ -8,10 +8,11 @@ by timestep and word by word on the links:
 
 * **forward** -- the cores above the first layer start FORWARD in the same cycle, the first
   layer's :data:`FORWARD_LEAD` later with their LOAD_SPIKES (the forward pass streamed into the
-  load: timestep ``t`` waits for its events, :func:`load_avail`). Each core's FP engine
-  follows :func:`~spikeforge.hw.forward.forward_schedule`: timestep ``t``'s header is read at
-  ``max(X_{t-1} + 1, avail_t)`` (``X_{t-1}`` the last token of ``t - 1``), its tokens follow
-  ``READ_LATENCY + 1`` cycles later, and group ``g``'s integrate (cycle ``I_t[g]``, held by the
+  load: timestep ``t`` waits for its header, each token for its event, :func:`load_avail`).
+  Each core's FP engine follows :func:`~spikeforge.hw.forward.forward_schedule`: timestep
+  ``t``'s header is read at ``max(X_{t-1} + 1, avail_t)`` (``X_{t-1}`` the last token of
+  ``t - 1``), its tokens follow ``READ_LATENCY + 1`` cycles later (on the first layer, each not
+  before its event is written), and group ``g``'s integrate (cycle ``I_t[g]``, held by the
   hazard check until ``I_{t-1}[g] + FP_DEPTH``) puts its spike mask into the emitter FIFO
   ``FP_STAGES`` cycles later. The serializer sends one word per spike and a ``last`` word per
   timestep; the merge takes source 0's words of ``t``, then source 1's, ...; the receiver
@@ -76,10 +77,11 @@ FORWARD_LEAD = 2
 """Cycles the first layer's cores start their forward pass (LOAD_SPIKES with
 :data:`~spikeforge.hw.protocol.LOAD_FORWARD`) after the cores above it start FORWARD: the
 FORWARD packet's two words go first (``tests/test_array.py``, every core's counters)."""
-LOAD_STEP = 2
-"""Cycles a streamed load spends per timestep besides its index words (the count word and the
-header write): timestep ``t``'s events are in place for the first layer's forward pass
-``sum_{u <= t} (a_u + LOAD_STEP)`` cycles after its start."""
+LOAD_STEP = 1
+"""Cycles a streamed load spends per timestep besides its index words (the count word, whose
+cycle writes the header): for the first layer's forward pass, timestep ``t``'s header is in
+place ``1 + sum_{u < t} (a_u + LOAD_STEP)`` cycles after its start and its event ``k``
+``k + 1`` cycles after that (:func:`load_avail`)."""
 HOST_FIXED = 15
 """Cycles of a training step that depend on nothing above: the host's two round trips (SET_LABEL,
 the upper layers' FORWARD and the streamed load sent back to back; BACKWARD) through the driver,
@@ -172,15 +174,21 @@ def _serialize(entries, merge_free, first_free):
     return times, free
 
 
-def load_avail(x) -> list[int]:
-    """``avail[t]`` of a forward pass streamed with its LOAD_SPIKES (input spikes ``x``
-    ``[T][n_in]``): the first cycle (from the FP engine's start) the events of ``t`` are in
-    place: ``sum_{u <= t} (a_u + LOAD_STEP)``."""
-    out, cycle = [], 0
+def load_avail(x) -> tuple[list[int], list[list[int]]]:
+    """``(avail, events)`` of a forward pass streamed with its LOAD_SPIKES (input spikes ``x``
+    ``[T][n_in]``), the first cycles (from the FP engine's start, which is the cycle the load
+    takes its first count word) the engine may read timestep ``t``'s header, ``avail[t] = 1 +
+    sum_{u < t} (a_u + LOAD_STEP)``, and its event ``k``, ``events[t][k] = avail[t] + 1 + k``:
+    the loader writes the header with the count word and each event with its index word, and
+    either is readable the cycle after (the arguments of
+    :func:`~spikeforge.hw.forward.forward_schedule`)."""
+    avail, events, cycle = [], [], 0
     for row in x:
-        cycle += sum(row) + LOAD_STEP
-        out.append(cycle)
-    return out
+        a = sum(row)
+        avail.append(cycle + 1)
+        events.append([cycle + 2 + k for k in range(a)])
+        cycle += a + LOAD_STEP
+    return avail, events
 
 
 def _forward(
@@ -191,8 +199,12 @@ def _forward(
     layer's forward pass is streamed with its load (:func:`load_avail`, from its start)."""
     T = cores[0].timesteps
     busy = [0] * len(cores)
-    # avail[t] of the current layer: first cycle (from the origin) avail > t
-    avail = [a + starts[layers[0][0]] for a in load_avail(spikes[0])]
+    # avail[t] of the current layer: first cycle (from the origin) avail > t; events: the
+    # first layer's, per event (from the origin)
+    s0 = starts[layers[0][0]]
+    avail, events = load_avail(spikes[0])
+    avail = [a + s0 for a in avail]
+    events = [[e + s0 for e in row] for row in events]
     fifo_peak = 0
     for layer, group in enumerate(layers):
         x = spikes[layer]  # [T][n_in] input spikes of this layer
@@ -203,7 +215,9 @@ def _forward(
         for n in group:
             p = cores[n]
             G, P = p.groups, p.lanes
-            ints, busy[n] = forward_schedule(p, active, [a - starts[n] for a in avail])
+            own = [a - starts[n] for a in avail]  # from the core's start
+            evs = None if events is None else [[e - starts[n] for e in row] for row in events]
+            ints, busy[n] = forward_schedule(p, active, own, evs)
             if not last_layer:
                 j0 = p.neuron_offset
                 entries = []
@@ -227,7 +241,7 @@ def _forward(
                 merge_free = times[-1] + 1  # the source's last word; the merge moves on
                 fifo_peak = max(fifo_peak, _peak(entries[t], times))
             nxt.append(merge_free - 1 + LANDED + 1)
-        avail = nxt
+        avail, events = nxt, None
     return busy, avail, fifo_peak
 
 
@@ -362,11 +376,11 @@ def array_step_cycles(
     ``k`` label answers leave back to back (from :data:`LABEL_LOCK`) while the forward pass
     runs, and the forward wall ends with the last FORWARD answer after them. The first layer's
     forward pass is streamed with its load (LOAD_SPIKES with
-    :data:`~spikeforge.hw.protocol.LOAD_FORWARD`): timestep ``t`` starts once its events are
-    written, ``sum_{u <= t} (a_u + LOAD_STEP)`` cycles after the start (:func:`load_avail`).
-    The forward wall runs from the start of the last layer's cores (the others start as
-    :func:`forward_starts` says) to the last FORWARD (and streamed LOAD_SPIKES) answer; an
-    inference pass has no SET_LABEL before it.
+    :data:`~spikeforge.hw.protocol.LOAD_FORWARD`): timestep ``t`` starts once its header is
+    written, ``1 + sum_{u < t} (a_u + LOAD_STEP)`` cycles after the start, and reads each event
+    once it is written (:func:`load_avail`). The forward wall runs from the start of the last
+    layer's cores (the others start as :func:`forward_starts` says) to the last FORWARD (and
+    streamed LOAD_SPIKES) answer; an inference pass has no SET_LABEL before it.
 
     Parameters
     ----------

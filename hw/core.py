@@ -219,8 +219,9 @@ class SpikingCore(wiring.Component):
             # update builds its mask from the events FORWARD used, even if a LOAD_SPIKES
             # between BACKWARD and UPDATE has flipped the banks since.
             fwd_bank = Signal(name="fwd_bank")
+            fwd_streamed = Signal(name="fwd_streamed")
             with m.If(host.fp_start):
-                m.d.sync += fwd_bank.eq(host.bank ^ host.fp_spare)
+                m.d.sync += [fwd_bank.eq(host.bank ^ host.fp_spare), fwd_streamed.eq(host.fp_spare)]
             bank = Mux(fp.busy | (upd.busy if fused else 0), fwd_bank, host.bank)
         events, heads = Mux(bank, p.timesteps * p.n_in, 0), Mux(bank, p.timesteps, 0)
         rsel("events", (fp, "ev"), (gather, "ev"), base=events)
@@ -274,11 +275,19 @@ class SpikingCore(wiring.Component):
         # Input events: from the link during FORWARD (a linked core of a layer > 0), else from
         # LOAD_SPIKES into the spare bank.
         events_from = abortable("spk_rx", SpikeReceiver(p)) if p.spikes_in else host
+        all_events = p.timesteps * p.n_in
         if p.spikes_in:
             wiring.connect(m, wiring.flipped(self.spk_i), events_from.i)
             m.d.comb += [events_from.arm.eq(host.fp_start), fp.avail.eq(events_from.avail)]
+            m.d.comb += fp.ev_avail.eq(all_events)
         else:
-            m.d.comb += fp.avail.eq(host.fp_avail)
+            # A FORWARD streamed with its LOAD_SPIKES reads a timestep's header once it is
+            # written and each event once the loader has written (and checked) it; any other
+            # FORWARD, all of them at once.
+            m.d.comb += [
+                fp.avail.eq(host.fp_avail),
+                fp.ev_avail.eq(Mux(fwd_streamed, host.fp_written, all_events)),
+            ]
         for name, pre in [("events", "ev"), ("event_heads", "hdr")]:
             wport(name, *(getattr(events_from, f"{pre}_{x}") for x in ("waddr", "wdata", "wen")))
         if p.spikes_out:

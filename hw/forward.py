@@ -20,8 +20,11 @@ or the counts before they are written; ``stalls_t`` such cycles, none once ``(G 
 
 A linked core (:mod:`spikeforge.hw.links`), or a FORWARD streamed with its LOAD_SPIKES
 (:data:`~spikeforge.hw.protocol.LOAD_FORWARD`), may wait on top of that: timestep ``t``'s
-header is read only when its input events are in place (``avail > t``), and tokens are issued
-only while the spike emitter has ``room``.
+header is read only when it is in place (``avail > t``: on a linked core once all of ``t``'s
+input events have landed, on a streamed FORWARD once the loader has taken ``t``'s count word),
+an accumulate token only when its event is written (``ev_avail`` above its event pointer: the
+loader's ``written`` on a streamed FORWARD, every event otherwise), and tokens only while the
+spike emitter has ``room``.
 Each integrated group's spike mask goes to the emitter (``spk_*``).
 """
 
@@ -51,27 +54,38 @@ FP_IN_FLIGHT = FP_DEPTH + 1
 """Integrate tokens that may still reach the spike emitter after it reports no room."""
 
 
-def forward_cycles(p: CoreParams, active: list[int], avail: list[int] | None = None) -> int:
+def forward_cycles(
+    p: CoreParams,
+    active: list[int],
+    avail: list[int] | None = None,
+    events: list[list[int]] | None = None,
+) -> int:
     """Cycles of one FORWARD for ``active[t]`` input spikes per timestep (engine start to done);
-    ``avail``: the first cycle, from the start, the events of ``t`` are in place (a linked
-    core's receiver, or a FORWARD streamed with its LOAD_SPIKES; default: all at once). See
-    :func:`forward_schedule`."""
-    return forward_schedule(p, active, avail)[1]
+    ``avail``: the first cycle, from the start, timestep ``t``'s header may be read (a linked
+    core's receiver, or a FORWARD streamed with its LOAD_SPIKES; default: all at once);
+    ``events``: the first cycle each event of ``t`` may be read (a streamed FORWARD; default:
+    with the header). See :func:`forward_schedule`."""
+    return forward_schedule(p, active, avail, events)[1]
 
 
 def forward_schedule(
-    p: CoreParams, active: list[int], avail: list[int] | None = None
+    p: CoreParams,
+    active: list[int],
+    avail: list[int] | None = None,
+    events: list[list[int]] | None = None,
 ) -> tuple[list[list[int]], int]:
     """``(ints, busy)``: ``ints[t][g]``, the cycle group ``g`` of timestep ``t`` integrates
-    (its last token), and the engine's busy cycles, when the events of ``t`` are in place from cycle
-    ``avail[t]`` (cycles from the start; default 0).
+    (its last token), and the engine's busy cycles, when the header of ``t`` may be read from
+    cycle ``avail[t]`` and its event ``k`` from cycle ``events[t][k]`` (cycles from the start;
+    default 0: a linked core's receiver counts a timestep once all its events have landed).
 
-    Timestep ``t``'s header is read once its events are in place and the last token of
-    ``t - 1`` has left (``HEAD``, from cycle 1 for ``t = 0``), ``READ_LATENCY + 1`` cycles before
-    its first token; group ``g`` then issues ``a_t`` accumulate tokens and its integrate, which
-    waits until ``FP_DEPTH`` cycles after group ``g``'s integrate of ``t - 1`` (the hazard
-    check: that one's membrane and count writes must land first). After the last timestep the
-    pipeline drains: ``busy = ints[T-1][G-1] + FP_DEPTH``."""
+    Timestep ``t``'s header is read once it is in place and the last token of ``t - 1`` has
+    left (``HEAD``, from cycle 1 for ``t = 0``), ``READ_LATENCY + 1`` cycles before its first
+    token; group ``g`` then issues ``a_t`` accumulate tokens (token ``k`` not before
+    ``events[t][k]``: a FORWARD streamed with its load reads an event only once the loader has
+    written it) and its integrate, which waits until ``FP_DEPTH`` cycles after group ``g``'s
+    integrate of ``t - 1`` (the hazard check: that one's membrane and count writes must land
+    first). After the last timestep the pipeline drains: ``busy = ints[T-1][G-1] + FP_DEPTH``."""
     G = p.groups
     ints: list[list[int]] = []
     cycle = 1  # HEAD: the cycle after the start
@@ -80,7 +94,11 @@ def forward_schedule(
         cur = head + READ_LATENCY + 1
         row = []
         for g in range(G):
-            cur += a  # the accumulate tokens
+            if events is None:
+                cur += a  # the accumulate tokens
+            else:
+                for k in range(a):  # each one once its event is written
+                    cur = max(cur, events[t][k]) + 1
             if ints:
                 cur = max(cur, ints[-1][g] + FP_DEPTH)
             row.append(cur)
@@ -95,7 +113,8 @@ class ForwardEngine(wiring.Component):
 
     Ports: ``start`` (pulse) begins ``T`` timesteps; ``busy`` is high until the last membrane is
     written; ``lane_work`` marks the cycles on which a token enters the lanes; ``avail`` counts
-    the timesteps whose input events are in place (``T`` when all are).
+    the timesteps whose event header is in place (``T`` when all are), ``ev_avail`` the events
+    of the bank, from its first, that may be read (all of them unless a load streams them).
     """
 
     def __init__(self, params: CoreParams):
@@ -115,6 +134,7 @@ class ForwardEngine(wiring.Component):
                 **read_port_members("cnt", mem["counts"]),
                 **write_port_members("cnt", mem["counts"]),
                 "avail": In(range(p.timesteps + 1)),
+                "ev_avail": In(p.event_ptr_bits + 1),
                 **(
                     {
                         "spk_room": In(1),
@@ -153,7 +173,8 @@ class ForwardEngine(wiring.Component):
 
         issue_acc = Signal()
         issue_lif = Signal()
-        # Linked cores: timestep t waits for its input events; issue waits for emitter room.
+        # Linked or streamed: timestep t waits for its header, an accumulate for its event (a
+        # streamed load); issue waits for emitter room.
         avail = self.avail
         room = self.spk_room if p.spikes_out else Const(1)
         hazard = Signal()  # an integrate of group g is still in the pipeline (below)
@@ -202,8 +223,9 @@ class ForwardEngine(wiring.Component):
                 with m.Elif((k_ev >= ev_count) & hazard):
                     pass  # group g's u[t-1] and counts are still being written
                 with m.Elif(k_ev < ev_count):
-                    m.d.comb += issue_acc.eq(1)
-                    m.d.sync += [k_ev.eq(k_ev + 1), ev_ptr.eq(ev_ptr + 1)]
+                    with m.If(ev_ptr < self.ev_avail):  # the event is written (and checked)
+                        m.d.comb += issue_acc.eq(1)
+                        m.d.sync += [k_ev.eq(k_ev + 1), ev_ptr.eq(ev_ptr + 1)]
                 with m.Else():
                     m.d.comb += issue_lif.eq(1)
                     m.d.sync += [k_ev.eq(0), ev_ptr.eq(ev_start), g.eq(g + 1)]
@@ -214,7 +236,7 @@ class ForwardEngine(wiring.Component):
                             m.d.sync += drain.eq(FP_DEPTH - 1)
                             m.next = "DRAIN"
                         with m.Else():
-                            # The next timestep at once: its header (once its events are in
+                            # The next timestep at once: its header (once it is in
                             # place); the hazard check keeps each group's integrate behind the
                             # writes of the same group's previous one.
                             m.d.sync += [t.eq(t + 1), tbase.eq(tbase + G), pbase.eq(tbase)]

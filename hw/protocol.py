@@ -31,8 +31,8 @@ opcode   name            arg / payload / response
                          count ``c <= n_in``, then ``c`` ascending input indices (address
                          events); replaces the spikes only when the whole packet is right (not
                          on cores fed by a spike link). With :data:`LOAD_FORWARD` the core also
-                         runs FORWARD on them as they arrive (timestep ``t`` once its spikes are
-                         written) and answers once, after the forward pass
+                         runs FORWARD on them as they arrive (each event once it is written)
+                         and answers once, after the forward pass
 0x04     FORWARD         arg 0; run ``T`` timesteps of the forward pass
 0x05     SET_LABEL       arg = label; the output error comes from spike counts and this label
 0x06     BACKWARD        arg bit 0: apply the update afterwards; bit 1: use the external error
@@ -274,7 +274,8 @@ def _bits(layout: data.StructLayout, fields: Mapping[str, int]) -> int:
 
 LOAD_FORWARD = 0b1
 """LOAD_SPIKES's argument that streams the load into FORWARD: the forward pass starts with the
-load and runs timestep ``t`` as soon as the payload's timestep ``t`` is written, and the packet
+load and runs behind the loader event by event (timestep ``t`` once its count word is taken,
+each accumulate once its index is written: :mod:`~spikeforge.hw.host.spikes`), and the packet
 is answered once, when the forward pass is done (status ``OK``). A bad payload (``BAD_LENGTH``
 / ``BAD_SPIKES``) stops the forward pass as ABORT would (the core's engines and links and, in
 an array, the links on both of its layer boundaries) and draws that status; the banks do not

@@ -77,9 +77,10 @@ def _hash_words():
 
 
 def test_a_core_cut_off_inside_a_packet_gets_it_closed_and_changes_nothing():
-    """With a one-cycle watchdog, a LOAD_SPIKES packet is given up at the loader's first
-    timestep bubble: the array answers TIMEOUT, and before the core's next packet it closes the
-    broken one with an ``abandon`` word. The core's spikes stay those loaded before."""
+    """With a one-cycle watchdog, a LOAD_SPIKES packet is given up at the first cycle one of
+    its words waits for the core: the array answers TIMEOUT, and before the core's next packet
+    it closes the broken one with an ``abandon`` word. The core's spikes stay those loaded
+    before."""
     x = samples(NET, 2, steps=1, density=0.5)[0][0]
     other = torch.ones_like(x[0])
     golden = GoldenModel(NET, weights_for_seed(NET, 2))

@@ -53,8 +53,9 @@ class HostController(wiring.Component):
     waddr, wlane, wdata, wen_<memory> : one committed WRITE value.
     ev_*, hdr_*, bank : LOAD_SPIKES writes and the event bank the engines read (cores that load
         their spikes).
-    fp_avail : the timesteps of a running LOAD_SPIKES already written (``T`` when none runs):
-        how far a FORWARD streamed with it (``fp_spare``) may go.
+    fp_avail, fp_written : the timesteps of a running LOAD_SPIKES whose header is written
+        (``T`` when none runs) and the events of the latest one written so far: how far a
+        FORWARD streamed with it (``fp_spare``) may go.
     *_start, *_busy, lane_work, label, ext_error, u_sel, abort : the engines' control.
     rd_<memory> : the read words of every memory a quantity lives in.
     ren_<memory> : a READ uses the word at ``raddr`` this cycle (the read-during-write checks).
@@ -86,6 +87,7 @@ class HostController(wiring.Component):
                 **write_port_members("hdr", specs["event_heads"]),
                 "bank": Out(1),
                 "fp_avail": Out(range(p.timesteps + 1)),
+                "fp_written": Out(p.event_ptr_bits + 1),
             }
         super().__init__(members)
 
@@ -164,6 +166,7 @@ class HostController(wiring.Component):
                 framer.ld_ended.eq(loader.ended),
                 self.bank.eq(loader.bank),
                 self.fp_avail.eq(loader.avail),
+                self.fp_written.eq(loader.written),
             ]
             drive_write_ports(m, self, loader, "ev", "hdr")
         # Engines (the framer's control, passed through) and counters.

@@ -7,12 +7,18 @@ reserved bits set is above it), then ``c`` input indices, ascending, each below 
 Only a packet whose ``last`` word is exactly its final index (or final count) flips the banks,
 so the engines see every spike of a right packet and nothing of a wrong one.
 
-Timing: one word per cycle, and one cycle per timestep to write its header (the ``HEAD``
-state, where no word is taken): ``T + 1 + words`` cycles from the command word to ``done``.
-``done`` is combinational: on the word that decides the outcome, or in the final ``HEAD``.
-``avail`` counts the timesteps whose events and header are written (from the cycle after their
-``HEAD``; ``T`` while no LOAD_SPIKES runs): a FORWARD streamed with the load
-(:data:`~spikeforge.hw.protocol.LOAD_FORWARD`) starts timestep ``t`` once ``avail > t``.
+Timing: one word per cycle, ``1 + words`` cycles from the command word to ``done``.
+``done`` is combinational, on the word that decides the outcome; the banks flip at its end.
+Timestep ``t``'s header is written in the cycle its count word is taken (the count is known
+then; a packet that turns out wrong later is never used: the banks do not flip, and a FORWARD
+streamed with it stops). ``avail`` counts the timesteps whose header is written, from the cycle
+after their count word (``T`` while no LOAD_SPIKES runs); ``written`` counts the events of this
+load written so far (each one checked: below ``n_in``, ascending), from the cycle after its
+index word; it keeps its value after the load. A FORWARD streamed with the load
+(:data:`~spikeforge.hw.protocol.LOAD_FORWARD`) reads timestep ``t``'s header once
+``avail > t`` and event ``k`` of the bank once ``written > k``: a write reaches the block RAM
+the cycle after the loader's, and so does the engine's read address, so the engine's read
+comes a cycle after the write, never in the same one.
 
 On a core with the rate encoder, a LOAD_INPUTS packet (``start`` with ``inputs``) goes to the
 :class:`~spikeforge.hw.host.encoder.RateEncoder`, which writes the spare bank the same way; the
@@ -50,7 +56,9 @@ class SpikeLoader(wiring.Component):
     bank : Out(1)
         The event bank the FP and WG engines read.
     avail : Out
-        Timesteps of the running LOAD_SPIKES written to the spare bank; ``T`` when idle.
+        Timesteps of the running LOAD_SPIKES whose header is written; ``T`` when idle.
+    written : Out
+        Events of the latest LOAD_SPIKES written (and checked) so far, within the bank.
     ev_*, hdr_* : Out
         Writes of the event and event-header memories (bank offset included).
     """
@@ -70,6 +78,7 @@ class SpikeLoader(wiring.Component):
                 "ended": Out(1),
                 "bank": Out(1),
                 "avail": Out(range(p.timesteps + 1)),
+                "written": Out(p.event_ptr_bits + 1),
                 **write_port_members("ev", mem["events"]),
                 **write_port_members("hdr", mem["event_heads"]),
                 **(rw_check.members() if p.rate_encoder else {}),
@@ -82,11 +91,10 @@ class SpikeLoader(wiring.Component):
         T, n_in = p.timesteps, p.n_in
         pb = p.event_ptr_bits
         ib = max(1, (n_in - 1).bit_length())
+        cb = max(1, n_in.bit_length())  # the header's count field
         ptr = Signal(pb + 1)
-        start = Signal(pb + 1)
-        t = Signal(range(T + 1))
+        t = Signal(range(T + 1))  # COUNT: the timestep whose count comes; INDEX: the one after
         remaining = Signal(range(n_in + 1))
-        written = Signal(range(n_in + 1))
         prev = Signal(ib)
         first = Signal()
         beat = self.beat.payload
@@ -96,15 +104,27 @@ class SpikeLoader(wiring.Component):
             self.ev_waddr.eq(Mux(spare, T * n_in, 0) + ptr),
             self.ev_wdata.eq(word[:ib]),
             self.hdr_waddr.eq(Mux(spare, T, 0) + t),
-            self.hdr_wdata.eq(Cat(start[:pb], written)),
+            self.hdr_wdata.eq(Cat(ptr[:pb], word[:cb])),
+            self.written.eq(ptr),
         ]
-        final = t == T - 1
         if p.rate_encoder:
             self._encoder(m)
 
         def finish(status, ended):
             m.d.comb += [self.done.eq(1), self.status.eq(status), self.ended.eq(ended)]
             m.next = "IDLE"
+
+        def next_timestep(final):
+            """The timestep's last word was taken and right: the next count, or the end."""
+            with m.If(final & ~beat.last):
+                finish(Status.BAD_LENGTH, 0)  # complete, but the packet goes on
+            with m.Elif(~final & beat.last):
+                finish(Status.BAD_LENGTH, 1)
+            with m.Elif(final):
+                m.d.sync += self.bank.eq(spare)
+                finish(Status.OK, 1)
+            with m.Else():
+                m.next = "COUNT"
 
         with m.FSM() as fsm:
             m.d.comb += self.avail.eq(Mux(fsm.ongoing("IDLE"), T, t))
@@ -115,22 +135,22 @@ class SpikeLoader(wiring.Component):
             with m.State("COUNT"):
                 m.d.comb += self.beat.ready.eq(1)
                 with m.If(self.beat.valid):
-                    m.d.sync += [remaining.eq(word), written.eq(0), start.eq(ptr), first.eq(1)]
+                    m.d.sync += [remaining.eq(word), first.eq(1)]
                     with m.If(beat.abandon):
                         finish(Status.BAD_LENGTH, 1)
                     with m.Elif(word > n_in):
                         finish(Status.BAD_SPIKES, beat.last)
-                    with m.Elif(word != 0):
-                        with m.If(beat.last):
-                            finish(Status.BAD_LENGTH, 1)
-                        with m.Else():
-                            m.next = "INDEX"
-                    with m.Elif(final & ~beat.last):
-                        finish(Status.BAD_LENGTH, 0)  # complete, but the packet goes on
-                    with m.Elif(~final & beat.last):
-                        finish(Status.BAD_LENGTH, 1)
                     with m.Else():
-                        m.next = "HEAD"
+                        # The header now: the count is known, and the events follow at ptr.
+                        m.d.comb += self.hdr_wen.eq(1)
+                        m.d.sync += t.eq(t + 1)
+                        with m.If(word != 0):
+                            with m.If(beat.last):
+                                finish(Status.BAD_LENGTH, 1)
+                            with m.Else():
+                                m.next = "INDEX"
+                        with m.Else():
+                            next_timestep(t == T - 1)
             with m.State("INDEX"):
                 m.d.comb += self.beat.ready.eq(1)
                 with m.If(self.beat.valid):
@@ -143,7 +163,6 @@ class SpikeLoader(wiring.Component):
                         m.d.comb += self.ev_wen.eq(1)
                         m.d.sync += [
                             ptr.eq(ptr + 1),
-                            written.eq(written + 1),
                             prev.eq(word[:ib]),
                             first.eq(0),
                             remaining.eq(remaining - 1),
@@ -151,20 +170,8 @@ class SpikeLoader(wiring.Component):
                         with m.If(remaining != 1):
                             with m.If(beat.last):
                                 finish(Status.BAD_LENGTH, 1)
-                        with m.Elif(final & ~beat.last):
-                            finish(Status.BAD_LENGTH, 0)
-                        with m.Elif(~final & beat.last):
-                            finish(Status.BAD_LENGTH, 1)
                         with m.Else():
-                            m.next = "HEAD"
-            with m.State("HEAD"):
-                m.d.comb += self.hdr_wen.eq(1)
-                m.d.sync += t.eq(t + 1)
-                with m.If(final):
-                    m.d.sync += self.bank.eq(spare)
-                    finish(Status.OK, 1)
-                with m.Else():
-                    m.next = "COUNT"
+                            next_timestep(t == T)
         return m
 
     def _encoder(self, m: Module) -> None:
