@@ -95,7 +95,8 @@ cores take them a cycle late, still answering the SET_LABEL before it."""
 LABEL_LOCK = 0
 """Cycle (from the forward pass's start) the response merger may lock the first SET_LABEL
 answer; the label's ``k`` answers (the last layer's cores) leave back to back from there, and a
-FORWARD answer can lock only after them."""
+FORWARD answer can lock only after them. Not measured: in every run the forward pass outlasts
+the label's answers by far, so no FORWARD answer has waited behind one."""
 HOST_FIXED_INFER = 7
 """The same for an inference pass (the forward packets only: one round trip)."""
 
@@ -402,7 +403,7 @@ def array_step_cycles(
     bwd = _backward(cores, layers, spikes, deltas)
     ready = [c + STATUS_DELAY + starts[n] for n, c in enumerate(fwd)]
     alone = forward_starts(layers, len(cores), label=False)  # an inference pass
-    infer, _, _ = _forward(cores, layers, spikes, alone)
+    infer = fwd if alone == starts else _forward(cores, layers, spikes, alone)[0]
     infer_wall = _answers([c + STATUS_DELAY + alone[n] for n, c in enumerate(infer)])
     # The last layer's SET_LABEL answers went first, back to back from LABEL_LOCK on.
     fwd_wall = _answers(ready, free=LABEL_LOCK + len(layers[-1]) * ANSWER_CYCLES)
