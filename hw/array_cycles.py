@@ -200,12 +200,10 @@ def _forward(
     layer's forward pass is streamed with its load (:func:`load_avail`, from its start)."""
     T = cores[0].timesteps
     busy = [0] * len(cores)
-    # avail[t] of the current layer: first cycle (from the origin) avail > t; events: the
-    # first layer's, per event (from the origin)
-    s0 = starts[layers[0][0]]
-    avail, events = load_avail(spikes[0])
-    avail = [a + s0 for a in avail]
-    events = [[e + s0 for e in row] for row in events]
+    # The first layer's load, from its cores' start (they start together): per timestep and
+    # per event. avail[t] of the current layer: first cycle (from the origin) avail > t.
+    load, events = load_avail(spikes[0])
+    avail = [a + starts[layers[0][0]] for a in load]
     fifo_peak = 0
     for layer, group in enumerate(layers):
         x = spikes[layer]  # [T][n_in] input spikes of this layer
@@ -217,8 +215,7 @@ def _forward(
             p = cores[n]
             G, P = p.groups, p.lanes
             own = [a - starts[n] for a in avail]  # from the core's start
-            evs = None if events is None else [[e - starts[n] for e in row] for row in events]
-            ints, busy[n] = forward_schedule(p, active, own, evs)
+            ints, busy[n] = forward_schedule(p, active, own, events if layer == 0 else None)
             if not last_layer:
                 j0 = p.neuron_offset
                 entries = []
@@ -242,7 +239,7 @@ def _forward(
                 merge_free = times[-1] + 1  # the source's last word; the merge moves on
                 fifo_peak = max(fifo_peak, _peak(entries[t], times))
             nxt.append(merge_free - 1 + LANDED + 1)
-        avail, events = nxt, None
+        avail = nxt
     return busy, avail, fifo_peak
 
 
