@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -46,9 +45,12 @@ from spikeforge.sim.regress import run_seed, same_answers
 from spikeforge.sim.rtl_runner import build_bare, build_fast_core
 from spikeforge.sim.scenario import train_and_check
 from spikeforge.sim.session import CoreSession
+from spikeforge.toolchain import run_tool
 
 DENSITY = 0.25
 SEED = 0
+BARE_TIMEOUT = 600
+"""Seconds one run of the bare Verilator program may take (the measured run: about a second)."""
 BUILD = Path(__file__).resolve().parents[1] / "build" / "sim-speed"
 
 
@@ -124,7 +126,13 @@ def _bare(binary: Path, stream: Path, folder: Path, stall: float) -> dict:
         else:
             shutil.copy(stream / "cmd.hex", work / "cmd.hex")
         t0 = time.perf_counter()
-        subprocess.run([binary, *settings.plusargs()], cwd=work, check=True, capture_output=True)
+        done = run_tool([binary, *settings.plusargs()], cwd=work, timeout=BARE_TIMEOUT)
+        if done.timed_out:
+            raise SystemExit(f"the bare Verilator run '{name}' ran past {BARE_TIMEOUT} s")
+        if done.returncode:
+            raise SystemExit(
+                f"the bare Verilator run '{name}' failed ({done.returncode}): {done.output[-500:]}"
+            )
         seconds[name] = time.perf_counter() - t0
     status = fast_tb.read_status(work / "fast.txt")
     if status["reason"] != "done":

@@ -8,7 +8,6 @@ quantities, memories, cycle formulas and the hashes that identify the build.
 from __future__ import annotations
 
 import json
-import subprocess
 from contextlib import nullcontext
 from importlib.metadata import version
 from pathlib import Path
@@ -35,9 +34,12 @@ from spikeforge.hw.protocol import (
     Status,
 )
 from spikeforge.hw.rack import CoreRack, check_cores
+from spikeforge.toolchain import run_tool, tool_env
 
 __all__ = ["LINT_WAIVERS", "generate", "generate_array", "generate_rack", "lint", "manifest"]
 
+LINT_TIMEOUT = 600
+"""Seconds ``verilator --lint-only`` may take on one design (the 16-core array: seconds)."""
 LINT_WAIVERS = {
     "WIDTHEXPAND": "Amaranth emits operands narrower than their context and relies on Verilog's "
     "implicit zero/sign extension, which is exactly Amaranth's semantics",
@@ -247,19 +249,14 @@ def _generate_array(cores: list[CoreParams], out_dir: Path, link_stall: int) -> 
 
 def lint(verilog_path: Path, *, waivers: dict[str, str] = LINT_WAIVERS) -> list[str]:
     """Run ``verilator --lint-only -Wall`` with the waivers; return the remaining warnings."""
-    from spikeforge.toolchain import tool_env
-
     verilog_path = Path(verilog_path)
     cmd = ["verilator", "--lint-only", "-Wall", *[f"-Wno-{w}" for w in waivers]]
-    proc = subprocess.run(
-        [*cmd, verilog_path.name],
-        cwd=verilog_path.parent,
-        env=tool_env(),
-        capture_output=True,
-        text=True,
-        check=False,
+    done = run_tool(
+        [*cmd, verilog_path.name], cwd=verilog_path.parent, env=tool_env(), timeout=LINT_TIMEOUT
     )
-    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("%")]
-    if proc.returncode != 0 and not lines:
-        lines = [f"verilator exited {proc.returncode}: {proc.stderr.strip()[-500:]}"]
+    if done.timed_out:
+        return [f"verilator --lint-only ran past its deadline of {LINT_TIMEOUT} s"]
+    lines = [ln for ln in done.output.splitlines() if ln.startswith("%")]
+    if done.returncode != 0 and not lines:
+        lines = [f"verilator exited {done.returncode}: {done.output.strip()[-500:]}"]
     return lines

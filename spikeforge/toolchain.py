@@ -138,7 +138,7 @@ def lz4_dir() -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"]
         cmd += ["--no-binary", ":all:", "-d", tmp, f"{name}=={ver}"]
-        if subprocess.run(cmd, capture_output=True, text=True).returncode:
+        if subprocess.run(cmd, capture_output=True, text=True, timeout=600).returncode:
             raise RuntimeError(
                 f"could not download the {name}=={ver} sdist from PyPI (FST support)"
             )
@@ -153,8 +153,9 @@ def lz4_dir() -> Path:
                     raise RuntimeError(f"{sdist.name} has no lz4libs/{leaf}")
                 (out / leaf).write_bytes(member.read())
     obj = out / "lz4.o"
-    subprocess.run(["cc", "-O2", "-fPIC", "-c", str(out / "lz4.c"), "-o", str(obj)], check=True)
-    subprocess.run(["ar", "rcs", str(out / "liblz4.a"), str(obj)], check=True)
+    cc = ["cc", "-O2", "-fPIC", "-c", str(out / "lz4.c"), "-o", str(obj)]
+    subprocess.run(cc, check=True, timeout=600)
+    subprocess.run(["ar", "rcs", str(out / "liblz4.a"), str(obj)], check=True, timeout=600)
     return out
 
 

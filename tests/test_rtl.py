@@ -17,6 +17,7 @@ unchanged (``sim/rtl_runner.py``).
   of the epoch with every weight compared at 10 checkpoints, then the whole test split (the
   whole epoch: ``make epoch-rtl``);
 * a falsified golden value makes the run fail with the first-mismatch report and an FST;
+* a simulator process that hangs is killed at its deadline, and the run says so;
 * ``spikeforge regress`` on a config file.
 """
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,7 @@ from spikeforge.cli import main
 from spikeforge.hw.params import CoreParams
 from spikeforge.sim.matrix import CI, core_params
 from spikeforge.sim.regress import run_config, run_digits, run_epoch
+from spikeforge.sim.rtl_runner import build_fast_core, run
 from spikeforge.sw.config import SnnConfig
 
 BUILD_ROOT = Path(__file__).resolve().parents[1] / "build" / "rtl"
@@ -98,6 +101,32 @@ def test_checker_reports_the_first_mismatch_with_a_waveform(request):
     assert "step 0, seed 2: first mismatch in deltas at t = 3, j = 3" in run.message
     assert run.fst is not None and run.fst.stat().st_size > 0
     assert f"waveform: {run.fst}" in result.report()
+
+
+HANG = """import time
+
+import cocotb
+
+
+@cocotb.test()
+async def hang(dut):
+    time.sleep(600)  # a testbench stuck outside the simulator: no simulated deadline helps
+"""
+
+
+@pytest.mark.rtl
+def test_a_hung_simulator_is_killed_at_its_deadline(tmp_path, monkeypatch):
+    params = CoreParams(net=SnnConfig(layers=(8, 4), timesteps=4), lanes=2)
+    b = build_fast_core(
+        params, BUILD_ROOT / "test_checker_reports_the_first_mismatch_with_a_waveform"
+    )
+    (tmp_path / "tb_hang.py").write_text(HANG)
+    monkeypatch.syspath_prepend(str(tmp_path))  # the simulator's Python finds tb_hang
+    t0 = time.monotonic()
+    result = run(b, tmp_path / "run", {}, testbench="tb_hang", timeout=20, waves_on_failure=False)
+    assert time.monotonic() - t0 < 60
+    assert not result.passed
+    assert "ran past its deadline of 20 s and was killed" in result.message
 
 
 @pytest.mark.rtl
