@@ -43,12 +43,25 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from dask.distributed import as_completed, wait
 from optuna.samplers import GridSampler, NSGAIISampler
 from optuna.trial import TrialState, create_trial
 
 from spikeforge.cluster import dask_client
+from spikeforge.codesign.evaluate import (
+    core_stage,
+    finish_point,
+    glue_stage,
+    pick_trained,
+    plan_point,
+    train_entry,
+    train_group_stage,
+    train_stage,
+)
 from spikeforge.codesign.mapping import map_network
-from spikeforge.codesign.report import ACCURACY_LABELS
+from spikeforge.codesign.pareto import pareto_front
+from spikeforge.codesign.report import ACCURACY_LABELS, write_report
+from spikeforge.codesign.resources import array_fmax, shapes
 from spikeforge.codesign.space import (
     EXECUTION_KEYS,
     TRAINING_KEYS,
@@ -56,9 +69,11 @@ from spikeforge.codesign.space import (
     point_config,
     point_id,
 )
+from spikeforge.hw.array import array_hash
 from spikeforge.hw.devices import DEFAULT_DEVICE
 from spikeforge.sw.config import ConfigError, check_int
 from spikeforge.sw.data import load_dataset
+from spikeforge.sw.replicas import SHARED_FIELDS
 from spikeforge.sw.sources import DEFAULT_DATASET
 from spikeforge.sw.train import check_dataset
 
@@ -229,8 +244,6 @@ def _submit(client, space: DesignSpace, batch: list, cache: str, network_toml: s
     last, cheap task. ``training`` maps the keys of training tasks this sweep submitted earlier
     to their futures: a point whose config trains already waits for that task.
     """
-    from spikeforge.codesign.evaluate import plan_point
-
     planned = [plan_point(space, params, network_toml) for params in batch]
     nets = [net for _, net, _ in planned if net is not None]
     trained = _submit_training(client, space, nets, cache, training)
@@ -252,14 +265,6 @@ def _submit_training(client, space: DesignSpace, nets: list, cache: str, trainin
     task per shape (split evenly into groups of at most ``max_replicas``), keyed by its sorted
     config hashes and the budget, and per config a cheap task picking its result out.
     """
-    from spikeforge.codesign.evaluate import (
-        pick_trained,
-        train_entry,
-        train_group_stage,
-        train_stage,
-    )
-    from spikeforge.sw.replicas import SHARED_FIELDS
-
     budget = space.budget
     digest = _digest(budget)
     for key in [k for k, fut in training.items() if fut.done()]:
@@ -304,10 +309,6 @@ def _submit_training(client, space: DesignSpace, nets: list, cache: str, trainin
 
 def _submit_stages(client, space: DesignSpace, record, net, cores, trained, cache: str):
     """Submit a valid point's synthesis and record tasks; the future of its record."""
-    from spikeforge.codesign.evaluate import core_stage, finish_point, glue_stage
-    from spikeforge.codesign.resources import shapes
-    from spikeforge.hw.array import array_hash
-
     core_reports = glue = None
     if space.setting("hardware", "synth", True):
         timeout = space.setting("hardware", "synth_timeout", 1800)
@@ -370,11 +371,6 @@ def run_sweep(
         Overrides the space's ``training.max_replicas`` (1: every config trains alone); the
         results do not depend on it, so a resume may change it.
     """
-    from dask.distributed import wait
-
-    from spikeforge.codesign.pareto import pareto_front
-    from spikeforge.codesign.report import write_report
-
     if not isinstance(space, DesignSpace):
         raise TypeError(f"space must be a DesignSpace, not {space!r}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
@@ -500,8 +496,6 @@ def run_sweep(
 def fmax_order(records, front: list[str]) -> list[str]:
     """The Pareto points in the order their Fmax is measured: the accuracy-vs-LUT front first
     (the area choices), then the rest, each by falling accuracy."""
-    from spikeforge.codesign.pareto import pareto_front
-
     by_id = {r["id"]: r for r in records}
     area = set(pareto_front([by_id[p] for p in front], {"accuracy": "max", "luts": "min"}))
     return sorted(front, key=lambda p: (p not in area, -by_id[p]["accuracy"]))
@@ -509,10 +503,6 @@ def fmax_order(records, front: list[str]) -> list[str]:
 
 def _measure_fmax(space, out: Path, records, front, client, progress) -> int:
     """Place and route every Pareto point not measured yet; store Fmax in its record."""
-    from dask.distributed import as_completed
-
-    from spikeforge.codesign.resources import array_fmax
-
     hw = space.hardware
     if not (hw.get("fmax", True) and hw.get("synth", True)):
         return 0
