@@ -149,27 +149,40 @@ def array_fmax(
     pnr_timeout: float,
     target_mhz: float = 100.0,
     synth_timeout: float = 1800,
+    routers: Sequence[str] = ("router1",),
 ) -> dict[str, Any]:
     """Place and route the whole array (flat synthesis, nextpnr-ecp5) for its Fmax.
 
-    Returns ``{"fmax_mhz", "fmax_status", "pnr_seconds", "flat": {luts, ffs, brams, dsps}}``;
-    ``fmax_status`` is ``"ok"``, ``"timeout"`` (nextpnr passed ``pnr_timeout``: Fmax unknown)
-    or ``"failed: <reason>"``. Never raises for a tool failure.
+    ``routers`` are tried in order, each with ``pnr_timeout`` seconds: the next one only when
+    the one before ran past it (router1 is erratic on some congested arrays, where router2
+    finishes in minutes; docs/codesign.md).
+
+    Returns ``{"fmax_mhz", "fmax_status", "pnr_seconds", "pnr_router", "pnr_timeouts",
+    "flat": {luts, ffs, brams, dsps}}``; ``fmax_status`` is ``"ok"``, ``"timeout"`` (every
+    router passed ``pnr_timeout``: Fmax unknown) or ``"failed: <reason>"``; ``pnr_router`` the
+    router of the last run, ``pnr_timeouts`` the routers that timed out before it. Never raises
+    for a tool failure.
     """
     workdir = Path(workdir)
+    timeouts: list[str] = []
     try:
         man = generate_array(list(cores), workdir, checks=False)
-        rep = synthesize(
-            workdir / man["verilog"],
-            man["top"],
-            workdir,
-            device=cores[0].device,
-            pnr=True,
-            target_mhz=target_mhz,
-            yosys_timeout=synth_timeout,
-            pnr_timeout=pnr_timeout,
-            no_rw_check=True,
-        )
+        for router in routers:
+            rep = synthesize(
+                workdir / man["verilog"],
+                man["top"],
+                workdir,
+                device=cores[0].device,
+                pnr=True,
+                target_mhz=target_mhz,
+                yosys_timeout=synth_timeout,
+                pnr_timeout=pnr_timeout,
+                router=router,
+                no_rw_check=True,
+            )
+            if rep.pnr_status != "timeout" or router == routers[-1]:
+                break
+            timeouts.append(router)
     except SynthError as exc:
         first = str(exc).splitlines()[0]
         return {"fmax_mhz": None, "fmax_status": f"failed: {first}", "pnr_seconds": None}
@@ -177,5 +190,7 @@ def array_fmax(
         "fmax_mhz": rep.fmax_mhz,
         "fmax_status": rep.pnr_status,
         "pnr_seconds": rep.pnr_seconds,
+        "pnr_router": router,
+        "pnr_timeouts": timeouts,
         "flat": {k: getattr(rep, k) for k in RESOURCES},
     }

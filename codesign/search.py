@@ -121,10 +121,13 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 def _results_part(space: Mapping[str, Any]) -> dict[str, Any]:
-    """A space's dict without :data:`~spikeforge.codesign.space.EXECUTION_KEYS` (which a resume
-    may change: they change how points are computed, not their results)."""
+    """A space's dict without :data:`~spikeforge.codesign.space.EXECUTION_KEYS` and the
+    hardware's ``routers``, which a resume may change: the first change how points are
+    computed, not their results; more routers only give the points whose place and route timed
+    out another try."""
     training = {k: v for k, v in space.get("training", {}).items() if k not in EXECUTION_KEYS}
-    return {**space, "training": training}
+    hardware = {k: v for k, v in space.get("hardware", {}).items() if k != "routers"}
+    return {**space, "training": training, "hardware": hardware}
 
 
 def _prepare(space: DesignSpace, out: Path) -> Path:
@@ -501,6 +504,19 @@ def fmax_order(records, front: list[str]) -> list[str]:
     return sorted(front, key=lambda p: (p not in area, -by_id[p]["accuracy"]))
 
 
+def fmax_routers(record: Mapping[str, Any], routers: list[str]) -> list[str]:
+    """The routers still to try on a Pareto point: all of ``routers`` when its Fmax was not
+    measured; after a timeout, those after the router that timed out (a record without
+    ``pnr_router`` was routed with router1); none after a result or a failure."""
+    status = record.get("fmax_status", "not run")
+    if status == "not run" or status.startswith("skipped"):
+        return list(routers)
+    if status == "timeout":
+        last = record.get("pnr_router", "router1")
+        return list(routers[routers.index(last) + 1 :]) if last in routers else []
+    return []
+
+
 def _measure_fmax(space, out: Path, records, front, client, progress) -> int:
     """Place and route every Pareto point not measured yet; store Fmax in its record."""
     hw = space.hardware
@@ -508,9 +524,13 @@ def _measure_fmax(space, out: Path, records, front, client, progress) -> int:
         return 0
     by_id = {r["id"]: r for r in records}
 
+    routers = list(hw.get("routers", ["router1"]))
+
+    def routers_left(pid: str) -> list[str]:
+        return fmax_routers(by_id[pid], routers)
+
     def waiting(pid: str) -> bool:
-        status = by_id[pid].get("fmax_status", "not run")
-        return status == "not run" or status.startswith("skipped")
+        return bool(routers_left(pid))
 
     todo = [pid for pid in fmax_order(records, front) if waiting(pid)]
     limit = hw.get("fmax_points", 0)
@@ -536,6 +556,7 @@ def _measure_fmax(space, out: Path, records, front, client, progress) -> int:
             pnr_timeout=hw.get("pnr_timeout", 900),
             target_mhz=hw.get("target_mhz", 100),
             synth_timeout=hw.get("synth_timeout", 1800),
+            routers=routers_left(pid),
             pure=False,
         )
         futures[fut] = pid
@@ -546,7 +567,11 @@ def _measure_fmax(space, out: Path, records, front, client, progress) -> int:
             res = fut.result()
         except Exception as exc:
             res = {"fmax_mhz": None, "fmax_status": f"failed: {type(exc).__name__}: {exc}"}
-        record = {**by_id[pid], **res}
+        before = by_id[pid]
+        if before.get("fmax_status") == "timeout":  # routed again after a timeout
+            earlier = [*before.get("pnr_timeouts", []), before.get("pnr_router", "router1")]
+            res = {**res, "pnr_timeouts": [*earlier, *res.get("pnr_timeouts", [])]}
+        record = {**before, **res}
         _write_json(out / "points" / f"{pid}.json", record)
         if bar:
             bar.update(1)

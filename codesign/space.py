@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from spikeforge.hw.devices import DEFAULT_DEVICE, DEVICE_NAMES
+from spikeforge.hw.synth import ROUTERS
 from spikeforge.sw.config import CHOICES, RANGES, ConfigError, SnnConfig, check_int
 from spikeforge.sw.sources import DEFAULT_DATASET, parse_spec
 
@@ -104,6 +105,7 @@ HARDWARE_KEYS = {
     "fmax",
     "fmax_points",
     "pnr_timeout",
+    "routers",
     "target_mhz",
 }
 TOP_KEYS = {
@@ -139,7 +141,7 @@ BUILTIN_SPACES: dict[str, dict[str, Any]] = {
         "population": 24,
         "network": {"layers": [64, 32, 10]},
         "training": {"epochs": 6},
-        "hardware": {"pnr_timeout": 1800},
+        "hardware": {"pnr_timeout": 1800, "routers": ["router1", "router2"]},
         "dimensions": {
             "cores": [2, 3, 4, 6, 8],
             "lanes": [2, 4, 8],
@@ -231,8 +233,11 @@ class DesignSpace:
         ``device`` (an ECP5 of :data:`~spikeforge.hw.devices.DEVICE_NAMES`), ``synth`` (run
         Yosys; ``false`` skips the resource objectives), ``synth_timeout``, ``fmax`` (place and
         route the Pareto points), ``pnr_timeout`` (seconds per point; past it: 'Fmax
-        unknown'), ``fmax_points`` (most Pareto points to place and route, the accuracy-vs-LUT
-        front first; 0: all) and ``target_mhz``.
+        unknown'), ``routers`` (nextpnr's, of :data:`~spikeforge.hw.synth.ROUTERS`, tried in
+        order: the next only when place and route with the one before ran past
+        ``pnr_timeout``; default ``["router1"]``; a resume may add routers), ``fmax_points``
+        (most Pareto points to place and route, the accuracy-vs-LUT front first; 0: all) and
+        ``target_mhz``.
     trials : int or None
         Points to evaluate (grid: at most the grid size; default: all of it).
     population : int
@@ -293,6 +298,17 @@ class DesignSpace:
                 check_int(f"hardware.{key}", hardware[key], 1, 10**6)
         if "fmax_points" in hardware:
             check_int("hardware.fmax_points", hardware["fmax_points"], 0, 10**6)
+        routers = hardware.get("routers", ["router1"])
+        if (
+            not isinstance(routers, list | tuple)
+            or not routers
+            or len(set(routers)) != len(routers)
+            or any(r not in ROUTERS for r in routers)
+        ):
+            raise ConfigError(
+                f"hardware.routers must be a list of distinct routers of {', '.join(ROUTERS)}, "
+                f"not {routers!r}"
+            )
         if hardware.get("device", DEFAULT_DEVICE) not in DEVICE_NAMES:
             raise ConfigError(
                 f"hardware.device = {hardware['device']!r} is not allowed: choose "

@@ -97,6 +97,8 @@ DSP_CELLS: tuple[str, ...] = ("MULT18X18D",)
 """Cell types counted as one DSP (18x18 multiplier) each."""
 
 LOG_TAIL_LINES = 40
+ROUTERS = ("router1", "router2")
+"""nextpnr's routers (``--router``); router1 is nextpnr-ecp5's default."""
 _IO_OVERFLOW = "cell type 'TRELLIS_IO'"
 
 
@@ -127,6 +129,8 @@ class SynthReport:
         Wall time of Yosys.
     pnr_seconds : float or None
         Wall time of nextpnr (both runs if it was retried out of context); ``None`` if not run.
+    router : str
+        nextpnr's router (:data:`ROUTERS`).
     pnr_luts : int or None
         ``TRELLIS_COMB`` cells nextpnr used after packing (LUT4 slots, including carry-chain
         padding); ``None`` without a successful place and route.
@@ -148,6 +152,7 @@ class SynthReport:
     yosys_seconds: float
     pnr_seconds: float | None
     pnr_luts: int | None = None
+    router: str = "router1"
     out_of_context: bool = False
     cells: tuple[tuple[str, int], ...] = ()
 
@@ -313,6 +318,7 @@ def synthesize(
     seed: int = 1,
     yosys_timeout: float = 1800,
     pnr_timeout: float = 1800,
+    router: str = "router1",
     no_rw_check: bool = False,
     blackbox: Sequence[str] = (),
     netlist: bool = False,
@@ -338,6 +344,10 @@ def synthesize(
         Frequency constraint for nextpnr (``--freq``); timing failure is allowed.
     seed : int, optional
         nextpnr placer seed.
+    router : str, optional
+        nextpnr's router, one of :data:`ROUTERS`: ``"router1"`` (nextpnr-ecp5's default) or
+        ``"router2"``, several times faster on congested designs (a 3-core array of the
+        ``full`` sweep: 3 min against more than 20; docs/codesign.md).
     yosys_timeout, pnr_timeout : float, optional
         Seconds before each tool is stopped.
     no_rw_check : bool, optional
@@ -364,7 +374,8 @@ def synthesize(
     Raises
     ------
     ValueError
-        If ``device`` is not known or ``target_mhz`` / a timeout is not positive.
+        If ``device`` or ``router`` is not known or ``target_mhz`` / a timeout is not
+        positive.
     FileNotFoundError
         If a source file or a tool is missing.
     SynthError
@@ -378,6 +389,8 @@ def synthesize(
             f"timeouts must be > 0: yosys_timeout = {yosys_timeout!r}, "
             f"pnr_timeout = {pnr_timeout!r}"
         )
+    if router not in ROUTERS:
+        raise ValueError(f"router = {router!r} is not one of {', '.join(ROUTERS)}")
     sources = [Path(verilog)] if isinstance(verilog, str | Path) else [Path(p) for p in verilog]
     if not sources:
         raise ValueError("verilog: no source files given")
@@ -442,6 +455,8 @@ def synthesize(
             report_path.name,
             "--seed",
             str(seed),
+            "--router",
+            router,
         ]
         pnr_seconds = 0.0
         for attempt_ooc in (False, True):
@@ -474,6 +489,7 @@ def synthesize(
         yosys_seconds=round(yosys_seconds, 3),
         pnr_seconds=None if pnr_seconds is None else round(pnr_seconds, 3),
         pnr_luts=pnr_luts,
+        router=router,
         out_of_context=ooc,
         cells=tuple(sorted(cells.items())),
         **counts,

@@ -19,6 +19,7 @@ from spikeforge.board_cli import BoardCliError, add_board_parsers, add_target_fl
 from spikeforge.federate_cli import add_federate_parser
 from spikeforge.fuzz_cli import FuzzArgumentError, add_fuzz_parser
 from spikeforge.hw.params import DEFAULT_CORE_NET
+from spikeforge.hw.synth import ROUTERS
 from spikeforge.loader import NETWORK_KEYS, load_config
 from spikeforge.nir_cli import add_nir_parsers
 from spikeforge.sw.config import (
@@ -298,6 +299,7 @@ def cmd_synth(args: argparse.Namespace) -> dict[str, Any]:
         target_mhz=args.freq,
         pnr_timeout=args.pnr_timeout,
         seed=args.seed,
+        router=args.router,
         no_rw_check=not args.rw_check,
     )
     summary = report.to_dict()
@@ -571,6 +573,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--pnr-timeout", type=float, default=1800, help="seconds before P&R gives up [1800]"
     )
     syn.add_argument("--seed", type=int, default=1, help="nextpnr placer seed [default: 1]")
+    syn.add_argument(
+        "--router",
+        choices=ROUTERS,
+        default="router1",
+        help="nextpnr router: router1 (its ECP5 default) or router2 (faster on congested "
+        "designs) [default: router1]",
+    )
     syn.add_argument(
         "--rw-check",
         action="store_true",

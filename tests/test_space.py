@@ -6,6 +6,7 @@ import pytest
 
 from spikeforge.codesign.evaluate import train_entry
 from spikeforge.codesign.mapping import map_network
+from spikeforge.codesign.search import fmax_routers
 from spikeforge.codesign.space import (
     BUILTIN_SPACES,
     DesignSpace,
@@ -88,6 +89,10 @@ def test_a_space_file_is_read_and_unset_dimensions_take_the_defaults(tmp_path):
         ("[training]\nepochs = 0\n", r"training.epochs = 0 is out of range: allowed \[1, 1000\]"),
         ("[hardware]\ndevice = '12k'\n", "hardware.device = '12k' is not allowed"),
         ("[hardware]\nsynth = 'yes'\n", "hardware.synth must be true or false"),
+        ("[hardware]\nrouters = 'router2'\n", "hardware.routers must be a list of distinct"),
+        ("[hardware]\nrouters = []\n", "hardware.routers must be a list"),
+        ("[hardware]\nrouters = ['router1', 'router1']\n", "distinct routers of router1"),
+        ("[hardware]\nrouters = ['router3']\n", r"\['router3'\]"),
         ("trials = 0\n", r"trials = 0 is out of range"),
         (
             "[training]\ndataset = 'mnist'\n",
@@ -159,3 +164,19 @@ def test_a_relative_dataset_path_is_read_from_the_space_files_folder(tmp_path, m
     f.write_text("[network]\nencoder = 'spikes'\n[training]\ndataset = 'nmnist:nope'\n")
     with pytest.raises(ConfigError, match="spaces/nope does not exist"):
         load_space(f)
+
+
+def test_a_point_is_routed_again_only_by_the_routers_after_the_one_that_timed_out():
+    routers = ["router1", "router2"]
+    assert fmax_routers({"fmax_status": "not run"}, routers) == routers
+    assert fmax_routers({"fmax_status": "skipped: at most 4"}, routers) == routers
+    assert fmax_routers({"fmax_status": "timeout"}, routers) == ["router2"]  # router1 before
+    assert fmax_routers({"fmax_status": "timeout", "pnr_router": "router2"}, routers) == []
+    assert fmax_routers({"fmax_status": "timeout"}, ["router1"]) == []
+    assert fmax_routers({"fmax_status": "ok", "pnr_router": "router1"}, routers) == []
+    assert fmax_routers({"fmax_status": "failed: no BELs"}, routers) == []
+
+
+def test_the_full_space_routes_with_router2_after_a_router1_timeout():
+    assert load_space("full").hardware["routers"] == ["router1", "router2"]
+    assert "routers" not in load_space("small").hardware  # router1 alone

@@ -140,6 +140,7 @@ def test_synthesize_and_place_and_route(demo_report):
     assert report.pnr_status == "ok"
     assert report.fmax_mhz is not None and report.fmax_mhz > 0
     assert report.target_mhz == 100.0
+    assert report.router == "router1"
     assert report.yosys_seconds > 0 and report.pnr_seconds is not None
     assert not report.out_of_context
     # The counting rule agrees with the cells and with nextpnr's packed LUT count.
@@ -172,6 +173,16 @@ def test_synthesis_only_and_pnr_timeout(demo_verilog, tmp_path):
         report.brams,
         report.dsps,
     )
+
+
+def test_router2_places_and_routes_and_an_unknown_router_is_refused(demo_verilog, tmp_path):
+    report = synthesize(demo_verilog, "demo", tmp_path, pnr=True, device="25k", router="router2")
+    assert report.pnr_status == "ok" and report.fmax_mhz is not None
+    assert report.router == "router2"
+    assert "Running router2" in (tmp_path / "nextpnr.log").read_text()
+    with pytest.raises(ValueError, match="router = 'router3' is not one of router1, router2"):
+        synthesize(demo_verilog, "demo", tmp_path / "x", pnr=True, router="router3")
+    assert not (tmp_path / "x").exists()
 
 
 def test_broken_verilog_raises_with_log(tmp_path):
