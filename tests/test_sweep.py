@@ -184,6 +184,7 @@ activity_samples = 4
 max_replicas = 1  # one training task per point, so both workers take part
 [hardware]
 pnr_timeout = 3
+routers = ["router1", "router2"]  # the second tried after the first timed out
 [dimensions]
 cores = [1]
 lanes = [5]
@@ -283,6 +284,8 @@ def test_the_sweep_runs_on_a_dask_cluster_of_two_worker_processes(tmp_path, dask
     for r in records:  # the Pareto points were placed and routed; 3 s is too short for it
         assert r["fmax_status"] == ("timeout" if r["id"] in front else "not run")
         assert r["fmax_mhz"] is None
+        if r["id"] in front:  # router1 timed out, then router2
+            assert (r["pnr_router"], r["pnr_timeouts"]) == ("router2", ["router1"])
     html = (out / "report.html").read_text()
     assert "Fmax unknown" in html and html.count("data:image/png;base64,") == 3
 
