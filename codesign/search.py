@@ -123,8 +123,8 @@ def _write_json(path: Path, data: Any) -> None:
 def _results_part(space: Mapping[str, Any]) -> dict[str, Any]:
     """A space's dict without :data:`~spikeforge.codesign.space.EXECUTION_KEYS` and the
     hardware's ``routers``, which a resume may change: the first change how points are
-    computed, not their results; more routers only give the points whose place and route timed
-    out another try."""
+    computed, not their results; a change of routers routes again the points it concerns
+    (:func:`fmax_routers`)."""
     training = {k: v for k, v in space.get("training", {}).items() if k not in EXECUTION_KEYS}
     hardware = {k: v for k, v in space.get("hardware", {}).items() if k != "routers"}
     return {**space, "training": training, "hardware": hardware}
@@ -505,15 +505,24 @@ def fmax_order(records, front: list[str]) -> list[str]:
 
 
 def fmax_routers(record: Mapping[str, Any], routers: list[str]) -> list[str]:
-    """The routers still to try on a Pareto point: all of ``routers`` when its Fmax was not
-    measured; after a timeout, those after the router that timed out (a record without
-    ``pnr_router`` was routed with router1); none after a result or a failure."""
+    """The routers still to try on a Pareto point (a record without ``pnr_router`` was routed
+    with router1):
+
+    * Fmax not measured: all of ``routers``;
+    * after a timeout: those of ``routers`` not tried on it yet (``pnr_timeouts``, ``pnr_router``);
+    * measured with a router that is no longer in ``routers``: all of them again (the space
+      changed its router; every figure of a front comes from the same one when it can);
+    * otherwise (measured, or place and route failed): none.
+    """
     status = record.get("fmax_status", "not run")
     if status == "not run" or status.startswith("skipped"):
         return list(routers)
+    last = record.get("pnr_router", "router1")
     if status == "timeout":
-        last = record.get("pnr_router", "router1")
-        return list(routers[routers.index(last) + 1 :]) if last in routers else []
+        tried = {*record.get("pnr_timeouts", []), last}
+        return [r for r in routers if r not in tried]
+    if status == "ok" and last not in routers:
+        return list(routers)
     return []
 
 
@@ -568,9 +577,13 @@ def _measure_fmax(space, out: Path, records, front, client, progress) -> int:
         except Exception as exc:
             res = {"fmax_mhz": None, "fmax_status": f"failed: {type(exc).__name__}: {exc}"}
         before = by_id[pid]
+        router = before.get("pnr_router", "router1")
         if before.get("fmax_status") == "timeout":  # routed again after a timeout
-            earlier = [*before.get("pnr_timeouts", []), before.get("pnr_router", "router1")]
+            earlier = [*before.get("pnr_timeouts", []), router]
             res = {**res, "pnr_timeouts": [*earlier, *res.get("pnr_timeouts", [])]}
+        elif before.get("fmax_status") == "ok":  # routed again with the space's router
+            earlier_fmax = {**before.get("fmax_earlier", {}), router: before["fmax_mhz"]}
+            res = {**res, "fmax_earlier": earlier_fmax}
         record = {**before, **res}
         _write_json(out / "points" / f"{pid}.json", record)
         if bar:

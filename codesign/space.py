@@ -141,7 +141,7 @@ BUILTIN_SPACES: dict[str, dict[str, Any]] = {
         "population": 24,
         "network": {"layers": [64, 32, 10]},
         "training": {"epochs": 6},
-        "hardware": {"pnr_timeout": 1800, "routers": ["router1", "router2"]},
+        "hardware": {"pnr_timeout": 1800, "routers": ["router2"]},
         "dimensions": {
             "cores": [2, 3, 4, 6, 8],
             "lanes": [2, 4, 8],

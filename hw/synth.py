@@ -346,8 +346,8 @@ def synthesize(
         nextpnr placer seed.
     router : str, optional
         nextpnr's router, one of :data:`ROUTERS`: ``"router1"`` (nextpnr-ecp5's default) or
-        ``"router2"``, several times faster on congested designs (a 3-core array of the
-        ``full`` sweep: 3 min against more than 20; docs/codesign.md).
+        ``"router2"``, far faster on congested designs (a 3-core array of the ``full``
+        sweep: 193 s of routing against more than 30 minutes; docs/codesign.md).
     yosys_timeout, pnr_timeout : float, optional
         Seconds before each tool is stopped.
     no_rw_check : bool, optional

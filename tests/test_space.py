@@ -166,17 +166,22 @@ def test_a_relative_dataset_path_is_read_from_the_space_files_folder(tmp_path, m
         load_space(f)
 
 
-def test_a_point_is_routed_again_only_by_the_routers_after_the_one_that_timed_out():
+def test_a_point_is_routed_again_only_by_routers_not_tried_or_after_its_router_left_the_space():
     routers = ["router1", "router2"]
     assert fmax_routers({"fmax_status": "not run"}, routers) == routers
     assert fmax_routers({"fmax_status": "skipped: at most 4"}, routers) == routers
     assert fmax_routers({"fmax_status": "timeout"}, routers) == ["router2"]  # router1 before
-    assert fmax_routers({"fmax_status": "timeout", "pnr_router": "router2"}, routers) == []
+    assert fmax_routers({"fmax_status": "timeout", "pnr_router": "router2"}, routers) == ["router1"]
+    both = {"fmax_status": "timeout", "pnr_router": "router2", "pnr_timeouts": ["router1"]}
+    assert fmax_routers(both, routers) == []
     assert fmax_routers({"fmax_status": "timeout"}, ["router1"]) == []
+    assert fmax_routers({"fmax_status": "timeout"}, ["router2"]) == ["router2"]
     assert fmax_routers({"fmax_status": "ok", "pnr_router": "router1"}, routers) == []
+    assert fmax_routers({"fmax_status": "ok"}, ["router2"]) == ["router2"]  # router1 left
+    assert fmax_routers({"fmax_status": "ok", "pnr_router": "router2"}, ["router2"]) == []
     assert fmax_routers({"fmax_status": "failed: no BELs"}, routers) == []
 
 
-def test_the_full_space_routes_with_router2_after_a_router1_timeout():
-    assert load_space("full").hardware["routers"] == ["router1", "router2"]
-    assert "routers" not in load_space("small").hardware  # router1 alone
+def test_the_full_space_routes_with_router2_and_the_small_one_with_router1():
+    assert load_space("full").hardware["routers"] == ["router2"]
+    assert "routers" not in load_space("small").hardware  # router1, nextpnr's default
