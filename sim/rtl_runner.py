@@ -96,7 +96,9 @@ class _Verilator(Verilator):
         if self.log_file is not None:
             Path(self.log_file).write_text("")
         for cmd in cmds:
-            done = run_tool(cmd, cwd=cwd, env=self.env, timeout=self.deadline, log=self.log_file)
+            done = run_tool(
+                cmd, cwd=cwd, env=self.env, timeout=self.deadline, log=self.log_file, append=True
+            )
             if self.log_file is None and done.output:
                 print(done.output, end="")
             if done.timed_out:

@@ -91,19 +91,21 @@ def run_tool(
     env: dict[str, str] | None = None,
     timeout: float | None = None,
     log: Path | None = None,
+    append: bool = False,
 ) -> ToolRun:
     """Run an external tool to its end or its deadline, whichever comes first.
 
     The tool gets a session (process group) of its own; past ``timeout`` seconds, or when the
     caller is interrupted, the whole group is killed (children such as SymbiYosys's solvers
-    too). stdout and stderr go to ``log`` when given, else into :attr:`ToolRun.output`. A tool
-    that cannot be started raises :class:`FileNotFoundError` as :mod:`subprocess` does.
+    too). stdout and stderr go to ``log`` when given (added to its end with ``append``), else
+    into :attr:`ToolRun.output`. A tool that cannot be started raises
+    :class:`FileNotFoundError` as :mod:`subprocess` does.
     """
     path = (env if env is not None else os.environ).get("PATH")
     if shutil.which(str(cmd[0]), path=path) is None:
         raise FileNotFoundError(errno.ENOENT, f"no such tool: {cmd[0]}", str(cmd[0]))
     start = time.monotonic()
-    with log.open("w") if log is not None else contextlib.nullcontext() as fh:
+    with log.open("a" if append else "w") if log is not None else contextlib.nullcontext() as fh:
         proc = subprocess.Popen(
             [*_orphan_guard(), *map(str, cmd)],
             cwd=cwd,

@@ -128,3 +128,13 @@ def test_a_killed_caller_takes_its_tool_with_it(tmp_path):
     finally:
         proc.kill()
         proc.wait(timeout=10)
+
+
+def test_a_log_is_written_anew_or_appended_to(tmp_path):
+    log = tmp_path / "tool.log"
+    say = [sys.executable, "-c", "import sys; print(sys.argv[1])"]
+    run_tool([*say, "first"], log=log)
+    run_tool([*say, "second"], log=log, append=True)
+    assert log.read_text().split() == ["first", "second"]
+    run_tool([*say, "third"], log=log)
+    assert log.read_text().split() == ["third"]
