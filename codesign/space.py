@@ -235,7 +235,8 @@ class DesignSpace:
         route the Pareto points), ``pnr_timeout`` (seconds per point; past it: 'Fmax
         unknown'), ``routers`` (nextpnr's, of :data:`~spikeforge.hw.synth.ROUTERS`, tried in
         order: the next only when place and route with the one before ran past
-        ``pnr_timeout``; default ``["router1"]``; a resume may add routers), ``fmax_points``
+        ``pnr_timeout``; default ``["router1"]``; a resume may change them:
+        :func:`~spikeforge.codesign.search.fmax_routers`), ``fmax_points``
         (most Pareto points to place and route, the accuracy-vs-LUT front first; 0: all) and
         ``target_mhz``.
     trials : int or None
