@@ -69,7 +69,7 @@ synth-table: setup ## LUT/FF/BRAM/DSP and Fmax of four cores on ECP5 (<= 40 min,
 regress: setup ## Verilator + cocotb: the CI matrix (3 seeds) and the digits run on the RTL
 	$(VENV)/bin/spikeforge regress --matrix ci --seeds 3
 
-regress-full: setup ## all 20 matrix configs x 5 seeds x 4 steps; digits 200 samples (~25 min)
+regress-full: setup ## all 26 matrix configs x 5 seeds x 4 steps; digits 200 samples (~27 min)
 	$(VENV)/bin/spikeforge regress --matrix full --seeds 5 --steps 4 --digits 200 \
 		--out build/regress-full
 
