@@ -25,7 +25,7 @@ $(STAMP): requirements.txt pyproject.toml
 demo: setup ## co-design sweep of the small space (24 points): Pareto front + runs/demo-sweep/report.html
 	$(VENV)/bin/spikeforge sweep --space small --out runs/demo-sweep
 
-sweep-full: setup ## the full space: 120 NSGA-II trials, Fmax of the Pareto points, 2 Dask workers (hours; resumes)
+sweep-full: setup ## the full space: 120 NSGA-II trials, Fmax of the Pareto points, 2 Dask workers (6.7 h on 2 cores; resumes)
 	$(VENV)/bin/spikeforge sweep --space full --workers 2 --out runs/sweep-full
 
 demo-train: setup ## train the digits network in float and integer (8-bit) mode
