@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from distributed import LocalCluster, secede
+from distributed import LocalCluster, get_worker, secede
 from distributed.comm.core import CommClosedError
 
 import spikeforge.cluster as cluster
@@ -38,6 +38,7 @@ from spikeforge.sim.rtl_runner import Build, RunResult
 SMALL = ("w4-p1-zero-triangle", "w16-pN-sltt-nearest")  # the smallest configs of matrix.CI
 PARAMS = core_params(SMALL[0])
 WAIT = 30.0  # seconds a task body waits for the others at most
+SETTLE = 1.0  # seconds for finished tasks to report to the scheduler before a worker dies
 
 
 # -- argument checks -------------------------------------------------------------------------
@@ -116,12 +117,19 @@ def _mark(root: Path, what: str) -> None:
 def _await_others(root: Path) -> None:
     """Wait until every other seed and check has finished, so that no other task is waiting
     on this worker when it dies or hangs (the scheduler counts a death against every task it
-    gave the worker); the worker runs them meanwhile (``secede``: it is given another thread)."""
+    gave the worker); the worker runs them meanwhile (``secede``: it is given another thread).
+
+    A task marks itself done just before it returns, so "finished" here means: all marked,
+    nothing else executing or queued on this worker, and then ``SETTLE`` seconds for the last
+    results to reach the scheduler (a death before that counted against a finished check)."""
     secede()
     others = json.loads((root / "plan.json").read_text())["others"]
+    state = get_worker().state
     deadline = time.monotonic() + WAIT
     while time.monotonic() < deadline:
-        if (root / "done").is_dir() and len(list((root / "done").iterdir())) >= others:
+        marked = (root / "done").is_dir() and len(list((root / "done").iterdir())) >= others
+        if marked and not (state.executing or state.ready or state.constrained):
+            time.sleep(SETTLE)
             return
         time.sleep(0.05)
 
