@@ -119,17 +119,22 @@ def _await_others(root: Path) -> None:
     on this worker when it dies or hangs (the scheduler counts a death against every task it
     gave the worker); the worker runs them meanwhile (``secede``: it is given another thread).
 
-    A task marks itself done just before it returns, so "finished" here means: all marked,
-    nothing else executing or queued on this worker, and then ``SETTLE`` seconds for the last
-    results to reach the scheduler (a death before that counted against a finished check)."""
+    A task marks itself done just before it returns, and the scheduler may still send this
+    worker a lost result to compute again, so "finished" here means: all marked, and nothing
+    else executing or queued on this worker for ``SETTLE`` seconds on end (a death before that
+    was counted against a finished check)."""
     secede()
     others = json.loads((root / "plan.json").read_text())["others"]
     state = get_worker().state
     deadline = time.monotonic() + WAIT
+    quiet = None  # since when this worker has had nothing else to do
     while time.monotonic() < deadline:
         marked = (root / "done").is_dir() and len(list((root / "done").iterdir())) >= others
-        if marked and not (state.executing or state.ready or state.constrained):
-            time.sleep(SETTLE)
+        if not marked or state.executing or state.ready or state.constrained:
+            quiet = None
+        elif quiet is None:
+            quiet = time.monotonic()
+        elif time.monotonic() - quiet >= SETTLE:
             return
         time.sleep(0.05)
 
