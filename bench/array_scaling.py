@@ -17,10 +17,15 @@ the slowest core's FORWARD and BACKWARD counters of the last step next to the mo
 ``--model-only`` prints the model's columns and the breakdown without building anything
 (seconds).
 
+Every row also gives the array's block RAMs (``Mapping.bram_estimate``) and whether they fit one
+``--device``: the arrays are placed without the mapping compiler's device check, so a core
+count that is too large for one FPGA is still simulated (a scaling study), and the table says
+it does not fit.
+
 Run: ``.venv/bin/python bench/array_scaling.py [--layers 128,256] [--timesteps 8]
-[--cores 1,2,4,8,16] [--lanes 8] [--steps 3] [--density 0.2] [--out build/array-scaling]
-[--model-only] [--json]``. Results also go to ``OUT/results.json`` (rerunning reuses the
-builds).
+[--cores 1,2,4,8,16] [--lanes 8] [--steps 3] [--density 0.2] [--device 85k]
+[--out build/array-scaling] [--model-only] [--json]``. Results also go to
+``OUT/results.json`` (rerunning reuses the builds).
 """
 
 from __future__ import annotations
@@ -30,8 +35,9 @@ import json
 import time
 from pathlib import Path
 
-from spikeforge.codesign.mapping import map_network
+from spikeforge.codesign.mapping import DEFAULT_DEVICE, Mapping, map_network
 from spikeforge.hw.array_cycles import PHASES
+from spikeforge.hw.devices import DEVICE_NAMES, ecp5_device
 from spikeforge.sim.array_model import model_steps
 from spikeforge.sim.regress import run_array
 from spikeforge.sw.config import SnnConfig
@@ -48,14 +54,26 @@ def _phases(model) -> dict[str, float]:
     return {k: sum(m.phases[k] for m in model) / len(model) for k in PHASES}
 
 
+def _place(net: SnnConfig, cores: int, args: argparse.Namespace) -> tuple[Mapping, dict]:
+    """``net`` on ``cores`` cores, unchecked against the device, and the row's placement
+    columns: cores per layer, block RAMs and whether they fit one ``args.device``."""
+    mapping = map_network(net, cores, lanes=args.lanes, check_device=False)
+    bram = mapping.bram_estimate
+    return mapping, {
+        "cores": cores,
+        "cores_per_layer": list(mapping.cores_per_layer),
+        "bram": bram,
+        "fits": bram <= ecp5_device(args.device).brams,
+    }
+
+
 def model_only(net: SnnConfig, cores: int, args: argparse.Namespace) -> dict:
-    mapping = map_network(net, cores, lanes=args.lanes)
+    mapping, row = _place(net, cores, args)
     params = mapping.core_params()
     model = model_steps(params, seed=args.seed, steps=args.steps, density=args.density)
     steps = [m.step for m in model]
     return {
-        "cores": cores,
-        "cores_per_layer": list(mapping.cores_per_layer),
+        **row,
         "mean_cycles": sum(steps) / len(steps),
         "model_cycles": steps,
         "model_infer_cycles": model[0].infer,
@@ -66,7 +84,7 @@ def model_only(net: SnnConfig, cores: int, args: argparse.Namespace) -> dict:
 
 
 def measure(net: SnnConfig, cores: int, args: argparse.Namespace) -> dict:
-    mapping = map_network(net, cores, lanes=args.lanes)
+    mapping, row = _place(net, cores, args)
     params = mapping.core_params()
     t0 = time.perf_counter()
     b, r = run_array(
@@ -88,8 +106,7 @@ def measure(net: SnnConfig, cores: int, args: argparse.Namespace) -> dict:
     infer = r.detail["infer_cycles"]
     errors.append(abs(model[0].infer - infer) / infer)
     return {
-        "cores": cores,
-        "cores_per_layer": list(mapping.cores_per_layer),
+        **row,
         "cycles": measured,
         "mean_cycles": sum(measured) / len(measured),
         "model_cycles": [m.step for m in model],
@@ -118,6 +135,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--density", type=float, default=0.2)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--device", choices=DEVICE_NAMES, default=DEFAULT_DEVICE)
     ap.add_argument("--out", type=Path, default=ROOT / "build" / "array-scaling")
     ap.add_argument("--model-only", action="store_true")
     ap.add_argument("--json", action="store_true")
@@ -137,16 +155,19 @@ def main() -> None:
     summary = {"network": list(args.layers), "timesteps": args.timesteps, "rows": rows}
     print(
         f"network {args.layers}, T = {args.timesteps}, density {args.density}, lanes <= "
-        f"{args.lanes}, {args.steps} steps per core count"
+        f"{args.lanes}, {args.steps} steps per core count; BRAM: the array's block RAMs, "
+        f"'!' where they exceed one {args.device} ({ecp5_device(args.device).brams})"
     )
     if args.model_only:
         print(
-            f"{'cores':>5} {'per layer':>14} {'model':>9} {'speed-up':>8} {'eff':>6} {'infer':>6}"
+            f"{'cores':>5} {'per layer':>14} {'model':>9} {'speed-up':>8} {'eff':>6} {'infer':>6} "
+            f"{'BRAM':>6}"
         )
         for row in rows:
             print(
                 f"{row['cores']:>5} {row['cores_per_layer']!s:>14} {row['mean_cycles']:>9.0f} "
-                f"{row['speedup']:>8.2f} {row['efficiency']:>6.1%} {row['model_infer_cycles']:>6}"
+                f"{row['speedup']:>8.2f} {row['efficiency']:>6.1%} {row['model_infer_cycles']:>6} "
+                f"{_bram(row):>6}"
             )
         _breakdown(rows)
         if args.json:
@@ -156,7 +177,8 @@ def main() -> None:
     (args.out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(
         f"{'cores':>5} {'per layer':>14} {'cycles/sample':>13} {'speed-up':>8} {'eff':>6} "
-        f"{'model':>9} {'err':>6} {'infer':>6} {'model':>6} {'build s':>7} {'sim s':>6}"
+        f"{'model':>9} {'err':>6} {'infer':>6} {'model':>6} {'build s':>7} {'sim s':>6} "
+        f"{'BRAM':>6}"
     )
     for row in rows:
         print(
@@ -166,7 +188,7 @@ def main() -> None:
             f"{row['model_error_max']:>6.2%} "
             f"{row['infer_cycles']:>6} {row['model_infer_cycles']:>6} "
             f"{'cached' if row['build_cached'] else row['build_seconds']:>7} "
-            f"{row['sim_seconds']:>6.1f}"
+            f"{row['sim_seconds']:>6.1f} {_bram(row):>6}"
         )
     _breakdown(rows)
     for row in rows:
@@ -178,6 +200,11 @@ def main() -> None:
         )
     if args.json:
         print(json.dumps(summary))
+
+
+def _bram(row: dict) -> str:
+    """The row's block RAMs, marked ``!`` when they do not fit the device."""
+    return f"{row['bram']}{'' if row['fits'] else '!'}"
 
 
 def _breakdown(rows: list[dict]) -> None:

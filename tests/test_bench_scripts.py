@@ -182,3 +182,17 @@ def test_mnist_array_trains_on_verilator_and_its_cycles_are_the_models(tmp_path)
     assert result["step_cycles"] == result["model_step_cycles"]
     assert result["infer_cycles"] == result["model_infer_cycles"]
     assert "2 steps bit-exact" in out
+
+
+def test_array_scaling_simulates_arrays_too_large_for_one_device_and_says_so():
+    """The deep network's 12- and 24-core arrays exceed one 85F's block RAMs: the scaling study
+    still places them (it simulates, it does not build a bitstream) and marks them."""
+    args = ["--layers", "64,128,128,128,10", "--cores", "4,12", "--steps", "1", "--model-only"]
+    out = _run(str(BENCH / "array_scaling.py"), *args, "--json")
+    rows = json.loads(out.strip().splitlines()[-1])["rows"]
+    assert [(r["cores"], r["cores_per_layer"], r["fits"]) for r in rows] == [
+        (4, [1, 1, 1, 1], True),
+        (12, [3, 4, 4, 1], False),
+    ]
+    assert rows[0]["bram"] <= 208 < rows[1]["bram"]
+    assert f"{rows[1]['bram']}!" in out and "exceed one 85k (208)" in out
