@@ -153,36 +153,32 @@ def array_fmax(
 ) -> dict[str, Any]:
     """Place and route the whole array (flat synthesis, nextpnr-ecp5) for its Fmax.
 
-    ``routers`` are tried in order, each with ``pnr_timeout`` seconds: the next one only when
-    the one before ran past it (router1 is erratic on some congested arrays, where router2
-    finishes in minutes; docs/codesign.md).
+    ``routers`` are tried in order on the one netlist (Yosys runs once), each with
+    ``pnr_timeout`` seconds: the next one only when the one before ran past it (router1 is
+    erratic on some congested arrays, where router2 finishes in minutes; docs/codesign.md).
 
     Returns ``{"fmax_mhz", "fmax_status", "pnr_seconds", "pnr_router", "pnr_timeouts",
     "flat": {luts, ffs, brams, dsps}}``; ``fmax_status`` is ``"ok"``, ``"timeout"`` (every
     router passed ``pnr_timeout``: Fmax unknown) or ``"failed: <reason>"``; ``pnr_router`` the
-    router of the last run, ``pnr_timeouts`` the routers that timed out before it. Never raises
+    router of the last run, ``pnr_timeouts`` the routers that timed out before it,
+    ``pnr_seconds`` nextpnr's wall time over all of them. Never raises
     for a tool failure.
     """
     workdir = Path(workdir)
-    timeouts: list[str] = []
     try:
         man = generate_array(list(cores), workdir, checks=False)
-        for router in routers:
-            rep = synthesize(
-                workdir / man["verilog"],
-                man["top"],
-                workdir,
-                device=cores[0].device,
-                pnr=True,
-                target_mhz=target_mhz,
-                yosys_timeout=synth_timeout,
-                pnr_timeout=pnr_timeout,
-                router=router,
-                no_rw_check=True,
-            )
-            if rep.pnr_status != "timeout" or router == routers[-1]:
-                break
-            timeouts.append(router)
+        rep = synthesize(
+            workdir / man["verilog"],
+            man["top"],
+            workdir,
+            device=cores[0].device,
+            pnr=True,
+            target_mhz=target_mhz,
+            yosys_timeout=synth_timeout,
+            pnr_timeout=pnr_timeout,
+            router=tuple(routers),
+            no_rw_check=True,
+        )
     except SynthError as exc:
         first = str(exc).splitlines()[0]
         return {"fmax_mhz": None, "fmax_status": f"failed: {first}", "pnr_seconds": None}
@@ -190,7 +186,7 @@ def array_fmax(
         "fmax_mhz": rep.fmax_mhz,
         "fmax_status": rep.pnr_status,
         "pnr_seconds": rep.pnr_seconds,
-        "pnr_router": router,
-        "pnr_timeouts": timeouts,
+        "pnr_router": rep.router,
+        "pnr_timeouts": list(rep.pnr_timeouts),
         "flat": {k: getattr(rep, k) for k in RESOURCES},
     }

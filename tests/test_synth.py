@@ -17,6 +17,7 @@ from spikeforge.hw.axis import INNER
 from spikeforge.hw.devices import ECP5_DEVICES, ecp5_device
 from spikeforge.hw.params import CoreParams
 from spikeforge.hw.synth import (
+    ROUTERS,
     SynthError,
     SynthReport,
     check_fits,
@@ -163,10 +164,18 @@ def test_synthesis_only_and_pnr_timeout(demo_verilog, tmp_path):
     assert report.pnr_status == "not run"
     assert report.fmax_mhz is None and report.pnr_seconds is None and report.pnr_luts is None
     assert report.brams >= 1 and report.dsps >= 1
-    late = synthesize(demo_verilog, "demo", tmp_path / "b", pnr=True, pnr_timeout=0.01)
+    late = synthesize(
+        demo_verilog, "demo", tmp_path / "b", pnr=True, pnr_timeout=0.01, router=ROUTERS
+    )
     assert late.pnr_status == "timeout"
     assert late.fmax_mhz is None
     assert late.device == "85k"
+    # router1 ran past the deadline, then router2 on the same netlist (Yosys ran once)
+    assert (late.router, late.pnr_timeouts) == ("router2", ("router1",))
+    assert late.to_dict()["pnr_timeouts"] == ["router1"]
+    assert (tmp_path / "b" / "nextpnr-router1-timeout.log").is_file()
+    assert (tmp_path / "b" / "nextpnr.log").is_file()  # router2's
+    assert SynthReport.from_dict(json.loads(json.dumps(late.to_dict()))) == late
     assert (late.luts, late.ffs, late.brams, late.dsps) == (
         report.luts,
         report.ffs,
@@ -182,6 +191,9 @@ def test_router2_places_and_routes_and_an_unknown_router_is_refused(demo_verilog
     assert "Running router2" in (tmp_path / "nextpnr.log").read_text()
     with pytest.raises(ValueError, match="router = 'router3' is not one of router1, router2"):
         synthesize(demo_verilog, "demo", tmp_path / "x", pnr=True, router="router3")
+    for bad in ((), ("router2", "router3")):
+        with pytest.raises(ValueError, match=r"is not one of router1, router2 \(or a sequence"):
+            synthesize(demo_verilog, "demo", tmp_path / "x", pnr=True, router=bad)
     assert not (tmp_path / "x").exists()
 
 
@@ -234,7 +246,7 @@ def test_check_fits():
         "FF: 83641 used > 83640 on 85k",
         "DSP: 157 used > 156 on 85k",
     ]
-    small = SynthReport(**{**make_report(brams=60).to_dict(), "device": "25k", "cells": ()})
+    small = SynthReport.from_dict({**make_report(brams=60).to_dict(), "device": "25k"})
     assert check_fits(small) == ["BRAM: 60 used > 56 on 25k"]
 
 
