@@ -299,7 +299,7 @@ def cmd_synth(args: argparse.Namespace) -> dict[str, Any]:
         target_mhz=args.freq,
         pnr_timeout=args.pnr_timeout,
         seed=args.seed,
-        router=args.router,
+        router=tuple(args.router),
         no_rw_check=not args.rw_check,
     )
     summary = report.to_dict()
@@ -311,7 +311,10 @@ def cmd_synth(args: argparse.Namespace) -> dict[str, Any]:
         fmax = "not run" if report.fmax_mhz is None else f"{report.fmax_mhz:.1f} MHz"
         print(
             f"ECP5 {report.device}: {report.luts} LUT4, {report.ffs} FF, {report.brams} BRAM, "
-            f"{report.dsps} DSP; Fmax {fmax} (place and route: {report.pnr_status})"
+            f"{report.dsps} DSP; Fmax {fmax} (place and route: {report.pnr_status}"
+            + (f", {report.router}" if args.pnr else "")
+            + "".join(f"; {r} ran past {args.pnr_timeout:g} s" for r in report.pnr_timeouts)
+            + ")"
         )
     return summary
 
@@ -576,9 +579,11 @@ def build_parser() -> argparse.ArgumentParser:
     syn.add_argument(
         "--router",
         choices=ROUTERS,
-        default="router1",
+        nargs="+",
+        default=["router1"],
         help="nextpnr router: router1 (its ECP5 default) or router2 (faster on congested "
-        "designs) [default: router1]",
+        "designs); several are tried in order on the one netlist, the next when one runs past "
+        "--pnr-timeout [default: router1]",
     )
     syn.add_argument(
         "--rw-check",

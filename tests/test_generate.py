@@ -116,6 +116,21 @@ def test_cli_synth_places_and_routes_a_small_core(tmp_path, capsys):
     assert (out / "manifest.json").is_file() and (out / "nextpnr.log").is_file()
 
 
+def test_cli_synth_tries_its_routers_in_order_on_one_netlist(tmp_path, capsys):
+    out = tmp_path / "syn"
+    argv = ["synth", "--layers", "4,2", "--timesteps", "2", "--lanes", "1", "--device", "25k"]
+    argv += ["--pnr", "--pnr-timeout", "0.01", "--router", "router1", "router2", "-o", str(out)]
+    assert main(argv) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.endswith("(place and route: timeout, router2; router1 ran past 0.01 s)"), line
+    saved = json.loads((out / "synth.json").read_text())
+    assert (saved["router"], saved["pnr_timeouts"]) == ("router2", ["router1"])
+    with pytest.raises(SystemExit) as info:
+        main(["synth", "--router", "router3"])
+    assert info.value.code == 2
+    assert "invalid choice: 'router3'" in capsys.readouterr().err
+
+
 def test_generated_verilog_is_reproducible_across_interpreter_runs(tmp_path):
     """Same config, same bytes, whatever Python's hash seed (build caches rely on it)."""
     texts = []
