@@ -506,10 +506,10 @@ def _place_and_route(
         run = _route(dev, workdir, json_name, target_mhz, seed, timeout, router)
         seconds += run.seconds or 0.0
         if run.status != "timeout" or router == routers[-1]:
-            return replace(run, seconds=seconds, timeouts=tuple(timeouts))
+            break
         (workdir / "nextpnr.log").replace(workdir / f"nextpnr-{router}-timeout.log")
         timeouts.append(router)
-    raise AssertionError("unreachable: the last router returns")
+    return replace(run, seconds=seconds, timeouts=tuple(timeouts))
 
 
 def _route(
@@ -549,18 +549,19 @@ def _route(
         code, took = _run_logged([*base, *extra], pnr_log, workdir, timeout - seconds)
         seconds += took
         if code is None:
-            return _Pnr("timeout", router, seconds=seconds, ooc=ooc)
-        if code != 0:
+            status = "timeout"
+        elif code != 0:
             status = f"failed: {_pnr_failure_reason(pnr_log, code)}"
             if not ooc and _IO_OVERFLOW in status and seconds < timeout:
                 pnr_log.replace(workdir / "nextpnr-in-context.log")
                 continue
-            return _Pnr(status, router, seconds=seconds, ooc=ooc)
-        if not report_path.exists():
-            return _Pnr("failed: nextpnr wrote no report.json", router, seconds=seconds, ooc=ooc)
-        fmax, luts = _read_fmax(report_path)
-        return _Pnr("ok", router, fmax=fmax, luts=luts, seconds=seconds, ooc=ooc)
-    raise AssertionError("unreachable: the out-of-context run returns")
+        elif not report_path.exists():
+            status = "failed: nextpnr wrote no report.json"
+        else:
+            fmax, luts = _read_fmax(report_path)
+            return _Pnr("ok", router, fmax=fmax, luts=luts, seconds=seconds, ooc=ooc)
+        break
+    return _Pnr(status, router, seconds=seconds, ooc=ooc)
 
 
 def check_fits(report: SynthReport) -> list[str]:
